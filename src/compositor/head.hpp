@@ -1,0 +1,64 @@
+// One guest head on screen: its wlr_output (HEAD-<id>), its tracker, its cursor, and the
+// frame handler where a frame is drawn and committed.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+
+#include "compositor/listener.hpp"
+#include "compositor/wlr.hpp"
+#include "core/head_tracker.hpp"
+#include "render/target.hpp"
+
+namespace vscanout::compositor {
+
+class Server;
+
+class Head {
+public:
+	Head(Server &server, uint32_t id, core::TrackerOptions options);
+	~Head();
+	Head(const Head &) = delete;
+	Head &operator=(const Head &) = delete;
+
+	uint32_t id() const { return id_; }
+	wlr_output *output() const { return output_; }
+	core::HeadTracker &tracker() { return tracker_; }
+
+	// Binds the wlroots output made for this head and configures it.
+	void attach_output(wlr_output *output);
+
+	// Queries the source now; schedules a frame if the generation advanced.
+	void poll();
+
+	// Forces a repaint (refresh=poll).
+	void repaint();
+
+private:
+	struct Target {
+		std::unique_ptr<render::OutputTarget> target;
+		Listener destroy;
+	};
+
+	void on_frame();
+	void on_output_destroy();
+	void apply_mode();
+	void update_hardware_cursor(const core::Changes &changes);
+	bool draw_and_commit();
+	render::OutputTarget *target_for(wlr_buffer *buffer, const render::TargetDesc &desc);
+
+	Server &server_;
+	uint32_t id_;
+	core::HeadTracker tracker_;
+	wlr_output *output_ = nullptr;
+	wlr_output_cursor *hw_cursor_ = nullptr;
+	bool software_cursor_ = true;
+	bool dirty_ = true;
+	bool mode_pending_ = false; // a mode set waits for the next commit
+	uint32_t mode_w_ = 0, mode_h_ = 0;
+	std::unordered_map<wlr_buffer *, std::unique_ptr<Target>> targets_;
+	Listener frame_, destroy_;
+};
+
+} // namespace vscanout::compositor

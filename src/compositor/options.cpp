@@ -1,0 +1,115 @@
+#include "compositor/options.hpp"
+
+#include <getopt.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace vscanout::compositor {
+namespace {
+
+Result<long> parse_int(const char *opt, const char *text, long lo, long hi) {
+	char *end = nullptr;
+	long v = std::strtol(text, &end, 10);
+	if (!*text || *end || v < lo || v > hi)
+		return fail(std::string(opt) + " takes a number from " + std::to_string(lo) + " to " + std::to_string(hi) +
+		            ", not '" + text + "'");
+	return v;
+}
+
+} // namespace
+
+const char *usage() {
+	return "Usage: vscanout [options]\n"
+	       "Shows a virtual GPU's guest display: one wlroots output per guest head.\n"
+	       "\n"
+	       "  -s, --source SPEC     where guest planes come from (default: sim)\n"
+	       "                          sim[:key=value,...]  the built-in simulated vGPU; keys: heads, modes,\n"
+	       "                          fps, buffers, cursor, flips, dmabuf, script (see README)\n"
+	       "  -c, --cache N         imported buffers kept per head (LRU, default 8)\n"
+	       "  -r, --refresh MODE    generation (default): draw only when the guest changed something;\n"
+	       "                        watch: also hash the primary each poll (front-buffer drawing);\n"
+	       "                        poll:HZ: repaint HZ times a second, as QEMU does\n"
+	       "      --poll-hz N       rate for sources that must be polled (default 60)\n"
+	       "      --import PATH     auto (default), host or copy: force a guest-buffer import path\n"
+	       "      --vk-device NAME  prefer the Vulkan device whose name contains NAME\n"
+	       "      --stats FILE      write per-head counters (JSON lines) at exit and on SIGUSR1\n"
+	       "      --socket NAME     Wayland socket name (default: first free wayland-N)\n"
+	       "  -d, --debug           debug logs\n"
+	       "  -h, --help            this text\n"
+	       "  -v, --version         print the version\n"
+	       "\n"
+	       "The wlroots backend follows WLR_BACKENDS (headless, wayland, x11, drm); without it, vscanout\n"
+	       "nests in WAYLAND_DISPLAY or DISPLAY when set, else runs on DRM/KMS.\n";
+}
+
+Result<Options> parse_options(int argc, char **argv) {
+	enum { opt_poll_hz = 1000, opt_import, opt_vk_device, opt_stats, opt_socket };
+	static const option longopts[] = {
+		{"source", required_argument, nullptr, 's'},
+		{"cache", required_argument, nullptr, 'c'},
+		{"refresh", required_argument, nullptr, 'r'},
+		{"poll-hz", required_argument, nullptr, opt_poll_hz},
+		{"import", required_argument, nullptr, opt_import},
+		{"vk-device", required_argument, nullptr, opt_vk_device},
+		{"stats", required_argument, nullptr, opt_stats},
+		{"socket", required_argument, nullptr, opt_socket},
+		{"debug", no_argument, nullptr, 'd'},
+		{"help", no_argument, nullptr, 'h'},
+		{"version", no_argument, nullptr, 'v'},
+		{nullptr, 0, nullptr, 0},
+	};
+	Options o;
+	optind = 1;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, ":s:c:r:dhv", longopts, nullptr)) != -1) {
+		switch (c) {
+		case 's': o.source = optarg; break;
+		case 'c': {
+			auto v = parse_int("--cache", optarg, 2, 1024);
+			if (!v) return v.take_error();
+			o.cache = static_cast<size_t>(*v);
+			break;
+		}
+		case 'r':
+			if (std::strcmp(optarg, "generation") == 0) {
+				o.refresh = RefreshPolicy::generation;
+			} else if (std::strcmp(optarg, "watch") == 0) {
+				o.refresh = RefreshPolicy::watch;
+			} else if (std::strncmp(optarg, "poll:", 5) == 0) {
+				auto v = parse_int("--refresh poll:", optarg + 5, 1, 1000);
+				if (!v) return v.take_error();
+				o.refresh = RefreshPolicy::poll;
+				o.refresh_hz = static_cast<double>(*v);
+			} else {
+				return fail(std::string("--refresh takes generation, watch or poll:HZ, not '") + optarg + "'");
+			}
+			break;
+		case opt_poll_hz: {
+			auto v = parse_int("--poll-hz", optarg, 1, 1000);
+			if (!v) return v.take_error();
+			o.poll_hz = static_cast<int>(*v);
+			break;
+		}
+		case opt_import:
+			if (std::strcmp(optarg, "auto") == 0) o.import = ImportChoice::automatic;
+			else if (std::strcmp(optarg, "host") == 0) o.import = ImportChoice::host;
+			else if (std::strcmp(optarg, "copy") == 0) o.import = ImportChoice::copy;
+			else return fail(std::string("--import takes auto, host or copy, not '") + optarg + "'");
+			break;
+		case opt_vk_device: o.vk_device = optarg; break;
+		case opt_stats: o.stats_path = optarg; break;
+		case opt_socket: o.socket = optarg; break;
+		case 'd': o.debug = true; break;
+		case 'h': o.help = true; break;
+		case 'v': o.version = true; break;
+		case ':': return fail(std::string("option ") + argv[optind - 1] + " needs a value");
+		default: return fail(std::string("unknown option ") + argv[optind - 1] + " (see --help)");
+		}
+	}
+	if (optind < argc) return fail(std::string("unexpected argument '") + argv[optind] + "' (see --help)");
+	return o;
+}
+
+} // namespace vscanout::compositor

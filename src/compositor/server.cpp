@@ -1,0 +1,265 @@
+#include "compositor/server.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+
+#include "base/log.hpp"
+#include "compositor/head.hpp"
+#include "core/stats.hpp"
+#include "vgpu/sim.hpp"
+
+namespace vscanout::compositor {
+
+Server::Server(Options options) : options_(std::move(options)) {}
+
+Server::~Server() {
+	for (wl_event_source *s : event_sources_) wl_event_source_remove(s);
+	if (poll_timer_) wl_event_source_remove(poll_timer_);
+	if (repaint_timer_) wl_event_source_remove(repaint_timer_);
+	if (display_) wl_display_destroy_clients(display_);
+	heads_.clear();
+	new_output_.disconnect();
+	output_apply_.disconnect();
+	output_test_.disconnect();
+	if (backend_) wlr_backend_destroy(backend_); // destroys the outputs
+	if (allocator_) wlr_allocator_destroy(allocator_);
+	if (renderer_) wlr_renderer_destroy(renderer_);
+	if (layout_) wlr_output_layout_destroy(layout_);
+	head_renderer_.reset();
+	vk_.reset();
+	if (display_) wl_display_destroy(display_);
+}
+
+render::ImportPolicy Server::import_policy(uint64_t *copy_counter, bool cursor) const {
+	render::ImportPolicy p;
+	// The cursor needs CPU-readable pixels for a hardware cursor; it is small, so map it.
+	p.allow_dmabuf = !cursor && options_.import == ImportChoice::automatic;
+	p.allow_host = options_.import != ImportChoice::copy;
+	p.copy_counter = copy_counter;
+	return p;
+}
+
+Status Server::init_source() {
+	const std::string &spec = options_.source;
+	if (spec == "sim" || spec.rfind("sim:", 0) == 0) {
+		auto opts = vgpu::parse_sim_options(spec.size() > 4 ? std::string_view(spec).substr(4) : std::string_view());
+		if (!opts) return fail("--source " + spec + ": " + opts.error());
+		auto sim = vgpu::SimSource::create(std::move(*opts));
+		if (!sim) return fail("--source " + spec + ": " + sim.error());
+		source_ = std::move(*sim);
+		return Ok{};
+	}
+	if (spec.rfind("vfio", 0) == 0 || spec.rfind("qemu", 0) == 0)
+		return fail("--source " + spec + ": this source is not implemented yet (only sim is)");
+	return fail("--source " + spec + ": unknown source; use sim[:key=value,...]");
+}
+
+Status Server::init() {
+	// We draw every frame ourselves: wlroots' renderer only serves screencopy and cursors, and
+	// pixman gives output buffers in host memory that Vulkan imports without a copy.
+	setenv("WLR_RENDERER", "pixman", 0);
+	// One output per guest head, no extra output from the backend itself.
+	setenv("WLR_HEADLESS_OUTPUTS", "0", 0);
+	setenv("WLR_WL_OUTPUTS", "0", 0);
+	setenv("WLR_X11_OUTPUTS", "0", 0);
+
+	auto vk = render::VulkanContext::create({options_.vk_device, false, false});
+	if (!vk) return vk.take_error();
+	vk_ = std::move(*vk);
+	auto hr = render::HeadRenderer::create(*vk_);
+	if (!hr) return hr.take_error();
+	head_renderer_ = std::move(*hr);
+
+	if (Status s = init_source(); !s) return s;
+
+	display_ = wl_display_create();
+	backend_ = wlr_backend_autocreate(display_);
+	if (!backend_) return fail("no wlroots backend could start (set WLR_BACKENDS=headless to run without a display)");
+	renderer_ = wlr_renderer_autocreate(backend_);
+	if (!renderer_) return fail("wlroots could not create its renderer");
+	wlr_renderer_init_wl_display(renderer_, display_);
+	allocator_ = wlr_allocator_autocreate(backend_, renderer_);
+	if (!allocator_) return fail("wlroots could not create a buffer allocator");
+
+	layout_ = wlr_output_layout_create();
+	wlr_xdg_output_manager_v1_create(display_, layout_);
+	wlr_screencopy_manager_v1_create(display_);
+	wlr_presentation_create(display_, backend_);
+	output_manager_ = wlr_output_manager_v1_create(display_);
+	// Head modes follow the guest: configuration requests from clients are refused.
+	auto refuse = [](void *data) {
+		auto *config = static_cast<wlr_output_configuration_v1 *>(data);
+		wlr_output_configuration_v1_send_failed(config);
+		wlr_output_configuration_v1_destroy(config);
+	};
+	output_apply_.connect(&output_manager_->events.apply, refuse);
+	output_test_.connect(&output_manager_->events.test, refuse);
+	new_output_.connect(&backend_->events.new_output, [this](void *data) {
+		on_new_output(static_cast<wlr_output *>(data));
+	});
+
+	const char *socket = nullptr;
+	if (!options_.socket.empty()) {
+		if (wl_display_add_socket(display_, options_.socket.c_str()) != 0)
+			return fail("cannot create Wayland socket " + options_.socket);
+		socket = options_.socket.c_str();
+	} else {
+		socket = wl_display_add_socket_auto(display_);
+		if (!socket) return fail("cannot create a Wayland socket (is XDG_RUNTIME_DIR set?)");
+	}
+	if (!wlr_backend_start(backend_)) return fail("the wlroots backend failed to start");
+	setenv("WAYLAND_DISPLAY", socket, 1);
+
+	wl_event_loop *loop = wl_display_get_event_loop(display_);
+	vgpu::SourceEvents events;
+	events.head_added = [this](uint32_t h) { add_head(h); };
+	events.head_removed = [this](uint32_t h) { remove_head(h); };
+	events.head_changed = [this](uint32_t h) {
+		if (auto it = heads_.find(h); it != heads_.end()) it->second->poll();
+	};
+	source_->set_events(std::move(events));
+	for (int fd : source_->watch_fds())
+		event_sources_.push_back(wl_event_loop_add_fd(loop, fd, WL_EVENT_READABLE, on_watch_fd, this));
+	for (uint32_t h : source_->heads()) add_head(h);
+
+	const int poll_hz = options_.refresh == RefreshPolicy::watch ? options_.poll_hz : source_->poll_hz();
+	if (poll_hz > 0) {
+		poll_timer_ = wl_event_loop_add_timer(loop, on_poll_timer, this);
+		wl_event_source_timer_update(poll_timer_, 1000 / poll_hz);
+	}
+	if (options_.refresh == RefreshPolicy::poll) {
+		repaint_timer_ = wl_event_loop_add_timer(loop, on_repaint_timer, this);
+		wl_event_source_timer_update(repaint_timer_, static_cast<int>(1000 / options_.refresh_hz));
+	}
+	std::printf("vscanout: %zu head(s) from %s on WAYLAND_DISPLAY=%s\n", heads_.size(), source_->name().c_str(),
+	            socket);
+	std::fflush(stdout);
+	return Ok{};
+}
+
+int Server::on_watch_fd(int fd, uint32_t, void *data) {
+	static_cast<Server *>(data)->source_->dispatch(fd);
+	return 0;
+}
+
+int Server::on_poll_timer(void *data) {
+	auto *self = static_cast<Server *>(data);
+	for (auto &[id, head] : self->heads_) head->poll();
+	const int hz = self->options_.refresh == RefreshPolicy::watch ? self->options_.poll_hz : self->source_->poll_hz();
+	wl_event_source_timer_update(self->poll_timer_, 1000 / hz);
+	return 0;
+}
+
+int Server::on_repaint_timer(void *data) {
+	auto *self = static_cast<Server *>(data);
+	for (auto &[id, head] : self->heads_) head->repaint();
+	wl_event_source_timer_update(self->repaint_timer_, static_cast<int>(1000 / self->options_.refresh_hz));
+	return 0;
+}
+
+void Server::add_head(uint32_t id) {
+	if (heads_.count(id)) return;
+	core::TrackerOptions to;
+	to.cache_bound = options_.cache;
+	to.watch_content = options_.refresh == RefreshPolicy::watch;
+	auto head = std::make_unique<Head>(*this, id, to);
+	Head *h = head.get();
+	heads_[id] = std::move(head);
+	head_wanting_output_ = h;
+	if (!create_output()) wlr_log(WLR_INFO, "head %u: waiting for an output", id);
+	head_wanting_output_ = nullptr;
+	h->poll();
+}
+
+void Server::remove_head(uint32_t id) {
+	auto it = heads_.find(id);
+	if (it == heads_.end()) return;
+	wlr_log(WLR_INFO, "head %u: unplugged", id);
+	heads_.erase(it); // destroys the output
+	outputs_changed();
+}
+
+struct CreateOutputCtx {
+	bool done = false;
+};
+
+bool Server::create_output() {
+	CreateOutputCtx ctx;
+	auto create = [](wlr_backend *b, void *data) {
+		auto *c = static_cast<CreateOutputCtx *>(data);
+		if (c->done) return;
+		if (wlr_backend_is_headless(b)) c->done = wlr_headless_add_output(b, 1024, 768) != nullptr;
+		else if (wlr_backend_is_wl(b)) c->done = wlr_wl_output_create(b) != nullptr;
+		else if (wlr_backend_is_x11(b)) c->done = wlr_x11_output_create(b) != nullptr;
+	};
+	if (wlr_backend_is_multi(backend_)) wlr_multi_for_each_backend(backend_, create, &ctx);
+	else create(backend_, &ctx);
+	return ctx.done;
+}
+
+void Server::on_new_output(wlr_output *output) {
+	Head *head = head_wanting_output_;
+	if (!head) {
+		// A connector (DRM) or an output the backend made itself: give it to a waiting head.
+		for (auto &[id, h] : heads_)
+			if (!h->output()) {
+				head = h.get();
+				break;
+			}
+	}
+	if (!head) {
+		wlr_log(WLR_INFO, "output %s: no guest head for it; leaving it off", output->name);
+		return;
+	}
+	head_wanting_output_ = nullptr;
+	head->attach_output(output);
+	wlr_output_layout_add_auto(layout_, output);
+	outputs_changed();
+}
+
+void Server::outputs_changed() {
+	if (!output_manager_) return;
+	wlr_output_configuration_v1 *config = wlr_output_configuration_v1_create();
+	for (auto &[id, head] : heads_) {
+		if (!head->output()) continue;
+		wlr_output_configuration_head_v1 *h = wlr_output_configuration_head_v1_create(config, head->output());
+		if (wlr_output_layout_output *lo = wlr_output_layout_get(layout_, head->output())) {
+			h->state.x = lo->x;
+			h->state.y = lo->y;
+		}
+	}
+	wlr_output_manager_v1_set_configuration(output_manager_, config);
+}
+
+void Server::write_stats() {
+	if (options_.stats_path.empty()) return;
+	std::vector<core::HeadStats> all;
+	for (auto &[id, head] : heads_) all.push_back(head->tracker().stats());
+	if (!core::write_stats_file(options_.stats_path, all))
+		wlr_log(WLR_ERROR, "cannot write stats to %s", options_.stats_path.c_str());
+}
+
+int Server::run() {
+	wl_event_loop *loop = wl_display_get_event_loop(display_);
+	auto terminate = [](int, void *data) {
+		wl_display_terminate(static_cast<wl_display *>(data));
+		return 0;
+	};
+	auto usr1 = [](int, void *data) {
+		static_cast<Server *>(data)->write_stats();
+		return 0;
+	};
+	wl_event_source *sigint = wl_event_loop_add_signal(loop, SIGINT, terminate, display_);
+	wl_event_source *sigterm = wl_event_loop_add_signal(loop, SIGTERM, terminate, display_);
+	wl_event_source *sigusr1 = wl_event_loop_add_signal(loop, SIGUSR1, usr1, this);
+	wl_display_run(display_);
+	wlr_log(WLR_INFO, "shutting down");
+	write_stats();
+	wl_event_source_remove(sigint);
+	wl_event_source_remove(sigterm);
+	wl_event_source_remove(sigusr1);
+	return 0;
+}
+
+} // namespace vscanout::compositor

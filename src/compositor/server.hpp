@@ -1,0 +1,71 @@
+// The compositor: wlroots backend, renderer and allocator, protocols, the Vulkan renderer, the
+// guest source, and one Head per guest head.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "compositor/listener.hpp"
+#include "compositor/options.hpp"
+#include "compositor/wlr.hpp"
+#include "render/head_renderer.hpp"
+#include "render/vk_context.hpp"
+#include "vgpu/source.hpp"
+
+namespace vscanout::compositor {
+
+class Head;
+
+class Server {
+public:
+	explicit Server(Options options);
+	~Server();
+
+	// Builds everything; an error says what is missing.
+	Status init();
+	// Runs until SIGINT/SIGTERM; returns the exit status.
+	int run();
+
+	const Options &options() const { return options_; }
+	wl_display *display() const { return display_; }
+	wlr_renderer *renderer() const { return renderer_; }
+	wlr_allocator *allocator() const { return allocator_; }
+	vgpu::Source &source() { return *source_; }
+	render::VulkanContext &vulkan() { return *vk_; }
+	render::HeadRenderer &head_renderer() { return *head_renderer_; }
+	render::ImportPolicy import_policy(uint64_t *copy_counter, bool cursor) const;
+
+	// The output set changed (added, removed, resized): tell output-management clients.
+	void outputs_changed();
+	void write_stats();
+
+private:
+	Status init_source();
+	void add_head(uint32_t id);
+	void remove_head(uint32_t id);
+	bool create_output();
+	void on_new_output(wlr_output *output);
+	static int on_watch_fd(int fd, uint32_t mask, void *data);
+	static int on_poll_timer(void *data);
+	static int on_repaint_timer(void *data);
+
+	Options options_;
+	wl_display *display_ = nullptr;
+	wlr_backend *backend_ = nullptr;
+	wlr_renderer *renderer_ = nullptr;
+	wlr_allocator *allocator_ = nullptr;
+	wlr_output_layout *layout_ = nullptr;
+	wlr_output_manager_v1 *output_manager_ = nullptr;
+	std::unique_ptr<render::VulkanContext> vk_;
+	std::unique_ptr<render::HeadRenderer> head_renderer_;
+	std::unique_ptr<vgpu::Source> source_;
+	std::map<uint32_t, std::unique_ptr<Head>> heads_;
+	Head *head_wanting_output_ = nullptr;
+	std::vector<wl_event_source *> event_sources_;
+	wl_event_source *poll_timer_ = nullptr;
+	wl_event_source *repaint_timer_ = nullptr;
+	Listener new_output_, output_apply_, output_test_;
+};
+
+} // namespace vscanout::compositor

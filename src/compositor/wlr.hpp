@@ -1,0 +1,27 @@
+// wlroots 0.15 and wayland-server, made includable from C++.
+#pragma once
+
+#include <wayland-server-core.h>
+
+extern "C" {
+#include <wlr/backend.h>
+#include <wlr/backend/headless.h>
+#include <wlr/backend/multi.h>
+#include <wlr/backend/drm.h>
+#include <wlr/backend/wayland.h>
+#include <wlr/backend/x11.h>
+#include <wlr/interfaces/wlr_output.h>
+#include <wlr/render/allocator.h>
+#include <wlr/types/wlr_buffer.h>
+#include <wlr/types/wlr_output.h>
+#include <wlr/types/wlr_output_layout.h>
+#include <wlr/types/wlr_output_management_v1.h>
+#include <wlr/types/wlr_presentation_time.h>
+#include <wlr/types/wlr_screencopy_v1.h>
+#include <wlr/types/wlr_xdg_output_v1.h>
+#include <wlr/util/log.h>
+// These two headers declare array parameters as `float m[static 9]`, which C++ does not know.
+#define static
+#include <wlr/render/wlr_renderer.h>
+#undef static
+}

@@ -1,0 +1,35 @@
+// Per-head counters, written by --stats as one JSON object per line.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vscanout::core {
+
+struct HeadStats {
+	uint32_t head = 0;
+	uint64_t generation = 0;
+	uint64_t imports = 0;
+	uint64_t cache_hits = 0;
+	uint64_t evictions = 0;
+	uint64_t renders = 0;
+	uint64_t commits = 0;
+	uint64_t rejected = 0;
+	uint64_t buffer_opens = 0;   // GET_GFX_DMABUF-style calls
+	uint64_t copies = 0;         // frames that took the counted-copy import path
+	uint64_t cursor_images = 0;  // cursor image updates
+	uint64_t cursor_moves = 0;
+	uint64_t query_errors = 0;
+	uint32_t width = 0, height = 0;
+	std::string import_path;     // "dmabuf", "host", "copy" or ""
+	std::string cursor_path;     // "hardware", "software" or ""
+	bool connected = true;
+};
+
+std::string to_json_line(const HeadStats &s);
+
+// Writes every line to path through a temporary file and rename, so readers never see half.
+bool write_stats_file(const std::string &path, const std::vector<HeadStats> &heads);
+
+} // namespace vscanout::core

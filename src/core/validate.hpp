@@ -1,0 +1,29 @@
+// Guest planes are untrusted: every field is checked before anything maps or imports them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "vgpu/plane.hpp"
+
+namespace vscanout::core {
+
+inline constexpr uint32_t kMaxDimension = 16384;
+inline constexpr uint32_t kMaxCursorDimension = 512;
+
+struct Rejection {
+	std::string field;  // the field at fault, e.g. "stride"
+	std::string reason; // a sentence naming the field and its values
+};
+
+// Checks the fields of an enabled plane (disabled planes carry no fields to check).
+std::optional<Rejection> validate_plane(const vgpu::PlaneInfo &plane);
+
+// Checks the plane against the buffer that backs it, once that buffer is open.
+std::optional<Rejection> validate_backing(const vgpu::PlaneInfo &plane, uint64_t buffer_bytes);
+
+// A hotspot outside the cursor image means "no hotspot" (DESIGN §1).
+vgpu::PlaneInfo normalize_hotspot(vgpu::PlaneInfo plane);
+
+} // namespace vscanout::core

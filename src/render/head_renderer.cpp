@@ -1,0 +1,388 @@
+#include "render/head_renderer.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "base/log.hpp"
+#include "core/format.hpp"
+
+namespace vscanout::render {
+namespace {
+
+const uint32_t kComposeBufferSpv[] =
+#include "compose_buffer.spv.h"
+	;
+const uint32_t kComposeImageSpv[] =
+#include "compose_image.spv.h"
+	;
+
+// Mirrors the push-constant block of shaders/compose.comp.
+struct ComposeParams {
+	int32_t region_origin[2];
+	int32_t region_size[2];
+	int32_t dst_size[2];
+	uint32_t dst_offset, dst_stride, dst_layout;
+	uint32_t src_mode;
+	int32_t src_size[2];
+	uint32_t src_offset, src_stride;
+	int32_t rect_pos[2];
+	int32_t rect_size[2];
+	uint32_t src_layout;
+	uint32_t cur_on;
+	int32_t cur_pos[2];
+	int32_t cur_size[2];
+	int32_t cur_src_size[2];
+	uint32_t cur_offset, cur_stride, cur_layout;
+};
+static_assert(sizeof(ComposeParams) == 116, "ComposeParams must match shaders/compose.comp");
+
+std::string vk_fail(const char *what, VkResult r) { return std::string(what) + " failed: " + vk_result_name(r); }
+
+core::PixelLayout layout_of(uint32_t fourcc) { return core::find_format(fourcc)->layout; }
+
+// Whether a guest pixel can be copied byte for byte into the target.
+bool copyable(core::PixelLayout src, core::PixelLayout dst) {
+	using L = core::PixelLayout;
+	if (dst == L::xrgb8888) return src == L::xrgb8888 || src == L::argb8888;
+	if (dst == L::xbgr8888) return src == L::xbgr8888 || src == L::abgr8888;
+	return false; // an alpha target needs 0xFF written, which a copy of an X format would not do
+}
+
+Rect intersect(const Rect &a, const Rect &b) {
+	int32_t x0 = std::max(a.x, b.x), y0 = std::max(a.y, b.y);
+	int32_t x1 = std::min(a.x + a.w, b.x + b.w), y1 = std::min(a.y + a.h, b.y + b.h);
+	if (x1 <= x0 || y1 <= y0) return {};
+	return {x0, y0, x1 - x0, y1 - y0};
+}
+
+} // namespace
+
+Rect place_frame(uint32_t gw, uint32_t gh, uint32_t ow, uint32_t oh) {
+	if (gw == 0 || gh == 0 || ow == 0 || oh == 0) return {};
+	if (gw == ow && gh == oh) return {0, 0, static_cast<int32_t>(ow), static_cast<int32_t>(oh)};
+	// Compare ow/gw with oh/gh in integers: the narrower ratio decides.
+	uint64_t w, h;
+	if (uint64_t{ow} * gh <= uint64_t{oh} * gw) {
+		w = ow;
+		h = std::max<uint64_t>(1, (uint64_t{gh} * ow + gw / 2) / gw);
+	} else {
+		h = oh;
+		w = std::max<uint64_t>(1, (uint64_t{gw} * oh + gh / 2) / gh);
+	}
+	return {static_cast<int32_t>((ow - w) / 2), static_cast<int32_t>((oh - h) / 2), static_cast<int32_t>(w),
+	        static_cast<int32_t>(h)};
+}
+
+Result<std::unique_ptr<HeadRenderer>> HeadRenderer::create(const VulkanContext &ctx) {
+	std::unique_ptr<HeadRenderer> r(new HeadRenderer(ctx));
+	if (Status s = r->init(); !s) return s.take_error();
+	return r;
+}
+
+HeadRenderer::~HeadRenderer() {
+	if (ctx_.device()) vkDeviceWaitIdle(ctx_.device());
+}
+
+Status HeadRenderer::init() {
+	VkDevice dev = ctx_.device();
+	VkSamplerCreateInfo sci{VK_STRUCTURE_TYPE_SAMPLER_CREATE_INFO};
+	sci.magFilter = sci.minFilter = VK_FILTER_NEAREST;
+	sci.addressModeU = sci.addressModeV = sci.addressModeW = VK_SAMPLER_ADDRESS_MODE_CLAMP_TO_EDGE;
+	VkSampler sampler;
+	if (VkResult r = vkCreateSampler(dev, &sci, nullptr, &sampler); r != VK_SUCCESS)
+		return fail(vk_fail("vkCreateSampler", r));
+	sampler_ = Sampler(dev, sampler);
+
+	const uint32_t *code[2] = {kComposeBufferSpv, kComposeImageSpv};
+	const size_t code_size[2] = {sizeof kComposeBufferSpv, sizeof kComposeImageSpv};
+	for (int v = 0; v < 2; v++) {
+		VkDescriptorSetLayoutBinding b[3] = {};
+		for (uint32_t i = 0; i < 3; i++) {
+			b[i].binding = i;
+			b[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+			b[i].descriptorCount = 1;
+			b[i].stageFlags = VK_SHADER_STAGE_COMPUTE_BIT;
+		}
+		if (v == 1) {
+			b[0].descriptorType = VK_DESCRIPTOR_TYPE_COMBINED_IMAGE_SAMPLER;
+			b[0].pImmutableSamplers = &sampler;
+		}
+		VkDescriptorSetLayoutCreateInfo dl{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO};
+		dl.bindingCount = 3;
+		dl.pBindings = b;
+		VkDescriptorSetLayout layout;
+		if (VkResult r = vkCreateDescriptorSetLayout(dev, &dl, nullptr, &layout); r != VK_SUCCESS)
+			return fail(vk_fail("vkCreateDescriptorSetLayout", r));
+		set_layout_[v] = DescriptorSetLayout(dev, layout);
+
+		VkPushConstantRange pcr{VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(ComposeParams)};
+		VkPipelineLayoutCreateInfo pl{VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO};
+		pl.setLayoutCount = 1;
+		pl.pSetLayouts = &layout;
+		pl.pushConstantRangeCount = 1;
+		pl.pPushConstantRanges = &pcr;
+		VkPipelineLayout pipeline_layout;
+		if (VkResult r = vkCreatePipelineLayout(dev, &pl, nullptr, &pipeline_layout); r != VK_SUCCESS)
+			return fail(vk_fail("vkCreatePipelineLayout", r));
+		pipeline_layout_[v] = PipelineLayout(dev, pipeline_layout);
+
+		VkShaderModuleCreateInfo smi{VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO};
+		smi.codeSize = code_size[v];
+		smi.pCode = code[v];
+		VkShaderModule module;
+		if (VkResult r = vkCreateShaderModule(dev, &smi, nullptr, &module); r != VK_SUCCESS)
+			return fail(vk_fail("vkCreateShaderModule", r));
+		ShaderModule module_owner(dev, module);
+		VkComputePipelineCreateInfo cpi{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
+		cpi.stage = {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO};
+		cpi.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
+		cpi.stage.module = module;
+		cpi.stage.pName = "main";
+		cpi.layout = pipeline_layout;
+		VkPipeline pipeline;
+		if (VkResult r = vkCreateComputePipelines(dev, VK_NULL_HANDLE, 1, &cpi, nullptr, &pipeline); r != VK_SUCCESS)
+			return fail(vk_fail("vkCreateComputePipelines", r));
+		pipeline_[v] = Pipeline(dev, pipeline);
+	}
+
+	VkDescriptorPoolSize sizes[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 6},
+	                                 {VK_DESCRIPTOR_TYPE_COMBINED_IMAGE_SAMPLER, 1}};
+	VkDescriptorPoolCreateInfo dpi{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
+	dpi.maxSets = 2;
+	dpi.poolSizeCount = 2;
+	dpi.pPoolSizes = sizes;
+	VkDescriptorPool pool;
+	if (VkResult r = vkCreateDescriptorPool(dev, &dpi, nullptr, &pool); r != VK_SUCCESS)
+		return fail(vk_fail("vkCreateDescriptorPool", r));
+	pool_ = DescriptorPool(dev, pool);
+	VkDescriptorSetLayout layouts[2] = {set_layout_[0].get(), set_layout_[1].get()};
+	VkDescriptorSetAllocateInfo dsa{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
+	dsa.descriptorPool = pool;
+	dsa.descriptorSetCount = 2;
+	dsa.pSetLayouts = layouts;
+	if (VkResult r = vkAllocateDescriptorSets(dev, &dsa, sets_); r != VK_SUCCESS)
+		return fail(vk_fail("vkAllocateDescriptorSets", r));
+
+	VkCommandPoolCreateInfo cpci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+	cpci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+	cpci.queueFamilyIndex = ctx_.queue_family();
+	VkCommandPool cp;
+	if (VkResult r = vkCreateCommandPool(dev, &cpci, nullptr, &cp); r != VK_SUCCESS)
+		return fail(vk_fail("vkCreateCommandPool", r));
+	cmd_pool_ = CommandPool(dev, cp);
+	VkCommandBufferAllocateInfo cbai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+	cbai.commandPool = cp;
+	cbai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+	cbai.commandBufferCount = 1;
+	if (VkResult r = vkAllocateCommandBuffers(dev, &cbai, &cmd_); r != VK_SUCCESS)
+		return fail(vk_fail("vkAllocateCommandBuffers", r));
+	VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+	VkFence fence;
+	if (VkResult r = vkCreateFence(dev, &fci, nullptr, &fence); r != VK_SUCCESS)
+		return fail(vk_fail("vkCreateFence", r));
+	fence_ = Fence(dev, fence);
+
+	// Bound where a frame has no cursor or no primary: descriptors must always be valid.
+	auto dummy = ctx_.create_mapped_buffer(4096, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT);
+	if (!dummy) return dummy.take_error();
+	dummy_ = std::move(*dummy);
+	return Ok{};
+}
+
+Status HeadRenderer::submit_and_wait() {
+	if (VkResult r = vkEndCommandBuffer(cmd_); r != VK_SUCCESS) return fail(vk_fail("vkEndCommandBuffer", r));
+	VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+	si.commandBufferCount = 1;
+	si.pCommandBuffers = &cmd_;
+	VkFence fence = fence_.get();
+	if (VkResult r = vkQueueSubmit(ctx_.queue(), 1, &si, fence); r != VK_SUCCESS)
+		return fail(vk_fail("vkQueueSubmit", r));
+	VkResult r = vkWaitForFences(ctx_.device(), 1, &fence, VK_TRUE, UINT64_MAX);
+	vkResetFences(ctx_.device(), 1, &fence);
+	vkResetCommandBuffer(cmd_, 0);
+	if (r != VK_SUCCESS) return fail(vk_fail("vkWaitForFences", r));
+	return Ok{};
+}
+
+static void begin(VkCommandBuffer cmd) {
+	VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+	bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+	vkBeginCommandBuffer(cmd, &bi);
+}
+
+static void barrier(VkCommandBuffer cmd, VkPipelineStageFlags src_stage, VkAccessFlags src,
+                    VkPipelineStageFlags dst_stage, VkAccessFlags dst) {
+	VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+	mb.srcAccessMask = src;
+	mb.dstAccessMask = dst;
+	vkCmdPipelineBarrier(cmd, src_stage, dst_stage, 0, 1, &mb, 0, nullptr, 0, nullptr);
+}
+
+// Imported dma-buf images come from a foreign queue (the guest's GPU or the vGPU's mediator).
+static void acquire_image(VkCommandBuffer cmd, VkImage image, uint32_t family, VkImageLayout layout,
+                          VkAccessFlags access, VkPipelineStageFlags stage) {
+	VkImageMemoryBarrier ib{VK_STRUCTURE_TYPE_IMAGE_MEMORY_BARRIER};
+	ib.srcAccessMask = 0;
+	ib.dstAccessMask = access;
+	ib.oldLayout = VK_IMAGE_LAYOUT_GENERAL;
+	ib.newLayout = layout;
+	ib.srcQueueFamilyIndex = VK_QUEUE_FAMILY_FOREIGN_EXT;
+	ib.dstQueueFamilyIndex = family;
+	ib.image = image;
+	ib.subresourceRange = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 1, 0, 1};
+	vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, stage, 0, 0, nullptr, 0, nullptr, 1, &ib);
+}
+
+void HeadRenderer::record_copy(const GuestImport &src, OutputTarget &t) {
+	const vgpu::PlaneInfo &p = src.plane();
+	const TargetDesc &d = t.desc();
+	if (src.kind() == ImportPath::dmabuf) {
+		acquire_image(cmd_, src.image(), ctx_.queue_family(), VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL,
+		              VK_ACCESS_TRANSFER_READ_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT);
+		VkBufferImageCopy bic{};
+		bic.bufferRowLength = d.stride / 4;
+		bic.imageSubresource = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 0, 1};
+		bic.imageExtent = {p.width, p.height, 1};
+		vkCmdCopyImageToBuffer(cmd_, src.image(), VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL, t.buffer(), 1, &bic);
+		return;
+	}
+	const uint64_t row = uint64_t{p.width} * 4;
+	if (p.stride == d.stride) {
+		VkBufferCopy c{src.pixel_offset(), 0, uint64_t{p.stride} * (p.height - 1) + row};
+		vkCmdCopyBuffer(cmd_, src.buffer(), t.buffer(), 1, &c);
+		return;
+	}
+	std::vector<VkBufferCopy> rows(p.height);
+	for (uint32_t y = 0; y < p.height; y++)
+		rows[y] = {src.pixel_offset() + uint64_t{y} * p.stride, uint64_t{y} * d.stride, row};
+	vkCmdCopyBuffer(cmd_, src.buffer(), t.buffer(), p.height, rows.data());
+}
+
+void HeadRenderer::record_compose(const FrameDesc &f, OutputTarget &t, const Rect &region, const Rect &place) {
+	const TargetDesc &d = t.desc();
+	const bool image = f.primary && f.primary->kind() == ImportPath::dmabuf;
+	const int v = image ? 1 : 0;
+	VkDescriptorSet set = sets_[v];
+
+	VkDescriptorBufferInfo bufs[3] = {{dummy_.buffer.get(), 0, VK_WHOLE_SIZE},
+	                                  {dummy_.buffer.get(), 0, VK_WHOLE_SIZE},
+	                                  {t.buffer(), 0, t.size()}};
+	VkDescriptorImageInfo img{VK_NULL_HANDLE, VK_NULL_HANDLE, VK_IMAGE_LAYOUT_SHADER_READ_ONLY_OPTIMAL};
+	ComposeParams pc{};
+	pc.region_origin[0] = region.x;
+	pc.region_origin[1] = region.y;
+	pc.region_size[0] = region.w;
+	pc.region_size[1] = region.h;
+	pc.dst_size[0] = static_cast<int32_t>(d.width);
+	pc.dst_size[1] = static_cast<int32_t>(d.height);
+	pc.dst_stride = d.stride;
+	pc.dst_layout = static_cast<uint32_t>(t.layout());
+	if (f.primary) {
+		const vgpu::PlaneInfo &p = f.primary->plane();
+		pc.src_mode = (place.w == static_cast<int32_t>(p.width) && place.h == static_cast<int32_t>(p.height)) ? 1 : 2;
+		pc.src_size[0] = static_cast<int32_t>(p.width);
+		pc.src_size[1] = static_cast<int32_t>(p.height);
+		pc.src_offset = static_cast<uint32_t>(f.primary->pixel_offset());
+		pc.src_stride = p.stride;
+		pc.rect_pos[0] = place.x;
+		pc.rect_pos[1] = place.y;
+		pc.rect_size[0] = place.w;
+		pc.rect_size[1] = place.h;
+		pc.src_layout = static_cast<uint32_t>(layout_of(p.drm_format));
+		if (image) {
+			img.imageView = f.primary->image_view();
+			acquire_image(cmd_, f.primary->image(), ctx_.queue_family(), VK_IMAGE_LAYOUT_SHADER_READ_ONLY_OPTIMAL,
+			              VK_ACCESS_SHADER_READ_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT);
+		} else {
+			bufs[0] = {f.primary->buffer(), 0, f.primary->buffer_size()};
+		}
+	}
+	if (f.cursor && f.cursor->image) {
+		const GuestImport &c = *f.cursor->image;
+		const vgpu::PlaneInfo &cp = c.plane();
+		const double sx = f.primary ? double(place.w) / f.primary->plane().width : 1.0;
+		const double sy = f.primary ? double(place.h) / f.primary->plane().height : 1.0;
+		pc.cur_on = 1;
+		pc.cur_pos[0] = place.x + static_cast<int32_t>(f.cursor->x * sx);
+		pc.cur_pos[1] = place.y + static_cast<int32_t>(f.cursor->y * sy);
+		pc.cur_size[0] = std::max(1, static_cast<int32_t>(cp.width * sx + 0.5));
+		pc.cur_size[1] = std::max(1, static_cast<int32_t>(cp.height * sy + 0.5));
+		pc.cur_src_size[0] = static_cast<int32_t>(cp.width);
+		pc.cur_src_size[1] = static_cast<int32_t>(cp.height);
+		pc.cur_offset = static_cast<uint32_t>(c.pixel_offset());
+		pc.cur_stride = cp.stride;
+		pc.cur_layout = static_cast<uint32_t>(layout_of(cp.drm_format));
+		bufs[1] = {c.buffer(), 0, c.buffer_size()};
+	}
+
+	VkWriteDescriptorSet w[3] = {};
+	for (uint32_t i = 0; i < 3; i++) {
+		w[i].sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET;
+		w[i].dstSet = set;
+		w[i].dstBinding = i;
+		w[i].descriptorCount = 1;
+		w[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+		w[i].pBufferInfo = &bufs[i];
+	}
+	if (image) {
+		w[0].descriptorType = VK_DESCRIPTOR_TYPE_COMBINED_IMAGE_SAMPLER;
+		w[0].pBufferInfo = nullptr;
+		w[0].pImageInfo = &img;
+	}
+	vkUpdateDescriptorSets(ctx_.device(), 3, w, 0, nullptr);
+	vkCmdBindPipeline(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline_[v].get());
+	vkCmdBindDescriptorSets(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline_layout_[v].get(), 0, 1, &set, 0, nullptr);
+	vkCmdPushConstants(cmd_, pipeline_layout_[v].get(), VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof pc, &pc);
+	vkCmdDispatch(cmd_, (region.w + 15) / 16, (region.h + 15) / 16, 1);
+}
+
+Result<RenderReport> HeadRenderer::draw(const FrameDesc &f, OutputTarget &t) {
+	const TargetDesc &d = t.desc();
+	const Rect output{0, 0, static_cast<int32_t>(d.width), static_cast<int32_t>(d.height)};
+	RenderReport report;
+	Rect place;
+	if (f.primary) place = place_frame(f.primary->plane().width, f.primary->plane().height, d.width, d.height);
+
+	if (f.primary) f.primary->begin_read();
+	if (f.cursor && f.cursor->image) f.cursor->image->begin_read();
+	begin(cmd_);
+	const bool one_to_one = f.primary && place == output;
+	if (one_to_one && copyable(layout_of(f.primary->plane().drm_format), t.layout())) {
+		record_copy(*f.primary, t);
+		report.copied = true;
+		if (f.cursor && f.cursor->image) {
+			const vgpu::PlaneInfo &cp = f.cursor->image->plane();
+			Rect cur{f.cursor->x, f.cursor->y, static_cast<int32_t>(cp.width), static_cast<int32_t>(cp.height)};
+			report.composed = intersect(cur, output);
+			if (report.composed.w > 0) {
+				barrier(cmd_, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
+				        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_SHADER_READ_BIT);
+				record_compose(f, t, report.composed, place);
+			}
+		}
+	} else {
+		report.composed = output;
+		record_compose(f, t, output, place);
+	}
+	barrier(cmd_, VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+	        VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT,
+	        VK_ACCESS_HOST_READ_BIT);
+	Status s = submit_and_wait();
+	if (f.cursor && f.cursor->image) f.cursor->image->end_read();
+	if (f.primary) f.primary->end_read();
+	if (!s) return s.take_error();
+	t.finish();
+	return report;
+}
+
+Status HeadRenderer::copy_only(const GuestImport &src, OutputTarget &t) {
+	begin(cmd_);
+	record_copy(src, t);
+	barrier(cmd_, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT,
+	        VK_ACCESS_HOST_READ_BIT);
+	Status s = submit_and_wait();
+	if (s) t.finish();
+	return s;
+}
+
+} // namespace vscanout::render

@@ -1,0 +1,232 @@
+#include "render/vk_context.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "base/log.hpp"
+
+namespace vscanout::render {
+namespace {
+
+bool has_extension(const std::vector<VkExtensionProperties> &exts, const char *name) {
+	return std::any_of(exts.begin(), exts.end(), [&](const auto &e) { return std::strcmp(e.extensionName, name) == 0; });
+}
+
+std::string vk_fail(const char *what, VkResult r) { return std::string(what) + " failed: " + vk_result_name(r); }
+
+} // namespace
+
+const char *vk_result_name(VkResult r) {
+	switch (r) {
+	case VK_SUCCESS: return "VK_SUCCESS";
+	case VK_ERROR_OUT_OF_HOST_MEMORY: return "VK_ERROR_OUT_OF_HOST_MEMORY";
+	case VK_ERROR_OUT_OF_DEVICE_MEMORY: return "VK_ERROR_OUT_OF_DEVICE_MEMORY";
+	case VK_ERROR_INITIALIZATION_FAILED: return "VK_ERROR_INITIALIZATION_FAILED";
+	case VK_ERROR_DEVICE_LOST: return "VK_ERROR_DEVICE_LOST";
+	case VK_ERROR_EXTENSION_NOT_PRESENT: return "VK_ERROR_EXTENSION_NOT_PRESENT";
+	case VK_ERROR_FEATURE_NOT_PRESENT: return "VK_ERROR_FEATURE_NOT_PRESENT";
+	case VK_ERROR_INCOMPATIBLE_DRIVER: return "VK_ERROR_INCOMPATIBLE_DRIVER";
+	case VK_ERROR_FORMAT_NOT_SUPPORTED: return "VK_ERROR_FORMAT_NOT_SUPPORTED";
+	case VK_ERROR_INVALID_EXTERNAL_HANDLE: return "VK_ERROR_INVALID_EXTERNAL_HANDLE";
+	default: return "VkResult error";
+	}
+}
+
+Result<std::unique_ptr<VulkanContext>> VulkanContext::create(const ContextOptions &options) {
+	std::unique_ptr<VulkanContext> ctx(new VulkanContext());
+	VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
+	app.pApplicationName = "vscanout";
+	app.apiVersion = VK_API_VERSION_1_2;
+	VkInstanceCreateInfo ici{VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
+	ici.pApplicationInfo = &app;
+	if (VkResult r = vkCreateInstance(&ici, nullptr, &ctx->instance_); r != VK_SUCCESS)
+		return fail(vk_fail("vkCreateInstance", r) +
+		            ": is a Vulkan loader and driver installed? (Debian: libvulkan1 mesa-vulkan-drivers)");
+
+	uint32_t n = 0;
+	vkEnumeratePhysicalDevices(ctx->instance_, &n, nullptr);
+	std::vector<VkPhysicalDevice> devs(n);
+	vkEnumeratePhysicalDevices(ctx->instance_, &n, devs.data());
+	if (devs.empty())
+		return fail("no Vulkan device found: install a GPU's Vulkan driver, or Mesa's lavapipe "
+		            "(Debian: mesa-vulkan-drivers) to render on the CPU");
+
+	// Prefer what the user named, then any GPU, then the CPU implementation.
+	VkPhysicalDevice chosen = VK_NULL_HANDLE;
+	int best = -1;
+	for (VkPhysicalDevice d : devs) {
+		VkPhysicalDeviceProperties p;
+		vkGetPhysicalDeviceProperties(d, &p);
+		int score = p.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU ? 1 : 2;
+		if (!options.device.empty()) score = std::strstr(p.deviceName, options.device.c_str()) ? 3 : 0;
+		if (score > best) {
+			best = score;
+			chosen = d;
+		}
+	}
+	if (best == 0) return fail("no Vulkan device matches '" + options.device + "'");
+	ctx->physical_ = chosen;
+
+	VkPhysicalDeviceExternalMemoryHostPropertiesEXT host_props{
+		VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_EXTERNAL_MEMORY_HOST_PROPERTIES_EXT};
+	VkPhysicalDeviceProperties2 props2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+	props2.pNext = &host_props;
+	vkGetPhysicalDeviceProperties2(chosen, &props2);
+	auto &caps = ctx->caps_;
+	caps.device_name = props2.properties.deviceName;
+	caps.is_cpu = props2.properties.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+	caps.max_storage_range = props2.properties.limits.maxStorageBufferRange;
+	vkGetPhysicalDeviceMemoryProperties(chosen, &ctx->memory_props_);
+
+	uint32_t ne = 0;
+	vkEnumerateDeviceExtensionProperties(chosen, nullptr, &ne, nullptr);
+	std::vector<VkExtensionProperties> exts(ne);
+	vkEnumerateDeviceExtensionProperties(chosen, nullptr, &ne, exts.data());
+	std::vector<const char *> enable;
+	if (!options.disable_host_memory && has_extension(exts, VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME)) {
+		enable.push_back(VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME);
+		caps.host_memory = true;
+		caps.host_alignment = host_props.minImportedHostPointerAlignment;
+	}
+	if (!options.disable_dmabuf && has_extension(exts, VK_KHR_EXTERNAL_MEMORY_FD_EXTENSION_NAME) &&
+	    has_extension(exts, VK_EXT_EXTERNAL_MEMORY_DMA_BUF_EXTENSION_NAME)) {
+		enable.push_back(VK_KHR_EXTERNAL_MEMORY_FD_EXTENSION_NAME);
+		enable.push_back(VK_EXT_EXTERNAL_MEMORY_DMA_BUF_EXTENSION_NAME);
+		caps.dmabuf = true;
+		if (has_extension(exts, VK_EXT_IMAGE_DRM_FORMAT_MODIFIER_EXTENSION_NAME)) {
+			enable.push_back(VK_EXT_IMAGE_DRM_FORMAT_MODIFIER_EXTENSION_NAME);
+			caps.drm_modifier = true;
+		}
+		if (has_extension(exts, VK_EXT_QUEUE_FAMILY_FOREIGN_EXTENSION_NAME))
+			enable.push_back(VK_EXT_QUEUE_FAMILY_FOREIGN_EXTENSION_NAME);
+	}
+
+	uint32_t nq = 0;
+	vkGetPhysicalDeviceQueueFamilyProperties(chosen, &nq, nullptr);
+	std::vector<VkQueueFamilyProperties> qf(nq);
+	vkGetPhysicalDeviceQueueFamilyProperties(chosen, &nq, qf.data());
+	bool found = false;
+	for (uint32_t i = 0; i < nq; i++) {
+		if (qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) {
+			ctx->queue_family_ = i;
+			found = true;
+			break;
+		}
+	}
+	if (!found) return fail("Vulkan device " + caps.device_name + " has no compute queue");
+
+	float prio = 1.0f;
+	VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
+	qci.queueFamilyIndex = ctx->queue_family_;
+	qci.queueCount = 1;
+	qci.pQueuePriorities = &prio;
+	VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
+	dci.queueCreateInfoCount = 1;
+	dci.pQueueCreateInfos = &qci;
+	dci.enabledExtensionCount = static_cast<uint32_t>(enable.size());
+	dci.ppEnabledExtensionNames = enable.data();
+	if (VkResult r = vkCreateDevice(chosen, &dci, nullptr, &ctx->device_); r != VK_SUCCESS)
+		return fail(vk_fail("vkCreateDevice", r));
+	vkGetDeviceQueue(ctx->device_, ctx->queue_family_, 0, &ctx->queue_);
+	if (caps.host_memory)
+		ctx->get_host_pointer_properties = reinterpret_cast<PFN_vkGetMemoryHostPointerPropertiesEXT>(
+			vkGetDeviceProcAddr(ctx->device_, "vkGetMemoryHostPointerPropertiesEXT"));
+	if (caps.dmabuf)
+		ctx->get_memory_fd_properties = reinterpret_cast<PFN_vkGetMemoryFdPropertiesKHR>(
+			vkGetDeviceProcAddr(ctx->device_, "vkGetMemoryFdPropertiesKHR"));
+
+	VLOG_INFO("vulkan: %s%s; imports: dma-buf %s, host memory %s (alignment %llu)", caps.device_name.c_str(),
+	          caps.is_cpu ? " (CPU)" : "",
+	          caps.dmabuf ? (caps.drm_modifier ? "with modifiers" : "without modifiers") : "no",
+	          caps.host_memory ? "yes" : "no", static_cast<unsigned long long>(caps.host_alignment));
+	return ctx;
+}
+
+VulkanContext::~VulkanContext() {
+	if (device_) {
+		vkDeviceWaitIdle(device_);
+		vkDestroyDevice(device_, nullptr);
+	}
+	if (instance_) vkDestroyInstance(instance_, nullptr);
+}
+
+int VulkanContext::find_memory_type(uint32_t type_bits, VkMemoryPropertyFlags flags) const {
+	for (uint32_t i = 0; i < memory_props_.memoryTypeCount; i++)
+		if ((type_bits & (1u << i)) && (memory_props_.memoryTypes[i].propertyFlags & flags) == flags)
+			return static_cast<int>(i);
+	return -1;
+}
+
+Result<VulkanContext::HostBuffer> VulkanContext::import_host_buffer(void *ptr, VkDeviceSize size,
+                                                                    VkBufferUsageFlags usage) const {
+	if (!caps_.host_memory) return fail("the Vulkan device cannot import host memory");
+	const VkDeviceSize a = caps_.host_alignment;
+	if (reinterpret_cast<uintptr_t>(ptr) % a != 0 || size % a != 0)
+		return fail("host memory at " + std::to_string(reinterpret_cast<uintptr_t>(ptr)) + " size " +
+		            std::to_string(size) + " is not aligned to " + std::to_string(a));
+	VkMemoryHostPointerPropertiesEXT hp{VK_STRUCTURE_TYPE_MEMORY_HOST_POINTER_PROPERTIES_EXT};
+	if (VkResult r = get_host_pointer_properties(device_, VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT,
+	                                             ptr, &hp);
+	    r != VK_SUCCESS)
+		return fail(vk_fail("vkGetMemoryHostPointerPropertiesEXT", r));
+
+	VkExternalMemoryBufferCreateInfo ext{VK_STRUCTURE_TYPE_EXTERNAL_MEMORY_BUFFER_CREATE_INFO};
+	ext.handleTypes = VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT;
+	VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+	bci.pNext = &ext;
+	bci.size = size;
+	bci.usage = usage;
+	VkBuffer buf;
+	if (VkResult r = vkCreateBuffer(device_, &bci, nullptr, &buf); r != VK_SUCCESS)
+		return fail(vk_fail("vkCreateBuffer", r));
+	HostBuffer out{Buffer(device_, buf), {}};
+	VkMemoryRequirements req;
+	vkGetBufferMemoryRequirements(device_, buf, &req);
+	int type = find_memory_type(req.memoryTypeBits & hp.memoryTypeBits, 0);
+	if (type < 0) return fail("no Vulkan memory type can hold imported host memory");
+	VkImportMemoryHostPointerInfoEXT imp{VK_STRUCTURE_TYPE_IMPORT_MEMORY_HOST_POINTER_INFO_EXT};
+	imp.handleType = VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT;
+	imp.pHostPointer = ptr;
+	VkMemoryAllocateInfo mai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+	mai.pNext = &imp;
+	mai.allocationSize = size;
+	mai.memoryTypeIndex = static_cast<uint32_t>(type);
+	VkDeviceMemory mem;
+	if (VkResult r = vkAllocateMemory(device_, &mai, nullptr, &mem); r != VK_SUCCESS)
+		return fail(vk_fail("importing host memory", r));
+	out.memory = Memory(device_, mem);
+	if (VkResult r = vkBindBufferMemory(device_, buf, mem, 0); r != VK_SUCCESS)
+		return fail(vk_fail("vkBindBufferMemory", r));
+	return out;
+}
+
+Result<VulkanContext::MappedBuffer> VulkanContext::create_mapped_buffer(VkDeviceSize size,
+                                                                        VkBufferUsageFlags usage) const {
+	VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+	bci.size = size;
+	bci.usage = usage;
+	VkBuffer buf;
+	if (VkResult r = vkCreateBuffer(device_, &bci, nullptr, &buf); r != VK_SUCCESS)
+		return fail(vk_fail("vkCreateBuffer", r));
+	MappedBuffer out{Buffer(device_, buf), {}, nullptr};
+	VkMemoryRequirements req;
+	vkGetBufferMemoryRequirements(device_, buf, &req);
+	int type = find_memory_type(req.memoryTypeBits,
+	                            VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT);
+	if (type < 0) return fail("no host-visible coherent Vulkan memory");
+	VkMemoryAllocateInfo mai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+	mai.allocationSize = req.size;
+	mai.memoryTypeIndex = static_cast<uint32_t>(type);
+	VkDeviceMemory mem;
+	if (VkResult r = vkAllocateMemory(device_, &mai, nullptr, &mem); r != VK_SUCCESS)
+		return fail(vk_fail("vkAllocateMemory", r));
+	out.memory = Memory(device_, mem);
+	if (VkResult r = vkBindBufferMemory(device_, buf, mem, 0); r != VK_SUCCESS)
+		return fail(vk_fail("vkBindBufferMemory", r));
+	if (VkResult r = vkMapMemory(device_, mem, 0, VK_WHOLE_SIZE, 0, &out.data); r != VK_SUCCESS)
+		return fail(vk_fail("vkMapMemory", r));
+	return out;
+}
+
+} // namespace vscanout::render

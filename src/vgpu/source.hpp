@@ -1,0 +1,60 @@
+// The Source interface: where guest heads and their planes come from.
+// A source knows nothing of wlroots or Vulkan. It is driven by the compositor's event loop:
+// it hands out file descriptors to watch; when one is readable the loop calls dispatch().
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "base/result.hpp"
+#include "vgpu/plane.hpp"
+
+namespace vscanout::vgpu {
+
+struct SourceEvents {
+	std::function<void(uint32_t head)> head_added;
+	std::function<void(uint32_t head)> head_removed;
+	// Something about this head may have changed (a flip, a mode set, a damage notice):
+	// query its planes now rather than at the next poll tick.
+	std::function<void(uint32_t head)> head_changed;
+};
+
+class Source {
+public:
+	virtual ~Source() = default;
+
+	virtual std::string name() const = 0;
+
+	// Heads present now.
+	virtual std::vector<uint32_t> heads() const = 0;
+
+	// Current state of one plane. A disabled or unsupported plane is a success.
+	virtual Result<PlaneInfo> query(uint32_t head, PlaneType type) = 0;
+
+	// A new descriptor for the buffer a plane names (VFIO_DEVICE_GET_GFX_DMABUF).
+	virtual Result<GuestBuffer> open_buffer(const PlaneInfo &plane) = 0;
+
+	// Damage notices: a counter that advances when the guest says it drew into the buffer
+	// it is showing. Sources with no such notices return 0 forever.
+	virtual uint64_t damage_seq(uint32_t head) const { return 0; }
+
+	// Whether content can change in place without a new buffer id or a damage notice
+	// (VFIO region planes): the core then hashes the plane each poll.
+	virtual bool needs_content_watch(uint32_t head) const { return false; }
+
+	// Descriptors to watch for readability, and what to do when one is readable.
+	virtual std::vector<int> watch_fds() const { return {}; }
+	virtual void dispatch(int fd) {}
+
+	// Sources without change notices are polled at this rate (0: never polled on a timer).
+	virtual int poll_hz() const { return 0; }
+
+	void set_events(SourceEvents events) { events_ = std::move(events); }
+
+protected:
+	SourceEvents events_;
+};
+
+} // namespace vscanout::vgpu
