@@ -45,7 +45,6 @@ int main(int argc, char **argv) {
 
 	compositor::Server server(std::move(*options));
 	if (Status s = server.init(); !s) {
-		wlr_log(WLR_ERROR, "%s", s.error().c_str());
 		std::fprintf(stderr, "vscanout: %s\n", s.error().c_str());
 		return 1;
 	}

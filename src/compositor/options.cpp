@@ -25,7 +25,10 @@ const char *usage() {
 	       "\n"
 	       "  -s, --source SPEC     where guest planes come from (default: sim)\n"
 	       "                          sim[:key=value,...]  the built-in simulated vGPU; keys: heads, modes,\n"
-	       "                          fps, buffers, cursor, flips, dmabuf, script (see README)\n"
+	       "                            fps, buffers, cursor, flips, dmabuf, script (see README)\n"
+	       "                          vfio:<mdev UUID | PCI address | sysfs path>  a VFIO device with a\n"
+	       "                            display; repeat --source for more heads, one per device\n"
+	       "                          vfio-fd:<n>  a VFIO device fd handed over by a launcher\n"
 	       "  -c, --cache N         imported buffers kept per head (LRU, default 8)\n"
 	       "  -r, --refresh MODE    generation (default): draw only when the guest changed something;\n"
 	       "                        watch: also hash the primary each poll (front-buffer drawing);\n"
@@ -65,7 +68,7 @@ Result<Options> parse_options(int argc, char **argv) {
 	int c;
 	while ((c = getopt_long(argc, argv, ":s:c:r:dhv", longopts, nullptr)) != -1) {
 		switch (c) {
-		case 's': o.source = optarg; break;
+		case 's': o.sources.push_back(optarg); break;
 		case 'c': {
 			auto v = parse_int("--cache", optarg, 2, 1024);
 			if (!v) return v.take_error();

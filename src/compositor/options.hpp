@@ -19,7 +19,7 @@ enum class RefreshPolicy {
 enum class ImportChoice { automatic, host, copy };
 
 struct Options {
-	std::string source = "sim";
+	std::vector<std::string> sources; // empty: the simulated vGPU
 	size_t cache = 8;
 	RefreshPolicy refresh = RefreshPolicy::generation;
 	double refresh_hz = 0; // poll:HZ

@@ -8,6 +8,7 @@
 #include "compositor/head.hpp"
 #include "core/stats.hpp"
 #include "vgpu/sim.hpp"
+#include "vgpu/vfio_source.hpp"
 
 namespace vscanout::compositor {
 
@@ -41,7 +42,16 @@ render::ImportPolicy Server::import_policy(uint64_t *copy_counter, bool cursor) 
 }
 
 Status Server::init_source() {
-	const std::string &spec = options_.source;
+	std::vector<std::string> specs = options_.sources;
+	if (specs.empty()) specs.push_back("sim");
+	const std::string &spec = specs.front();
+	if (spec.rfind("vfio", 0) == 0) {
+		auto vfio = vgpu::open_vfio_source(specs, options_.poll_hz);
+		if (!vfio) return fail("--source " + vfio.error());
+		source_ = std::move(*vfio);
+		return Ok{};
+	}
+	if (specs.size() > 1) return fail("--source " + specs[1] + ": only vfio sources can be combined");
 	if (spec == "sim" || spec.rfind("sim:", 0) == 0) {
 		auto opts = vgpu::parse_sim_options(spec.size() > 4 ? std::string_view(spec).substr(4) : std::string_view());
 		if (!opts) return fail("--source " + spec + ": " + opts.error());
@@ -50,9 +60,8 @@ Status Server::init_source() {
 		source_ = std::move(*sim);
 		return Ok{};
 	}
-	if (spec.rfind("vfio", 0) == 0 || spec.rfind("qemu", 0) == 0)
-		return fail("--source " + spec + ": this source is not implemented yet (only sim is)");
-	return fail("--source " + spec + ": unknown source; use sim[:key=value,...]");
+	if (spec.rfind("qemu", 0) == 0) return fail("--source " + spec + ": this source is not implemented yet");
+	return fail("--source " + spec + ": unknown source; use sim[:key=value,...], vfio:<device> or vfio-fd:<n>");
 }
 
 Status Server::init() {
@@ -145,7 +154,9 @@ int Server::on_watch_fd(int fd, uint32_t, void *data) {
 
 int Server::on_poll_timer(void *data) {
 	auto *self = static_cast<Server *>(data);
-	for (auto &[id, head] : self->heads_) head->poll();
+	// A head without an output (waiting for a connector, or its window closed) is not polled.
+	for (auto &[id, head] : self->heads_)
+		if (head->output()) head->poll();
 	const int hz = self->options_.refresh == RefreshPolicy::watch ? self->options_.poll_hz : self->source_->poll_hz();
 	wl_event_source_timer_update(self->poll_timer_, 1000 / hz);
 	return 0;

@@ -34,6 +34,7 @@ struct PlaneKey {
 	uint64_t modifier = 0;
 	uint32_t width = 0, height = 0, stride = 0, size = 0;
 	uint64_t offset = 0;
+	uint32_t region_index = 0;
 	bool operator==(const PlaneKey &) const = default;
 };
 PlaneKey key_of(const vgpu::PlaneInfo &p);

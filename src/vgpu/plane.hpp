@@ -39,6 +39,7 @@ struct PlaneInfo {
 	uint32_t y_hot = kNoHotspot;
 	uint64_t buffer_id = 0; // VFIO dmabuf_id; 0 where the plane has none (region planes)
 	uint64_t offset = 0;    // byte offset of pixel (0,0) in the buffer (0 for VFIO)
+	uint32_t region_index = 0; // VFIO region planes: the region holding the plane
 
 	bool enabled() const { return state == PlaneState::enabled; }
 };

@@ -1,0 +1,129 @@
+#include "vgpu/vfio_device.hpp"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <regex>
+
+namespace vscanout::vgpu {
+namespace {
+
+std::string errstr(int e) { return std::strerror(e); }
+
+bool exists(const std::string &p) {
+	struct stat st {};
+	return ::stat(p.c_str(), &st) == 0;
+}
+
+std::string basename_of(const std::string &p) {
+	auto slash = p.find_last_of('/');
+	return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+} // namespace
+
+Result<std::string> resolve_vfio_device(const std::string &spec, const std::string &sysfs_root) {
+	static const std::regex uuid("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$");
+	static const std::regex pci_full("^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]$");
+	static const std::regex pci_short("^[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]$");
+	std::string path;
+	if (std::regex_match(spec, uuid)) path = sysfs_root + "/bus/mdev/devices/" + spec;
+	else if (std::regex_match(spec, pci_full)) path = sysfs_root + "/bus/pci/devices/" + spec;
+	else if (std::regex_match(spec, pci_short)) path = sysfs_root + "/bus/pci/devices/0000:" + spec;
+	else if (!spec.empty() && spec[0] == '/') path = spec;
+	else return fail("'" + spec + "' is neither an mdev UUID, a PCI address nor a sysfs device path");
+	if (!exists(path)) return fail("no such device: " + path);
+	return path;
+}
+
+Result<std::unique_ptr<KernelVfioDevice>> KernelVfioDevice::open(const std::string &spec) {
+	auto path = resolve_vfio_device(spec);
+	if (!path) return path.take_error();
+	char group_link[PATH_MAX];
+	ssize_t n = ::readlink((*path + "/iommu_group").c_str(), group_link, sizeof group_link - 1);
+	if (n < 0) return fail(*path + " has no IOMMU group (is it bound to vfio-pci or an mdev driver?)");
+	group_link[n] = 0;
+	const std::string group = basename_of(group_link);
+	char real[PATH_MAX];
+	const std::string dev_name = basename_of(::realpath(path->c_str(), real) ? real : *path);
+
+	std::unique_ptr<KernelVfioDevice> d(new KernelVfioDevice());
+	d->name_ = spec;
+	d->container_ = UniqueFd(::open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC));
+	if (!d->container_) return fail("cannot open /dev/vfio/vfio: " + errstr(errno) + " (is the vfio module loaded?)");
+	if (::ioctl(d->container_.get(), VFIO_GET_API_VERSION) != VFIO_API_VERSION)
+		return fail("unexpected VFIO API version");
+	if (::ioctl(d->container_.get(), VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) <= 0)
+		return fail("the kernel offers no TYPE1v2 IOMMU (load vfio_iommu_type1)");
+	const std::string group_path = "/dev/vfio/" + group;
+	d->group_ = UniqueFd(::open(group_path.c_str(), O_RDWR | O_CLOEXEC));
+	if (!d->group_) {
+		int e = errno;
+		return fail("cannot open " + group_path + ": " + errstr(e) +
+		            (e == EBUSY ? " (another process, e.g. QEMU, owns this device: hand its fd over with "
+		                          "--source vfio-fd:N)"
+		                        : ""));
+	}
+	vfio_group_status status{sizeof(vfio_group_status), 0};
+	if (::ioctl(d->group_.get(), VFIO_GROUP_GET_STATUS, &status) < 0 || !(status.flags & VFIO_GROUP_FLAGS_VIABLE))
+		return fail("IOMMU group " + group + " is not viable: bind every device in it to a VFIO driver");
+	int cfd = d->container_.get();
+	if (::ioctl(d->group_.get(), VFIO_GROUP_SET_CONTAINER, &cfd) < 0)
+		return fail("VFIO_GROUP_SET_CONTAINER failed: " + errstr(errno));
+	if (::ioctl(d->container_.get(), VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU) < 0)
+		return fail("VFIO_SET_IOMMU failed: " + errstr(errno));
+	int fd = ::ioctl(d->group_.get(), VFIO_GROUP_GET_DEVICE_FD, dev_name.c_str());
+	if (fd < 0) {
+		int e = errno;
+		return fail("cannot get the VFIO device fd of " + dev_name + ": " + errstr(e) +
+		            (e == EBUSY ? " (it is already open elsewhere)" : ""));
+	}
+	d->device_ = UniqueFd(fd);
+	::fcntl(fd, F_SETFD, FD_CLOEXEC);
+	return d;
+}
+
+Result<std::unique_ptr<KernelVfioDevice>> KernelVfioDevice::adopt(int fd) {
+	vfio_device_info info{sizeof(vfio_device_info)};
+	if (::ioctl(fd, VFIO_DEVICE_GET_INFO, &info) < 0)
+		return fail("fd " + std::to_string(fd) + " is not a VFIO device: " + errstr(errno));
+	std::unique_ptr<KernelVfioDevice> d(new KernelVfioDevice());
+	d->name_ = "fd " + std::to_string(fd);
+	d->device_ = UniqueFd(fd);
+	::fcntl(fd, F_SETFD, FD_CLOEXEC);
+	return d;
+}
+
+int KernelVfioDevice::query_plane(vfio_device_gfx_plane_info &info) {
+	return ::ioctl(device_.get(), VFIO_DEVICE_QUERY_GFX_PLANE, &info) < 0 ? errno : 0;
+}
+
+Result<UniqueFd> KernelVfioDevice::get_dmabuf(uint32_t id) {
+	int fd = ::ioctl(device_.get(), VFIO_DEVICE_GET_GFX_DMABUF, &id);
+	if (fd < 0) return fail("VFIO_DEVICE_GET_GFX_DMABUF(" + std::to_string(id) + ") failed: " + errstr(errno));
+	::fcntl(fd, F_SETFD, FD_CLOEXEC);
+	return UniqueFd(fd);
+}
+
+Result<RegionInfo> KernelVfioDevice::region_info(uint32_t index) {
+	vfio_region_info ri{};
+	ri.argsz = sizeof ri;
+	ri.index = index;
+	if (::ioctl(device_.get(), VFIO_DEVICE_GET_REGION_INFO, &ri) < 0)
+		return fail("VFIO_DEVICE_GET_REGION_INFO(" + std::to_string(index) + ") failed: " + errstr(errno));
+	return RegionInfo{ri.offset, ri.size, (ri.flags & VFIO_REGION_INFO_FLAG_MMAP) != 0};
+}
+
+Result<UniqueFd> KernelVfioDevice::dup_fd() {
+	int fd = ::fcntl(device_.get(), F_DUPFD_CLOEXEC, 0);
+	if (fd < 0) return fail("cannot duplicate the device fd: " + errstr(errno));
+	return UniqueFd(fd);
+}
+
+} // namespace vscanout::vgpu

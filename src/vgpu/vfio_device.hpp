@@ -1,0 +1,61 @@
+// One VFIO device with a display, reached through the kernel's VFIO API (<linux/vfio.h>).
+// The interface is virtual so the source's handling of driver quirks can be tested without a
+// kernel; KernelVfioDevice is the real thing.
+#pragma once
+
+#include <linux/vfio.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/result.hpp"
+#include "base/unique_fd.hpp"
+
+namespace vscanout::vgpu {
+
+struct RegionInfo {
+	uint64_t offset = 0; // mmap offset of the region in the device fd
+	uint64_t size = 0;
+	bool mappable = false;
+};
+
+class VfioDevice {
+public:
+	virtual ~VfioDevice() = default;
+	// VFIO_DEVICE_QUERY_GFX_PLANE; returns 0 or an errno value.
+	virtual int query_plane(vfio_device_gfx_plane_info &info) = 0;
+	// VFIO_DEVICE_GET_GFX_DMABUF: a new dma-buf fd each call.
+	virtual Result<UniqueFd> get_dmabuf(uint32_t dmabuf_id) = 0;
+	virtual Result<RegionInfo> region_info(uint32_t index) = 0;
+	// A new descriptor of the device itself, to mmap a region from.
+	virtual Result<UniqueFd> dup_fd() = 0;
+	virtual const std::string &name() const = 0;
+};
+
+class KernelVfioDevice final : public VfioDevice {
+public:
+	// spec: an mdev UUID, a PCI address (0000:00:02.0 or 00:02.0) or a sysfs device path.
+	// Opens it through the group/container API with a TYPE1v2 IOMMU.
+	static Result<std::unique_ptr<KernelVfioDevice>> open(const std::string &spec);
+	// Takes over a device fd a launcher already opened (--source vfio-fd:N).
+	static Result<std::unique_ptr<KernelVfioDevice>> adopt(int fd);
+
+	int query_plane(vfio_device_gfx_plane_info &info) override;
+	Result<UniqueFd> get_dmabuf(uint32_t dmabuf_id) override;
+	Result<RegionInfo> region_info(uint32_t index) override;
+	Result<UniqueFd> dup_fd() override;
+	const std::string &name() const override { return name_; }
+
+private:
+	KernelVfioDevice() = default;
+	std::string name_;
+	UniqueFd container_;
+	UniqueFd group_;
+	UniqueFd device_;
+};
+
+// The sysfs path of a device named by UUID, PCI address or path; an error says what was tried.
+Result<std::string> resolve_vfio_device(const std::string &spec, const std::string &sysfs_root = "/sys");
+
+} // namespace vscanout::vgpu
