@@ -31,7 +31,7 @@ std::optional<Rejection> validate_plane(const vgpu::PlaneInfo &p) {
 	if (p.height == 0 || p.height > kMaxDimension)
 		return reject("height", "height %u is outside 1..%u", p.height, kMaxDimension);
 	if (p.type == vgpu::PlaneType::cursor && (p.width > kMaxCursorDimension || p.height > kMaxCursorDimension))
-		return reject("width", "cursor %ux%u is larger than %ux%u", p.width, p.height, kMaxCursorDimension,
+		return reject(p.width > kMaxCursorDimension ? "width" : "height", "cursor %ux%u is larger than %ux%u", p.width, p.height, kMaxCursorDimension,
 		              kMaxCursorDimension);
 	const uint64_t row = uint64_t{p.width} * f->bytes_per_pixel;
 	if (p.stride < row)
