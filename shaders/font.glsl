@@ -1,16 +1,50 @@
-// A 5x7 bitmap font holding just the glyphs of "NO SIGNAL". Each glyph is 7 rows, bit 4 is
-// the leftmost column.
-const uint kGlyphs[7 * 7] = uint[](
-	0x11u, 0x19u, 0x15u, 0x13u, 0x11u, 0x11u, 0x11u, // N
-	0x0Eu, 0x11u, 0x11u, 0x11u, 0x11u, 0x11u, 0x0Eu, // O
-	0x0Fu, 0x10u, 0x10u, 0x0Eu, 0x01u, 0x01u, 0x1Eu, // S
-	0x0Eu, 0x04u, 0x04u, 0x04u, 0x04u, 0x04u, 0x0Eu, // I
-	0x0Eu, 0x11u, 0x10u, 0x17u, 0x11u, 0x11u, 0x0Fu, // G
-	0x0Eu, 0x11u, 0x11u, 0x1Fu, 0x11u, 0x11u, 0x11u, // A
-	0x10u, 0x10u, 0x10u, 0x10u, 0x10u, 0x10u, 0x1Fu  // L
-);
-// "NO SIGNAL": glyph index per character, 7 = blank.
-const uint kText[9] = uint[](0u, 1u, 7u, 2u, 3u, 4u, 0u, 5u, 6u);
+// A 5x7 bitmap font holding just the glyphs of "NO SIGNAL". Each glyph row is 5 bits, bit 4 the
+// leftmost column. Rows, top to bottom:
+//   N 11 19 15 13 11 11 11   O 0E 11 11 11 11 11 0E   S 0F 10 10 0E 01 01 1E   I 0E 04 04 04 04 04 0E
+//   G 0E 11 10 17 11 11 0F   A 0E 11 11 1F 11 11 11   L 10 10 10 10 10 10 1F
+// Rows 0-4 pack into one uint (6 bits each); rows 5 and 6 come on their own.
+// Switches instead of constant arrays: lavapipe copies a dynamically indexed constant array into
+// every invocation's private memory, which made the no-signal frame 50x slower.
+
+// Row bits of glyph g (0 N, 1 O, 2 S, 3 I, 4 G, 5 A, 6 L), row r.
+uint glyph_row(uint g, uint r) {
+	uint lo, hi; // rows 0..4 at bits 6r; row 6
+	switch (g) {
+	case 0u: lo = 0x11u | 0x19u << 6 | 0x15u << 12 | 0x13u << 18 | 0x11u << 24; hi = 0x11u; break; // N
+	case 1u: lo = 0x0Eu | 0x11u << 6 | 0x11u << 12 | 0x11u << 18 | 0x11u << 24; hi = 0x0Eu; break; // O
+	case 2u: lo = 0x0Fu | 0x10u << 6 | 0x10u << 12 | 0x0Eu << 18 | 0x01u << 24; hi = 0x1Eu; break; // S
+	case 3u: lo = 0x0Eu | 0x04u << 6 | 0x04u << 12 | 0x04u << 18 | 0x04u << 24; hi = 0x0Eu; break; // I
+	case 4u: lo = 0x0Eu | 0x11u << 6 | 0x10u << 12 | 0x17u << 18 | 0x11u << 24; hi = 0x0Fu; break; // G
+	case 5u: lo = 0x0Eu | 0x11u << 6 | 0x11u << 12 | 0x1Fu << 18 | 0x11u << 24; hi = 0x11u; break; // A
+	default: lo = 0x10u | 0x10u << 6 | 0x10u << 12 | 0x10u << 18 | 0x10u << 24; hi = 0x1Fu; break; // L
+	}
+	if (r < 5u) return (lo >> (6u * r)) & 0x1Fu;
+	if (r == 6u) return hi;
+	switch (g) {
+	case 0u: return 0x11u;
+	case 1u: return 0x11u;
+	case 2u: return 0x01u;
+	case 3u: return 0x04u;
+	case 4u: return 0x11u;
+	case 5u: return 0x11u;
+	default: return 0x10u;
+	}
+}
+
+// "NO SIGNAL": the glyph of character c, or 7 for the blank.
+uint text_glyph(int c) {
+	switch (c) {
+	case 0: return 0u; // N
+	case 1: return 1u; // O
+	case 2: return 7u; // ' '
+	case 3: return 2u; // S
+	case 4: return 3u; // I
+	case 5: return 4u; // G
+	case 6: return 0u; // N
+	case 7: return 5u; // A
+	default: return 6u; // L
+	}
+}
 
 // True where the text "NO SIGNAL" covers pixel p of a frame of the given size.
 // Cells are 6 columns wide (5 + 1 gap); the text is 53 columns by 7 rows, scaled by s and centred.
@@ -18,11 +52,10 @@ bool no_signal_text(ivec2 p, ivec2 size) {
 	int s = max(1, min(size.x / 108, size.y / 28));
 	ivec2 origin = ivec2((size.x - 53 * s) / 2, (size.y - 7 * s) / 2);
 	ivec2 q = p - origin;
-	if (q.x < 0 || q.y < 0) return false;
+	if (q.x < 0 || q.y < 0 || q.x >= 53 * s || q.y >= 7 * s) return false;
 	ivec2 cell = q / s;
-	if (cell.x >= 53 || cell.y >= 7) return false;
-	int ch = cell.x / 6, col = cell.x % 6;
-	uint g = kText[ch];
+	int col = cell.x % 6;
+	uint g = text_glyph(cell.x / 6);
 	if (col == 5 || g == 7u) return false;
-	return ((kGlyphs[g * 7u + uint(cell.y)] >> uint(4 - col)) & 1u) != 0u;
+	return ((glyph_row(g, uint(cell.y)) >> uint(4 - col)) & 1u) != 0u;
 }

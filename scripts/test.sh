@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine: set up, build (warnings are errors),
+# unit tests, the same unit tests and a headless subset under AddressSanitizer +
+# UndefinedBehaviorSanitizer, then the headless integration tests against real clients.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+"$root/scripts/setup.sh" || exit 1
+
+passed=0
+failed=0
+logdir=$(mktemp -d /tmp/vscanout-test.XXXXXX)
+
+count_gtest() { # log
+	local p f
+	p=$(grep -oP '^\[  PASSED  \] \K[0-9]+' "$1" | tail -1)
+	f=$(grep -oP '^\[  FAILED  \] \K[0-9]+(?= tests?, listed below)' "$1" | tail -1)
+	passed=$((passed + ${p:-0}))
+	failed=$((failed + ${f:-0}))
+}
+count_pytest() { # log
+	local line p f e
+	line=$(grep -E '[0-9]+ (passed|failed|error)' "$1" | tail -1)
+	p=$(echo "$line" | grep -oP '[0-9]+(?= passed)')
+	f=$(echo "$line" | grep -oP '[0-9]+(?= failed)')
+	e=$(echo "$line" | grep -oP '[0-9]+(?= error)')
+	passed=$((passed + ${p:-0}))
+	failed=$((failed + ${f:-0} + ${e:-0}))
+}
+step() { echo; echo "=== $*"; }
+
+step "build (release, -Werror)"
+scripts/build.sh build || { echo "build failed"; exit 1; }
+
+step "unit tests"
+build/tests/unit_tests 2>&1 | tee "$logdir/unit.log"
+rc=${PIPESTATUS[0]}; count_gtest "$logdir/unit.log"; [ "$rc" -eq 0 ] || failed=$((failed + 1))
+
+step "build (AddressSanitizer + UndefinedBehaviorSanitizer)"
+scripts/build.sh build-asan -Db_sanitize=address,undefined -Dbuildtype=debug -Dbench=false \
+	|| { echo "sanitizer build failed"; exit 1; }
+# LeakSanitizer reports lavapipe's own allocations at exit; suppressed by library, never by
+# our frames.
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp:print_suppressions=0
+
+step "unit tests under sanitizers"
+build-asan/tests/unit_tests 2>&1 | tee "$logdir/unit-asan.log"
+rc=${PIPESTATUS[0]}; count_gtest "$logdir/unit-asan.log"; [ "$rc" -eq 0 ] || failed=$((failed + 1))
+
+step "headless integration subset under sanitizers"
+VSCANOUT_BIN=$root/build-asan/src/vscanout VSCANOUT_SANITIZED=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+	-m sanitizer tests/integration 2>&1 | tee "$logdir/it-asan.log"
+count_pytest "$logdir/it-asan.log"
+unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+
+step "headless integration tests (grim, wlr-randr, stats)"
+VSCANOUT_BIN=$root/build/src/vscanout /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 \
+	| tee "$logdir/it.log"
+count_pytest "$logdir/it.log"
+
+echo
+echo "logs: $logdir"
+echo "vscanout: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
