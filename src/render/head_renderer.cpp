@@ -218,32 +218,32 @@ static void barrier(VkCommandBuffer cmd, VkPipelineStageFlags src_stage, VkAcces
 	vkCmdPipelineBarrier(cmd, src_stage, dst_stage, 0, 1, &mb, 0, nullptr, 0, nullptr);
 }
 
-// Imported dma-buf images come from a foreign queue (the guest's GPU or the vGPU's mediator).
-static void acquire_image(VkCommandBuffer cmd, VkImage image, uint32_t family, VkImageLayout layout,
-                          VkAccessFlags access, VkPipelineStageFlags stage) {
+// Imported dma-buf images belong to a foreign queue (the vGPU or the guest's GPU): each frame
+// takes ownership for its reads and hands it back, keeping the layout GENERAL throughout.
+static void transfer_image(VkCommandBuffer cmd, VkImage image, uint32_t from, uint32_t to, bool acquire) {
 	VkImageMemoryBarrier ib{VK_STRUCTURE_TYPE_IMAGE_MEMORY_BARRIER};
-	ib.srcAccessMask = 0;
-	ib.dstAccessMask = access;
+	ib.srcAccessMask = acquire ? 0 : VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_SHADER_READ_BIT;
+	ib.dstAccessMask = acquire ? VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_SHADER_READ_BIT : 0;
 	ib.oldLayout = VK_IMAGE_LAYOUT_GENERAL;
-	ib.newLayout = layout;
-	ib.srcQueueFamilyIndex = VK_QUEUE_FAMILY_FOREIGN_EXT;
-	ib.dstQueueFamilyIndex = family;
+	ib.newLayout = VK_IMAGE_LAYOUT_GENERAL;
+	ib.srcQueueFamilyIndex = from;
+	ib.dstQueueFamilyIndex = to;
 	ib.image = image;
 	ib.subresourceRange = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 1, 0, 1};
-	vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, stage, 0, 0, nullptr, 0, nullptr, 1, &ib);
+	const VkPipelineStageFlags reads = VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT;
+	const VkPipelineStageFlags top = VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, bottom = VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT;
+	vkCmdPipelineBarrier(cmd, acquire ? top : reads, acquire ? reads : bottom, 0, 0, nullptr, 0, nullptr, 1, &ib);
 }
 
 void HeadRenderer::record_copy(const GuestImport &src, OutputTarget &t) {
 	const vgpu::PlaneInfo &p = src.plane();
 	const TargetDesc &d = t.desc();
 	if (src.kind() == ImportPath::dmabuf) {
-		acquire_image(cmd_, src.image(), ctx_.queue_family(), VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL,
-		              VK_ACCESS_TRANSFER_READ_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT);
 		VkBufferImageCopy bic{};
 		bic.bufferRowLength = d.stride / 4;
 		bic.imageSubresource = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 0, 1};
 		bic.imageExtent = {p.width, p.height, 1};
-		vkCmdCopyImageToBuffer(cmd_, src.image(), VK_IMAGE_LAYOUT_TRANSFER_SRC_OPTIMAL, t.buffer(), 1, &bic);
+		vkCmdCopyImageToBuffer(cmd_, src.image(), VK_IMAGE_LAYOUT_GENERAL, t.buffer(), 1, &bic);
 		return;
 	}
 	const uint64_t row = uint64_t{p.width} * 4;
@@ -267,7 +267,7 @@ void HeadRenderer::record_compose(const FrameDesc &f, OutputTarget &t, const Rec
 	VkDescriptorBufferInfo bufs[3] = {{dummy_.buffer.get(), 0, VK_WHOLE_SIZE},
 	                                  {dummy_.buffer.get(), 0, VK_WHOLE_SIZE},
 	                                  {t.buffer(), 0, t.size()}};
-	VkDescriptorImageInfo img{VK_NULL_HANDLE, VK_NULL_HANDLE, VK_IMAGE_LAYOUT_SHADER_READ_ONLY_OPTIMAL};
+	VkDescriptorImageInfo img{VK_NULL_HANDLE, VK_NULL_HANDLE, VK_IMAGE_LAYOUT_GENERAL};
 	ComposeParams pc{};
 	pc.region_origin[0] = region.x;
 	pc.region_origin[1] = region.y;
@@ -291,8 +291,6 @@ void HeadRenderer::record_compose(const FrameDesc &f, OutputTarget &t, const Rec
 		pc.src_layout = static_cast<uint32_t>(layout_of(p.drm_format));
 		if (image) {
 			img.imageView = f.primary->image_view();
-			acquire_image(cmd_, f.primary->image(), ctx_.queue_family(), VK_IMAGE_LAYOUT_SHADER_READ_ONLY_OPTIMAL,
-			              VK_ACCESS_SHADER_READ_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT);
 		} else {
 			bufs[0] = {f.primary->buffer(), 0, f.primary->buffer_size()};
 		}
@@ -346,7 +344,11 @@ Result<RenderReport> HeadRenderer::draw(const FrameDesc &f, OutputTarget &t) {
 	if (f.primary) f.primary->begin_read();
 	if (f.cursor && f.cursor->image) f.cursor->image->begin_read();
 	begin(cmd_);
-	const bool one_to_one = f.primary && place == output;
+	const bool foreign = f.primary && f.primary->kind() == ImportPath::dmabuf;
+	if (foreign) transfer_image(cmd_, f.primary->image(), ctx_.foreign_queue_family(), ctx_.queue_family(), true);
+	// Same size, not merely the same aspect: place_frame fills the output for both.
+	const bool one_to_one =
+		f.primary && f.primary->plane().width == d.width && f.primary->plane().height == d.height;
 	if (one_to_one && copyable(layout_of(f.primary->plane().drm_format), t.layout())) {
 		record_copy(*f.primary, t);
 		report.copied = true;
@@ -364,6 +366,7 @@ Result<RenderReport> HeadRenderer::draw(const FrameDesc &f, OutputTarget &t) {
 		report.composed = output;
 		record_compose(f, t, output, place);
 	}
+	if (foreign) transfer_image(cmd_, f.primary->image(), ctx_.queue_family(), ctx_.foreign_queue_family(), false);
 	barrier(cmd_, VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
 	        VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT,
 	        VK_ACCESS_HOST_READ_BIT);
@@ -377,7 +380,10 @@ Result<RenderReport> HeadRenderer::draw(const FrameDesc &f, OutputTarget &t) {
 
 Status HeadRenderer::copy_only(const GuestImport &src, OutputTarget &t) {
 	begin(cmd_);
+	const bool foreign = src.kind() == ImportPath::dmabuf;
+	if (foreign) transfer_image(cmd_, src.image(), ctx_.foreign_queue_family(), ctx_.queue_family(), true);
 	record_copy(src, t);
+	if (foreign) transfer_image(cmd_, src.image(), ctx_.queue_family(), ctx_.foreign_queue_family(), false);
 	barrier(cmd_, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT,
 	        VK_ACCESS_HOST_READ_BIT);
 	Status s = submit_and_wait();

@@ -88,7 +88,8 @@ Status GuestImport::try_host(const VulkanContext &ctx) {
 
 Status GuestImport::try_copy(const VulkanContext &ctx, uint64_t *counter) {
 	if (Status s = try_map(); !s) return s;
-	const VkDeviceSize size = uint64_t{plane_.stride} * plane_.height;
+	// The shader reads whole 32-bit words: a 16-bit plane's last pixel may sit in a partial word.
+	const VkDeviceSize size = align_up(uint64_t{plane_.stride} * plane_.height, 4);
 	if (size > ctx.caps().max_storage_range) return fail("the plane is larger than the device's storage buffer range");
 	auto mb = ctx.create_mapped_buffer(size, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT);
 	if (!mb) return mb.take_error();
@@ -109,7 +110,7 @@ VkBuffer GuestImport::buffer() const {
 void GuestImport::content_changed() {
 	if (path_ != ImportPath::copy) return;
 	begin_read();
-	std::memcpy(staging_.data, map_.data() + plane_.offset, buffer_size_);
+	std::memcpy(staging_.data, map_.data() + plane_.offset, uint64_t{plane_.stride} * plane_.height);
 	end_read();
 	if (copy_counter_) (*copy_counter_)++;
 }

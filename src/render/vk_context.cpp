@@ -98,8 +98,10 @@ Result<std::unique_ptr<VulkanContext>> VulkanContext::create(const ContextOption
 			enable.push_back(VK_EXT_IMAGE_DRM_FORMAT_MODIFIER_EXTENSION_NAME);
 			caps.drm_modifier = true;
 		}
-		if (has_extension(exts, VK_EXT_QUEUE_FAMILY_FOREIGN_EXTENSION_NAME))
+		if (has_extension(exts, VK_EXT_QUEUE_FAMILY_FOREIGN_EXTENSION_NAME)) {
 			enable.push_back(VK_EXT_QUEUE_FAMILY_FOREIGN_EXTENSION_NAME);
+			ctx->has_foreign_family_ = true;
+		}
 	}
 
 	uint32_t nq = 0;

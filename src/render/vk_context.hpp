@@ -43,6 +43,10 @@ public:
 	VkQueue queue() const { return queue_; }
 	uint32_t queue_family() const { return queue_family_; }
 	const DeviceCaps &caps() const { return caps_; }
+	// The queue family imported dma-bufs are owned by outside our device.
+	uint32_t foreign_queue_family() const {
+		return has_foreign_family_ ? VK_QUEUE_FAMILY_FOREIGN_EXT : VK_QUEUE_FAMILY_EXTERNAL;
+	}
 
 	// A memory type index among type_bits with all of `flags`, or -1.
 	int find_memory_type(uint32_t type_bits, VkMemoryPropertyFlags flags) const;
@@ -75,6 +79,7 @@ private:
 	VkQueue queue_ = VK_NULL_HANDLE;
 	uint32_t queue_family_ = 0;
 	DeviceCaps caps_;
+	bool has_foreign_family_ = false;
 	VkPhysicalDeviceMemoryProperties memory_props_{};
 };
 
