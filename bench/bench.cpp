@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "base/fd_util.hpp"
@@ -305,9 +306,11 @@ void bench_imports(render::VulkanContext &vk) {
 
 } // namespace
 
-int main() {
+int main(int argc, char **argv) {
+	// An argument picks one benchmark: compose, pipeline or imports.
+	const std::string only = argc > 1 ? argv[1] : "";
 	wlr_log_init(WLR_ERROR, nullptr);
-	auto vk = render::VulkanContext::create();
+	auto vk = render::VulkanContext::create({"", getenv("BENCH_NOHOST") != nullptr, false});
 	if (!vk) {
 		std::fprintf(stderr, "bench: %s\n", vk.error().c_str());
 		return 1;
@@ -318,8 +321,8 @@ int main() {
 		return 1;
 	}
 	std::printf("vscanout benchmarks on %s\n", (*vk)->caps().device_name.c_str());
-	bench_compose(**vk, **hr);
-	bench_pipeline(**vk, **hr);
-	bench_imports(**vk);
+	if (only.empty() || only == "compose") bench_compose(**vk, **hr);
+	if (only.empty() || only == "pipeline") bench_pipeline(**vk, **hr);
+	if (only.empty() || only == "imports") bench_imports(**vk);
 	return 0;
 }

@@ -46,11 +46,10 @@ uint text_glyph(int c) {
 	}
 }
 
-// True where the text "NO SIGNAL" covers pixel p of a frame of the given size.
-// Cells are 6 columns wide (5 + 1 gap); the text is 53 columns by 7 rows, scaled by s and centred.
-bool no_signal_text(ivec2 p, ivec2 size) {
-	int s = max(1, min(size.x / 108, size.y / 28));
-	ivec2 origin = ivec2((size.x - 53 * s) / 2, (size.y - 7 * s) / 2);
+// True where the text "NO SIGNAL" covers pixel p. Cells are 6 columns wide (5 + 1 gap); the text
+// is 53 columns by 7 rows at scale s from origin. The caller computes, once per frame:
+//   s = max(1, min(width / 108, height / 28)), origin = ((width - 53 s) / 2, (height - 7 s) / 2).
+bool no_signal_text(ivec2 p, ivec2 origin, int s) {
 	ivec2 q = p - origin;
 	if (q.x < 0 || q.y < 0 || q.x >= 53 * s || q.y >= 7 * s) return false;
 	ivec2 cell = q / s;

@@ -21,20 +21,22 @@ struct ComposeParams {
 	int32_t region_origin[2];
 	int32_t region_size[2];
 	int32_t dst_size[2];
-	uint32_t dst_offset, dst_stride, dst_layout;
-	uint32_t src_mode;
+	uint32_t dst_offset, dst_stride, dst_layout_unused;
+	uint32_t src_mode_unused;
 	int32_t src_size[2];
 	uint32_t src_offset, src_stride;
 	int32_t rect_pos[2];
 	int32_t rect_size[2];
-	uint32_t src_layout;
-	uint32_t cur_on;
+	uint32_t src_layout_unused;
+	uint32_t cur_on_unused;
 	int32_t cur_pos[2];
 	int32_t cur_size[2];
 	int32_t cur_src_size[2];
-	uint32_t cur_offset, cur_stride, cur_layout;
+	uint32_t cur_offset, cur_stride, cur_layout_unused;
+	int32_t text_scale;
+	int32_t text_origin[2]; // 8-byte aligned, as an ivec2 is
 };
-static_assert(sizeof(ComposeParams) == 116, "ComposeParams must match shaders/compose.comp");
+static_assert(sizeof(ComposeParams) == 128, "ComposeParams must match shaders/compose.comp");
 
 std::string vk_fail(const char *what, VkResult r) { return std::string(what) + " failed: " + vk_result_name(r); }
 
@@ -132,17 +134,7 @@ Status HeadRenderer::init() {
 		VkShaderModule module;
 		if (VkResult r = vkCreateShaderModule(dev, &smi, nullptr, &module); r != VK_SUCCESS)
 			return fail(vk_fail("vkCreateShaderModule", r));
-		ShaderModule module_owner(dev, module);
-		VkComputePipelineCreateInfo cpi{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
-		cpi.stage = {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO};
-		cpi.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
-		cpi.stage.module = module;
-		cpi.stage.pName = "main";
-		cpi.layout = pipeline_layout;
-		VkPipeline pipeline;
-		if (VkResult r = vkCreateComputePipelines(dev, VK_NULL_HANDLE, 1, &cpi, nullptr, &pipeline); r != VK_SUCCESS)
-			return fail(vk_fail("vkCreateComputePipelines", r));
-		pipeline_[v] = Pipeline(dev, pipeline);
+		module_[v] = ShaderModule(dev, module);
 	}
 
 	VkDescriptorPoolSize sizes[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 6},
@@ -258,6 +250,29 @@ void HeadRenderer::record_copy(const GuestImport &src, OutputTarget &t) {
 	vkCmdCopyBuffer(cmd_, src.buffer(), t.buffer(), p.height, rows.data());
 }
 
+VkPipeline HeadRenderer::pipeline_for(int v, const Variant &variant) {
+	auto key = std::make_pair(v, variant);
+	if (auto it = pipelines_.find(key); it != pipelines_.end()) return it->second.get();
+	VkSpecializationMapEntry entries[5];
+	for (uint32_t i = 0; i < 5; i++) entries[i] = {i, i * 4u, 4};
+	VkSpecializationInfo spec{5, entries, sizeof(uint32_t) * 5, variant.data()};
+	VkComputePipelineCreateInfo cpi{VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO};
+	cpi.stage = {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO};
+	cpi.stage.stage = VK_SHADER_STAGE_COMPUTE_BIT;
+	cpi.stage.module = module_[v].get();
+	cpi.stage.pName = "main";
+	cpi.stage.pSpecializationInfo = &spec;
+	cpi.layout = pipeline_layout_[v].get();
+	VkPipeline pipeline = VK_NULL_HANDLE;
+	if (VkResult r = vkCreateComputePipelines(ctx_.device(), VK_NULL_HANDLE, 1, &cpi, nullptr, &pipeline);
+	    r != VK_SUCCESS) {
+		VLOG_ERROR("render: vkCreateComputePipelines failed: %s", vk_result_name(r));
+		return VK_NULL_HANDLE;
+	}
+	pipelines_.emplace(key, Pipeline(ctx_.device(), pipeline));
+	return pipeline;
+}
+
 void HeadRenderer::record_compose(const FrameDesc &f, OutputTarget &t, const Rect &region, const Rect &place) {
 	const TargetDesc &d = t.desc();
 	const bool image = f.primary && f.primary->kind() == ImportPath::dmabuf;
@@ -276,10 +291,14 @@ void HeadRenderer::record_compose(const FrameDesc &f, OutputTarget &t, const Rec
 	pc.dst_size[0] = static_cast<int32_t>(d.width);
 	pc.dst_size[1] = static_cast<int32_t>(d.height);
 	pc.dst_stride = d.stride;
-	pc.dst_layout = static_cast<uint32_t>(t.layout());
+	const int32_t dw = static_cast<int32_t>(d.width), dh = static_cast<int32_t>(d.height);
+	pc.text_scale = std::max(1, std::min(dw / 108, dh / 28));
+	pc.text_origin[0] = (dw - 53 * pc.text_scale) / 2;
+	pc.text_origin[1] = (dh - 7 * pc.text_scale) / 2;
+	Variant variant{0, 0, 0, static_cast<uint32_t>(core::PixelLayout::argb8888), static_cast<uint32_t>(t.layout())};
 	if (f.primary) {
 		const vgpu::PlaneInfo &p = f.primary->plane();
-		pc.src_mode = (place.w == static_cast<int32_t>(p.width) && place.h == static_cast<int32_t>(p.height)) ? 1 : 2;
+		variant[0] = (place.w == static_cast<int32_t>(p.width) && place.h == static_cast<int32_t>(p.height)) ? 1 : 2;
 		pc.src_size[0] = static_cast<int32_t>(p.width);
 		pc.src_size[1] = static_cast<int32_t>(p.height);
 		pc.src_offset = static_cast<uint32_t>(f.primary->pixel_offset());
@@ -288,7 +307,7 @@ void HeadRenderer::record_compose(const FrameDesc &f, OutputTarget &t, const Rec
 		pc.rect_pos[1] = place.y;
 		pc.rect_size[0] = place.w;
 		pc.rect_size[1] = place.h;
-		pc.src_layout = static_cast<uint32_t>(layout_of(p.drm_format));
+		variant[1] = static_cast<uint32_t>(layout_of(p.drm_format));
 		if (image) {
 			img.imageView = f.primary->image_view();
 		} else {
@@ -300,7 +319,7 @@ void HeadRenderer::record_compose(const FrameDesc &f, OutputTarget &t, const Rec
 		const vgpu::PlaneInfo &cp = c.plane();
 		const double sx = f.primary ? double(place.w) / f.primary->plane().width : 1.0;
 		const double sy = f.primary ? double(place.h) / f.primary->plane().height : 1.0;
-		pc.cur_on = 1;
+		variant[2] = 1;
 		pc.cur_pos[0] = place.x + static_cast<int32_t>(f.cursor->x * sx);
 		pc.cur_pos[1] = place.y + static_cast<int32_t>(f.cursor->y * sy);
 		pc.cur_size[0] = std::max(1, static_cast<int32_t>(cp.width * sx + 0.5));
@@ -309,7 +328,7 @@ void HeadRenderer::record_compose(const FrameDesc &f, OutputTarget &t, const Rec
 		pc.cur_src_size[1] = static_cast<int32_t>(cp.height);
 		pc.cur_offset = static_cast<uint32_t>(c.pixel_offset());
 		pc.cur_stride = cp.stride;
-		pc.cur_layout = static_cast<uint32_t>(layout_of(cp.drm_format));
+		variant[3] = static_cast<uint32_t>(layout_of(cp.drm_format));
 		bufs[1] = {c.buffer(), 0, c.buffer_size()};
 	}
 
@@ -328,7 +347,9 @@ void HeadRenderer::record_compose(const FrameDesc &f, OutputTarget &t, const Rec
 		w[0].pImageInfo = &img;
 	}
 	vkUpdateDescriptorSets(ctx_.device(), 3, w, 0, nullptr);
-	vkCmdBindPipeline(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline_[v].get());
+	VkPipeline pipeline = pipeline_for(v, variant);
+	if (!pipeline) return;
+	vkCmdBindPipeline(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline);
 	vkCmdBindDescriptorSets(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline_layout_[v].get(), 0, 1, &set, 0, nullptr);
 	vkCmdPushConstants(cmd_, pipeline_layout_[v].get(), VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof pc, &pc);
 	vkCmdDispatch(cmd_, (region.w + 15) / 16, (region.h + 15) / 16, 1);

@@ -6,7 +6,9 @@
 
 #include <vulkan/vulkan.h>
 
+#include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 
 #include "base/result.hpp"
@@ -57,11 +59,16 @@ private:
 	Status submit_and_wait();
 	void record_copy(const GuestImport &src, OutputTarget &target);
 	void record_compose(const FrameDesc &frame, OutputTarget &target, const Rect &region, const Rect &placement);
+	// Specialization constants of compose.comp: mode, source layout, cursor on, cursor layout,
+	// output layout. One pipeline per combination, made when first needed.
+	using Variant = std::array<uint32_t, 5>;
+	VkPipeline pipeline_for(int source_kind, const Variant &variant);
 
 	const VulkanContext &ctx_;
 	DescriptorSetLayout set_layout_[2]; // [0] buffer source, [1] image source
 	PipelineLayout pipeline_layout_[2];
-	Pipeline pipeline_[2];
+	ShaderModule module_[2];
+	std::map<std::pair<int, Variant>, Pipeline> pipelines_;
 	DescriptorPool pool_;
 	VkDescriptorSet sets_[2] = {VK_NULL_HANDLE, VK_NULL_HANDLE};
 	Sampler sampler_;
