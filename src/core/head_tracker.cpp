@@ -160,8 +160,8 @@ void HeadTracker::poll_plane(PlaneType type, Changes &changes) {
 	if (!imported) {
 		last_bad_[idx] = key;
 		stats_.rejected++;
-		VLOG_ERROR("head %u: %s plane (buffer id %" PRIu64 ") cannot be shown: %s; keeping the last good frame", head_,
-		           what, plane.buffer_id, imported.error().c_str());
+		VLOG_ERROR("head %u: %s plane rejected (buffer id %" PRIu64 "): %s; keeping the last good frame", head_, what,
+		           plane.buffer_id, imported.error().c_str());
 		return;
 	}
 	last_bad_[idx].reset();

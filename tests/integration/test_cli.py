@@ -1,0 +1,79 @@
+"""Command line and process lifetime."""
+
+import os
+import re
+import signal
+
+import pytest
+
+from conftest import run_cli
+
+
+def test_help():
+    r = run_cli(["--help"])
+    assert r.returncode == 0, r.stderr
+    assert "--source" in r.stdout
+
+
+def test_version():
+    r = run_cli(["--version"])
+    assert r.returncode == 0, r.stderr
+    assert re.match(r"vscanout \S+", r.stdout), r.stdout
+
+
+def test_unknown_option_exits_2():
+    r = run_cli(["--no-such-option"])
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "unknown option --no-such-option" in r.stderr, r.stderr
+
+
+def test_zero_heads_is_refused():
+    r = run_cli(["--source", "sim:heads=0"])
+    assert r.returncode != 0, r.stderr
+    assert "heads" in r.stderr and "1 to 16" in r.stderr, r.stderr
+
+
+def test_vfio_source_with_a_bad_device():
+    # The issue said "not implemented"; the VFIO source has landed since, so now the device
+    # name itself must be refused with a message that names it.
+    r = run_cli(["--source", "vfio:xyz"])
+    assert r.returncode != 0, r.stderr
+    assert "xyz" in r.stderr and ("not implemented" in r.stderr or "device" in r.stderr), r.stderr
+
+
+def test_qemu_source_not_implemented():
+    r = run_cli(["--source", "qemu"])
+    assert r.returncode != 0, r.stderr
+    assert "not implemented" in r.stderr, r.stderr
+
+
+def test_bad_script_names_the_line(tmp_path):
+    script = tmp_path / "bad.txt"
+    script.write_text("100 flip 0\n200 explode 0\n")
+    r = run_cli(["--source", f"sim:script={script}"])
+    assert r.returncode != 0, r.stderr
+    assert "line 2" in r.stderr and "explode" in r.stderr, r.stderr
+
+
+@pytest.mark.sanitizer
+def test_sigint_exits_0_and_writes_stats(vscanout):
+    vs = vscanout(source="sim:heads=2,fps=0")
+    vs.wait_outputs({"HEAD-0": (1280, 800), "HEAD-1": (1024, 768)})
+    assert not os.path.exists(vs.stats_path)
+    stats = vs.stop(signal.SIGINT)
+    assert stats is not None, "no stats file after SIGINT"
+    assert sorted(stats) == [0, 1]
+    for head, d in stats.items():
+        assert d["commits"] >= 1 and d["generation"] >= 1, d
+
+
+@pytest.mark.sanitizer
+def test_sigterm_exits_0_and_writes_stats(vscanout):
+    vs = vscanout(source="sim:heads=1,fps=30")
+    vs.wait_outputs({"HEAD-0": (1280, 800)})
+    stats = vs.stop(signal.SIGTERM)
+    assert stats is not None and sorted(stats) == [0]
+    keys = {"head", "generation", "imports", "cache_hits", "evictions", "renders", "commits", "rejected",
+            "buffer_opens", "copies", "cursor_images", "cursor_moves", "query_errors", "width", "height",
+            "import_path", "cursor_path", "connected"}
+    assert set(stats[0]) == keys, set(stats[0]) ^ keys
