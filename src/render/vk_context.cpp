@@ -190,17 +190,24 @@ Result<VulkanContext::HostBuffer> VulkanContext::import_host_buffer(void *ptr, V
 	VkImportMemoryHostPointerInfoEXT imp{VK_STRUCTURE_TYPE_IMPORT_MEMORY_HOST_POINTER_INFO_EXT};
 	imp.handleType = VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT;
 	imp.pHostPointer = ptr;
+	auto mem = bind_memory(buf, size, static_cast<uint32_t>(type), &imp);
+	if (!mem) return fail("importing host memory: " + mem.error());
+	out.memory = std::move(*mem);
+	return out;
+}
+
+Result<Memory> VulkanContext::bind_memory(VkBuffer buf, VkDeviceSize size, uint32_t type, const void *next) const {
 	VkMemoryAllocateInfo mai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
-	mai.pNext = &imp;
+	mai.pNext = next;
 	mai.allocationSize = size;
-	mai.memoryTypeIndex = static_cast<uint32_t>(type);
+	mai.memoryTypeIndex = type;
 	VkDeviceMemory mem;
 	if (VkResult r = vkAllocateMemory(device_, &mai, nullptr, &mem); r != VK_SUCCESS)
-		return fail(vk_fail("importing host memory", r));
-	out.memory = Memory(device_, mem);
+		return fail(vk_fail("vkAllocateMemory", r));
+	Memory owner(device_, mem);
 	if (VkResult r = vkBindBufferMemory(device_, buf, mem, 0); r != VK_SUCCESS)
 		return fail(vk_fail("vkBindBufferMemory", r));
-	return out;
+	return owner;
 }
 
 Result<VulkanContext::MappedBuffer> VulkanContext::create_mapped_buffer(VkDeviceSize size,
@@ -217,16 +224,10 @@ Result<VulkanContext::MappedBuffer> VulkanContext::create_mapped_buffer(VkDevice
 	int type = find_memory_type(req.memoryTypeBits,
 	                            VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT);
 	if (type < 0) return fail("no host-visible coherent Vulkan memory");
-	VkMemoryAllocateInfo mai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
-	mai.allocationSize = req.size;
-	mai.memoryTypeIndex = static_cast<uint32_t>(type);
-	VkDeviceMemory mem;
-	if (VkResult r = vkAllocateMemory(device_, &mai, nullptr, &mem); r != VK_SUCCESS)
-		return fail(vk_fail("vkAllocateMemory", r));
-	out.memory = Memory(device_, mem);
-	if (VkResult r = vkBindBufferMemory(device_, buf, mem, 0); r != VK_SUCCESS)
-		return fail(vk_fail("vkBindBufferMemory", r));
-	if (VkResult r = vkMapMemory(device_, mem, 0, VK_WHOLE_SIZE, 0, &out.data); r != VK_SUCCESS)
+	auto mem = bind_memory(buf, req.size, static_cast<uint32_t>(type), nullptr);
+	if (!mem) return mem.take_error();
+	out.memory = std::move(*mem);
+	if (VkResult r = vkMapMemory(device_, out.memory.get(), 0, VK_WHOLE_SIZE, 0, &out.data); r != VK_SUCCESS)
 		return fail(vk_fail("vkMapMemory", r));
 	return out;
 }

@@ -73,6 +73,8 @@ public:
 
 private:
 	VulkanContext() = default;
+	// Allocates memory of `type` (next: an import chain, or null) and binds it to buf.
+	Result<Memory> bind_memory(VkBuffer buf, VkDeviceSize size, uint32_t type, const void *next) const;
 	VkInstance instance_ = VK_NULL_HANDLE;
 	VkPhysicalDevice physical_ = VK_NULL_HANDLE;
 	VkDevice device_ = VK_NULL_HANDLE;
