@@ -33,6 +33,7 @@ HeadTracker::HeadTracker(uint32_t head, vgpu::Source &source, Importer importer,
 }
 
 Changes HeadTracker::poll() {
+	if (!source_.connected(head_)) return stats_.connected ? disconnect() : Changes{};
 	Changes changes;
 	poll_plane(PlaneType::primary, changes);
 	poll_plane(PlaneType::cursor, changes);

@@ -44,6 +44,9 @@ public:
 	// (VFIO region planes): the core then hashes the plane each poll.
 	virtual bool needs_content_watch(uint32_t head) const { return false; }
 
+	// False once a head's device is gone for good: the core then drops everything it imported.
+	virtual bool connected(uint32_t head) const { return true; }
+
 	// Descriptors to watch for readability, and what to do when one is readable.
 	virtual std::vector<int> watch_fds() const { return {}; }
 	virtual void dispatch(int fd) {}

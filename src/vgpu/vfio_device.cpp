@@ -55,6 +55,7 @@ Result<std::unique_ptr<KernelVfioDevice>> KernelVfioDevice::open(const std::stri
 
 	std::unique_ptr<KernelVfioDevice> d(new KernelVfioDevice());
 	d->name_ = spec;
+	d->sysfs_ = *path;
 	d->container_ = UniqueFd(::open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC));
 	if (!d->container_) return fail("cannot open /dev/vfio/vfio: " + errstr(errno) + " (is the vfio module loaded?)");
 	if (::ioctl(d->container_.get(), VFIO_GET_API_VERSION) != VFIO_API_VERSION)
@@ -89,12 +90,19 @@ Result<std::unique_ptr<KernelVfioDevice>> KernelVfioDevice::open(const std::stri
 	return d;
 }
 
-Result<std::unique_ptr<KernelVfioDevice>> KernelVfioDevice::adopt(int fd) {
+Result<std::unique_ptr<KernelVfioDevice>> KernelVfioDevice::adopt(int fd, const std::string &device) {
+	std::string path;
+	if (!device.empty()) {
+		auto p = resolve_vfio_device(device);
+		if (!p) return p.take_error();
+		path = *p;
+	}
 	vfio_device_info info{sizeof(vfio_device_info)};
 	if (::ioctl(fd, VFIO_DEVICE_GET_INFO, &info) < 0)
 		return fail("fd " + std::to_string(fd) + " is not a VFIO device: " + errstr(errno));
 	std::unique_ptr<KernelVfioDevice> d(new KernelVfioDevice());
-	d->name_ = "fd " + std::to_string(fd);
+	d->name_ = device.empty() ? "fd " + std::to_string(fd) : device;
+	d->sysfs_ = path;
 	d->device_ = UniqueFd(fd);
 	::fcntl(fd, F_SETFD, FD_CLOEXEC);
 	return d;

@@ -31,6 +31,8 @@ public:
 	// A new descriptor of the device itself, to mmap a region from.
 	virtual Result<UniqueFd> dup_fd() = 0;
 	virtual const std::string &name() const = 0;
+	// The device's sysfs directory where known ("" for an fd handed over without one).
+	virtual const std::string &sysfs_path() const = 0;
 };
 
 class KernelVfioDevice final : public VfioDevice {
@@ -38,18 +40,21 @@ public:
 	// spec: an mdev UUID, a PCI address (0000:00:02.0 or 00:02.0) or a sysfs device path.
 	// Opens it through the group/container API with a TYPE1v2 IOMMU.
 	static Result<std::unique_ptr<KernelVfioDevice>> open(const std::string &spec);
-	// Takes over a device fd a launcher already opened (--source vfio-fd:N).
-	static Result<std::unique_ptr<KernelVfioDevice>> adopt(int fd);
+	// Takes over a device fd a launcher already opened (--source vfio-fd:N[:device]); device, when
+	// given, names it as open() does, so its removal can be noticed.
+	static Result<std::unique_ptr<KernelVfioDevice>> adopt(int fd, const std::string &device = "");
 
 	int query_plane(vfio_device_gfx_plane_info &info) override;
 	Result<UniqueFd> get_dmabuf(uint32_t dmabuf_id) override;
 	Result<RegionInfo> region_info(uint32_t index) override;
 	Result<UniqueFd> dup_fd() override;
 	const std::string &name() const override { return name_; }
+	const std::string &sysfs_path() const override { return sysfs_; }
 
 private:
 	KernelVfioDevice() = default;
 	std::string name_;
+	std::string sysfs_;
 	UniqueFd container_;
 	UniqueFd group_;
 	UniqueFd device_;

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <unistd.h>
 
 #include "base/fd_util.hpp"
 #include "base/log.hpp"
@@ -15,6 +16,18 @@ bool device_gone(int e) { return e == ENODEV || e == EIO || e == ENXIO || e == E
 
 // Errors worth one more try: mbochs answers ENOMEM once after a mode change.
 bool transient(int e) { return e == ENOMEM || e == EAGAIN || e == EBUSY || e == EINTR; }
+
+// Whether the driver gives the same answer for both plane types (it ignores drm_plane_type).
+bool ignores_plane_type(VfioDevice &d, uint32_t transport_flag) {
+	vfio_device_gfx_plane_info p{}, c{};
+	p.argsz = c.argsz = sizeof p;
+	p.flags = c.flags = transport_flag;
+	p.drm_plane_type = static_cast<uint32_t>(PlaneType::primary);
+	c.drm_plane_type = static_cast<uint32_t>(PlaneType::cursor);
+	if (d.query_plane(p) != 0 || d.query_plane(c) != 0 || p.size == 0) return false;
+	return p.drm_format == c.drm_format && p.width == c.width && p.height == c.height && p.stride == c.stride &&
+	       p.region_index == c.region_index;
+}
 
 int probe(VfioDevice &d, PlaneType type, uint32_t transport_flag) {
 	vfio_device_gfx_plane_info info{};
@@ -44,6 +57,11 @@ Result<std::unique_ptr<VfioSource>> VfioSource::create(std::vector<std::unique_p
 		const uint32_t flag =
 			h.transport == PlaneTransport::dmabuf ? VFIO_GFX_PLANE_TYPE_DMABUF : VFIO_GFX_PLANE_TYPE_REGION;
 		h.cursor = probe(*dev, PlaneType::cursor, flag) == 0;
+		if (h.cursor && h.transport == PlaneTransport::region && ignores_plane_type(*dev, flag)) {
+			// mdpy answers a cursor query with its primary plane.
+			VLOG_INFO("vfio: %s answers cursor queries with its primary plane: no cursor plane", dev->name().c_str());
+			h.cursor = false;
+		}
 		VLOG_INFO("vfio: head %zu is %s: primary plane as %s, %s cursor plane", s->heads_.size(), dev->name().c_str(),
 		          h.transport == PlaneTransport::dmabuf ? "dma-buf" : "region", h.cursor ? "a" : "no");
 		h.device = std::move(dev);
@@ -71,6 +89,10 @@ Result<PlaneInfo> VfioSource::query(uint32_t head, PlaneType type) {
 	disabled.head_id = head;
 	disabled.type = type;
 	if (h.lost) return disabled;
+	if (removal_started(h)) {
+		lose(head, "its removal started");
+		return disabled;
+	}
 	if (type == PlaneType::cursor && !h.cursor) {
 		disabled.state = PlaneState::unsupported;
 		return disabled;
@@ -87,13 +109,26 @@ Result<PlaneInfo> VfioSource::query(uint32_t head, PlaneType type) {
 		if (!transient(e)) break;
 	}
 	if (device_gone(e)) {
-		h.lost = true;
-		VLOG_ERROR("vfio: head %u (%s) went away (%s); showing no signal", head, h.device->name().c_str(),
-		           std::strerror(e));
+		lose(head, std::strerror(e));
 		return disabled;
 	}
 	if (e) return fail(std::string("QUERY_GFX_PLANE failed: ") + std::strerror(e));
 	return convert(head, type, info);
+}
+
+bool VfioSource::removal_started(const Head &h) const {
+	// Removing an mdev (or unplugging a PCI device) takes its "remove" attribute away first, then
+	// waits until every fd of the device is closed: the kernel tells users no other way.
+	const std::string &path = h.device->sysfs_path();
+	return !path.empty() && ::access((path + "/remove").c_str(), F_OK) != 0;
+}
+
+void VfioSource::lose(uint32_t head, const char *why) {
+	Head &h = heads_[head];
+	VLOG_ERROR("vfio: head %u (%s) went away (%s); showing no signal", head, h.device->name().c_str(), why);
+	h.lost = true;
+	// Closing our fds lets the kernel finish removing the device.
+	h.device.reset();
 }
 
 Result<PlaneInfo> VfioSource::convert(uint32_t head, PlaneType type, const vfio_device_gfx_plane_info &info) const {
@@ -131,6 +166,7 @@ Result<PlaneInfo> VfioSource::convert(uint32_t head, PlaneType type, const vfio_
 Result<GuestBuffer> VfioSource::open_buffer(const PlaneInfo &plane) {
 	if (plane.head_id >= heads_.size()) return fail("no head " + std::to_string(plane.head_id));
 	Head &h = heads_[plane.head_id];
+	if (h.lost) return fail("the device is gone");
 	GuestBuffer b;
 	if (h.transport == PlaneTransport::dmabuf) {
 		auto fd = h.device->get_dmabuf(static_cast<uint32_t>(plane.buffer_id));
@@ -160,8 +196,9 @@ Result<std::unique_ptr<VfioSource>> open_vfio_source(const std::vector<std::stri
 		if (spec.rfind("vfio-fd:", 0) == 0) {
 			char *end = nullptr;
 			long fd = std::strtol(spec.c_str() + 8, &end, 10);
-			if (spec.size() == 8 || *end || fd < 0 || fd > 65535) return fail(spec + ": expected vfio-fd:<fd number>");
-			auto d = KernelVfioDevice::adopt(static_cast<int>(fd));
+			if (spec.size() == 8 || (*end && *end != ':') || fd < 0 || fd > 65535)
+				return fail(spec + ": expected vfio-fd:<fd number>[:<device>]");
+			auto d = KernelVfioDevice::adopt(static_cast<int>(fd), *end == ':' ? std::string(end + 1) : "");
 			if (!d) return fail(spec + ": " + d.error());
 			devices.push_back(std::move(*d));
 		} else if (spec.rfind("vfio:", 0) == 0) {

@@ -24,6 +24,7 @@ public:
 	Result<PlaneInfo> query(uint32_t head, PlaneType type) override;
 	Result<GuestBuffer> open_buffer(const PlaneInfo &plane) override;
 	bool needs_content_watch(uint32_t head) const override;
+	bool connected(uint32_t head) const override { return head < heads_.size() && !heads_[head].lost; }
 	int poll_hz() const override { return poll_hz_; }
 
 	PlaneTransport transport(uint32_t head) const { return heads_.at(head).transport; }
@@ -39,6 +40,8 @@ private:
 	};
 	VfioSource() = default;
 	Result<PlaneInfo> convert(uint32_t head, PlaneType type, const vfio_device_gfx_plane_info &info) const;
+	bool removal_started(const Head &h) const;
+	void lose(uint32_t head, const char *why);
 
 	std::vector<Head> heads_;
 	int poll_hz_ = 60;

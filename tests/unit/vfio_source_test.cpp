@@ -3,7 +3,11 @@
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 
+#include <unistd.h>
+
 #include <cerrno>
+#include <cstdlib>
+#include <fstream>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -64,7 +68,13 @@ public:
 		return std::move(*fd);
 	}
 	const std::string &name() const override { return name_; }
+	const std::string &sysfs_path() const override { return sysfs_; }
 	std::string name_ = "fake";
+	std::string sysfs_;
+	bool *destroyed = nullptr;
+	~FakeDevice() override {
+		if (destroyed) *destroyed = true;
+	}
 };
 
 int fill_primary(vfio_device_gfx_plane_info &i) {
@@ -266,6 +276,63 @@ TEST(VfioSource, SpecsAreParsed) {
 	auto pipefd = open_vfio_source({"vfio-fd:" + std::to_string(fds[0])}, 60);
 	ASSERT_FALSE(pipefd.ok());
 	EXPECT_NE(pipefd.error().find("not a VFIO device"), std::string::npos);
+	close(fds[0]);
+	close(fds[1]);
+}
+
+TEST(VfioSource, RemovalReleasesTheDeviceAndDisconnectsTheHead) {
+	char dir[] = "/tmp/vscanout-fake-mdev.XXXXXX";
+	ASSERT_NE(mkdtemp(dir), nullptr);
+	const std::string remove_attr = std::string(dir) + "/remove";
+	std::ofstream(remove_attr) << "";
+	bool destroyed = false;
+	FakeDevice *d;
+	auto s = make(d, [&](FakeDevice &f) {
+		f.sysfs_ = dir;
+		f.destroyed = &destroyed;
+	});
+	d->steady = fill_primary;
+	auto p = s->query(0, PlaneType::primary);
+	ASSERT_TRUE(p.ok());
+	EXPECT_EQ(p->state, PlaneState::enabled);
+	EXPECT_TRUE(s->connected(0));
+
+	// The kernel takes the attribute away when removal starts, then waits for our fds.
+	ASSERT_EQ(unlink(remove_attr.c_str()), 0);
+	auto q = s->query(0, PlaneType::primary);
+	ASSERT_TRUE(q.ok());
+	EXPECT_EQ(q->state, PlaneState::disabled);
+	EXPECT_FALSE(s->connected(0));
+	EXPECT_TRUE(destroyed) << "the device (and its fds) must be released so the removal can finish";
+	EXPECT_FALSE(s->open_buffer(*p).ok());
+	rmdir(dir);
+}
+
+TEST(VfioSource, DriverIgnoringThePlaneTypeHasNoCursor) {
+	FakeDevice *d;
+	auto s = make(d, [](FakeDevice &f) {
+		f.dmabuf = false;
+		f.region = true;
+		f.cursor = true; // the probe says yes...
+		f.steady = [](vfio_device_gfx_plane_info &i) { // ...but every answer is the primary (mdpy)
+			fill_primary(i);
+			i.region_index = 16;
+			return 0;
+		};
+	});
+	auto c = s->query(0, PlaneType::cursor);
+	ASSERT_TRUE(c.ok());
+	EXPECT_EQ(c->state, PlaneState::unsupported);
+}
+
+TEST(VfioSource, HandedOverFdMayNameItsDevice) {
+	int fds[2];
+	ASSERT_EQ(pipe(fds), 0);
+	auto bad = open_vfio_source({"vfio-fd:" + std::to_string(fds[0]) + ":not-a-device"}, 60);
+	ASSERT_FALSE(bad.ok());
+	EXPECT_NE(bad.error().find("neither an mdev UUID"), std::string::npos) << bad.error();
+	auto junk = open_vfio_source({"vfio-fd:" + std::to_string(fds[0]) + "x"}, 60);
+	ASSERT_FALSE(junk.ok());
 	close(fds[0]);
 	close(fds[1]);
 }
