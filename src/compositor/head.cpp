@@ -33,6 +33,7 @@ Head::Head(Server &server, uint32_t id, core::TrackerOptions options)
 
 Head::~Head() {
 	frame_.disconnect();
+	mode_.disconnect();
 	destroy_.disconnect();
 	targets_.clear();
 	if (!output_) return;
@@ -63,6 +64,11 @@ void Head::attach_output(wlr_output *o) {
 	if (!software_cursor_) hw_cursor_ = wlr_output_cursor_create(o);
 
 	frame_.connect(&o->events.frame, [this](void *) { on_frame(); });
+	// A nested window resized by the user: draw the guest frame again, scaled to the new size.
+	mode_.connect(&o->events.mode, [this](void *) {
+		dirty_ = true;
+		if (output_) wlr_output_schedule_frame(output_);
+	});
 	destroy_.connect(&o->events.destroy, [this](void *) { on_output_destroy(); });
 	mode_w_ = mode_h_ = 0;
 	apply_mode();
@@ -73,11 +79,14 @@ void Head::attach_output(wlr_output *o) {
 }
 
 void Head::on_output_destroy() {
+	wlr_log(WLR_INFO, "HEAD-%u: output closed; the head stays off", id_);
 	frame_.disconnect();
+	mode_.disconnect();
 	destroy_.disconnect();
 	targets_.clear();
 	hw_cursor_ = nullptr; // wlroots destroys output cursors with the output
 	output_ = nullptr;
+	server_.output_closed(*this);
 }
 
 void Head::apply_mode() {

@@ -39,6 +39,7 @@ const char *usage() {
 	       "      --vk-device NAME  prefer the Vulkan device whose name contains NAME\n"
 	       "      --stats FILE      write per-head counters (JSON lines) at exit and on SIGUSR1\n"
 	       "      --socket NAME     Wayland socket name (default: first free wayland-N)\n"
+	       "      --keep-running    nested: keep running after the last window is closed\n"
 	       "  -d, --debug           debug logs\n"
 	       "  -h, --help            this text\n"
 	       "  -v, --version         print the version\n"
@@ -48,7 +49,7 @@ const char *usage() {
 }
 
 Result<Options> parse_options(int argc, char **argv) {
-	enum { opt_poll_hz = 1000, opt_import, opt_vk_device, opt_stats, opt_socket };
+	enum { opt_poll_hz = 1000, opt_import, opt_vk_device, opt_stats, opt_socket, opt_keep_running };
 	static const option longopts[] = {
 		{"source", required_argument, nullptr, 's'},
 		{"cache", required_argument, nullptr, 'c'},
@@ -58,6 +59,7 @@ Result<Options> parse_options(int argc, char **argv) {
 		{"vk-device", required_argument, nullptr, opt_vk_device},
 		{"stats", required_argument, nullptr, opt_stats},
 		{"socket", required_argument, nullptr, opt_socket},
+		{"keep-running", no_argument, nullptr, opt_keep_running},
 		{"debug", no_argument, nullptr, 'd'},
 		{"help", no_argument, nullptr, 'h'},
 		{"version", no_argument, nullptr, 'v'},
@@ -105,6 +107,7 @@ Result<Options> parse_options(int argc, char **argv) {
 		case opt_vk_device: o.vk_device = optarg; break;
 		case opt_stats: o.stats_path = optarg; break;
 		case opt_socket: o.socket = optarg; break;
+		case opt_keep_running: o.keep_running = true; break;
 		case 'd': o.debug = true; break;
 		case 'h': o.help = true; break;
 		case 'v': o.version = true; break;

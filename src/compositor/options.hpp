@@ -28,6 +28,7 @@ struct Options {
 	std::string socket;
 	std::string vk_device;
 	ImportChoice import = ImportChoice::automatic;
+	bool keep_running = false; // nested: stay up (headless) after the last window closed
 	bool debug = false;
 	bool help = false;
 	bool version = false;

@@ -118,6 +118,11 @@ Status Server::init() {
 		if (!socket) return fail("cannot create a Wayland socket (is XDG_RUNTIME_DIR set?)");
 	}
 	if (!wlr_backend_start(backend_)) return fail("the wlroots backend failed to start");
+	auto find_nested = [](wlr_backend *b, void *data) {
+		if (wlr_backend_is_wl(b) || wlr_backend_is_x11(b)) *static_cast<bool *>(data) = true;
+	};
+	if (wlr_backend_is_multi(backend_)) wlr_multi_for_each_backend(backend_, find_nested, &nested_);
+	else find_nested(backend_, &nested_);
 	setenv("WAYLAND_DISPLAY", socket, 1);
 
 	wl_event_loop *loop = wl_display_get_event_loop(display_);
@@ -227,6 +232,17 @@ void Server::on_new_output(wlr_output *output) {
 	head->attach_output(output);
 	wlr_output_layout_add_auto(layout_, output);
 	outputs_changed();
+}
+
+void Server::output_closed(Head &head) {
+	outputs_changed();
+	for (auto &[id, h] : heads_)
+		if (h->output()) return;
+	// Nested, the windows are the session: closing the last one ends vscanout (status 0).
+	if (nested_ && !options_.keep_running) {
+		wlr_log(WLR_INFO, "the last window was closed; exiting");
+		wl_display_terminate(display_);
+	}
 }
 
 void Server::outputs_changed() {

@@ -38,6 +38,8 @@ public:
 
 	// The output set changed (added, removed, resized): tell output-management clients.
 	void outputs_changed();
+	// A head's output went away under it (a nested window closed, a connector unplugged).
+	void output_closed(Head &head);
 	void write_stats();
 
 private:
@@ -62,6 +64,7 @@ private:
 	std::unique_ptr<vgpu::Source> source_;
 	std::map<uint32_t, std::unique_ptr<Head>> heads_;
 	Head *head_wanting_output_ = nullptr;
+	bool nested_ = false; // outputs are windows of a parent desktop
 	std::vector<wl_event_source *> event_sources_;
 	wl_event_source *poll_timer_ = nullptr;
 	wl_event_source *repaint_timer_ = nullptr;
