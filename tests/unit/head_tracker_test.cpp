@@ -43,12 +43,14 @@ public:
 	bool fail_open = false;
 	uint64_t damage = 0;
 	int open_calls = 0;
+	bool gone = false; // connected() answers false: the device went away for good
 
 	void set(const PlaneInfo &p) { planes[{p.head_id, p.type}] = p; }
 	void remove(PlaneType type) { planes.erase({kHead, type}); }
 
 	std::string name() const override { return "fake"; }
 	std::vector<uint32_t> heads() const override { return {kHead}; }
+	bool connected(uint32_t) const override { return !gone; }
 
 	Result<PlaneInfo> query(uint32_t head, PlaneType type) override {
 		if (fail_query) return fail("fake query failure");
@@ -949,4 +951,23 @@ TEST_F(HeadTrackerWatchTest, WatchingWithoutCpuAccessNeverFires) {
 }
 
 } // namespace
+
+TEST_F(HeadTrackerTest, SourceSayingTheDeviceIsGoneDisconnectsOnce) {
+	const int fds = count_open_fds();
+	source.set(primary(100));
+	source.set(cursor(200, 1, 1));
+	t().poll();
+	EXPECT_EQ(count_open_fds(), fds + 2);
+	source.gone = true;
+	Changes c = t().poll();
+	EXPECT_TRUE(c.frame) << "the head must turn to no-signal";
+	EXPECT_FALSE(t().primary().visible());
+	EXPECT_FALSE(t().stats().connected);
+	EXPECT_EQ(count_open_fds(), fds) << "every import of a gone device is released";
+	const int opens = source.open_calls;
+	c = t().poll();
+	EXPECT_FALSE(c.any()) << describe(c);
+	EXPECT_EQ(source.open_calls, opens) << "a gone device is not asked for buffers";
+}
+
 } // namespace vscanout::core
