@@ -64,6 +64,14 @@ VSCANOUT_BIN=$root/build/src/vscanout /usr/bin/python3 -m pytest -q -p no:cachep
 	| tee "$logdir/it.log"
 count_pytest "$logdir/it.log"
 
+step "VFIO in a VM: Debian's kernel under QEMU with the mbochs and mdpy sample vGPUs"
+tests/vm/vfio_test.sh 2>&1 | tee "$logdir/vm.log"
+rc=${PIPESTATUS[0]}
+line=$(grep -E '^vfio vm: [0-9]+ passed, [0-9]+ failed' "$logdir/vm.log" | tail -1)
+p=$(echo "$line" | grep -oP '[0-9]+(?= passed)'); f=$(echo "$line" | grep -oP '[0-9]+(?= failed)')
+passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+if [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then failed=$((failed + 1)); fi
+
 echo
 echo "logs: $logdir"
 echo "vscanout: $passed passed, $failed failed"

@@ -10,11 +10,13 @@ cross-check it, and hands the open device fds to a child (`--source vfio-fd:N`).
   guest_driver.py types                          list mdev parents, types, free instances
   guest_driver.py create TYPE UUID               e.g. create mbochs-medium 5f7c...; remove UUID
   guest_driver.py query UUID [--plane cursor]    open, QUERY_GFX_PLANE, print JSON
-  guest_driver.py serve DEV... [--fps N] [--control FIFO] [--state FILE] -- CMD [ARG...]
+  guest_driver.py serve DEV... [--fps N] [--control FIFO] [--state FILE] [--device-names]
+                        -- CMD [ARG...]
         DEV is mbochs:UUID[:WxH] (default 1024x768, or 640x480 where two of those do not fit)
         or mdpy:UUID; device i is head i of the pattern. Opens the devices, shows frame 0, runs
         CMD with the device fds (`--source vfio-fd:N` appended per device unless CMD has
-        {source0}/{fd0}-style placeholders) and exits with CMD's status.
+        {source0}/{fd0}-style placeholders; `vfio-fd:N:UUID` with --device-names) and exits
+        with CMD's status. Control commands: see _Serve.
   guest_driver.py check-abi                      compare these constants with <linux/vfio.h> (gcc)
 
 Facts about the two devices (samples/vfio-mdev in Linux 6.1, checked in the VM):
@@ -540,12 +542,14 @@ def open_device(uuid):
 # --- handing devices to a program -----------------------------------------------------------------
 
 
-def source_args(argv, devices):
-    """argv with the devices' fds filled in: {source0}, {source1}, ... become vfio-fd:N and
-    {fd0}, ... become N; without any placeholder, `--source vfio-fd:N` is appended per device."""
+def source_args(argv, devices, device_names=False):
+    """argv with the devices' fds filled in: {source0}, {source1}, ... become vfio-fd:N (with
+    device_names: vfio-fd:N:UUID, so the program can tell when that mdev is being removed) and
+    {fd0}, ... become N; without any placeholder, `--source vfio-fd:N[:UUID]` is appended per
+    device."""
     fill = {}
     for i, d in enumerate(devices):
-        fill["source%d" % i] = "vfio-fd:%d" % d.fd
+        fill["source%d" % i] = "vfio-fd:%d" % d.fd + (":%s" % d.uuid if device_names else "")
         fill["fd%d" % i] = str(d.fd)
     used = False
     out = []
@@ -556,16 +560,17 @@ def source_args(argv, devices):
         used |= b != a
         out.append(b)
     if not used:
-        for d in devices:
-            out += ["--source", "vfio-fd:%d" % d.fd]
+        for i in range(len(devices)):
+            out += ["--source", fill["source%d" % i]]
     return out
 
 
-def spawn(argv, devices, **popen_kwargs):
+def spawn(argv, devices, device_names=False, **popen_kwargs):
     """Starts argv (see source_args) with the devices' fds inherited at the same numbers.
     pass_fds clears close-on-exec in the child only, so the parent's fds stay O_CLOEXEC and no
     other child inherits them (os.set_inheritable in the parent would leak them to every child)."""
-    return subprocess.Popen(source_args(argv, devices), pass_fds=[d.fd for d in devices], **popen_kwargs)
+    return subprocess.Popen(source_args(argv, devices, device_names), pass_fds=[d.fd for d in devices],
+                            **popen_kwargs)
 
 
 # --- command line ---------------------------------------------------------------------------------
@@ -612,13 +617,24 @@ def cmd_query(args):
 
 class _Serve:
     """The devices of `serve`, animated by --fps or by lines on the --control FIFO:
-    `frame N` (present frame N on every head), `off I` / `on I` (mbochs head I's display),
-    `mode I WxH` (mbochs head I), `state` (rewrite --state), `quit`."""
+    `frame N` (present frame N on every head), `draw I N` (draw frame N into head I's front
+    buffer in place: no flip, so no new id), `off I` / `on I` (mbochs head I's display),
+    `mode I WxH` (mbochs head I), `remove I` (close this process's fds of head I's device, then
+    remove its mdev in the background: the sysfs write blocks until every fd of the device,
+    the child's included, is closed), `state` (rewrite --state), `quit`.
+
+    --state is rewritten after every control line. It carries `commands` (control lines handled
+    so far, so a test can wait for its own), `child_pid`, `frame` and per head the device, its
+    plane and, once `remove I` ran, `removed` with the removal's `pid`, `started` (monotonic
+    seconds), and once the write returned, `rc` (0, or its error message) and `seconds`."""
 
     def __init__(self, args):
         self.args = args
         self.devices = []
         self.frame = 0
+        self.commands = 0
+        self.child = None
+        self.removals = {}  # head -> {"uuid", "proc", "started", "rc", "seconds"}
 
     def open(self):
         for kind, uuid, mode in self.args.devices:
@@ -633,14 +649,22 @@ class _Serve:
     def present(self, frame):
         self.frame = frame
         for head, dev in enumerate(self.devices):
+            if head in self.removals:
+                continue
             if not isinstance(dev, Mbochs) or dev.dispi_read(VBE_ENABLE):
                 dev.present(frame, head)
 
     def write_state(self):
         if not self.args.state:
             return
-        state = {"frame": self.frame, "pid": os.getpid(), "heads": []}
-        for dev in self.devices:
+        state = {"frame": self.frame, "pid": os.getpid(), "commands": self.commands,
+                 "child_pid": self.child.pid if self.child else None, "heads": []}
+        for head, dev in enumerate(self.devices):
+            r = self.removals.get(head)
+            if r is not None:
+                state["heads"].append({"kind": dev.kind, "uuid": dev.uuid, "removed": {
+                    k: r[k] for k in ("started", "rc", "seconds")} | {"pid": r["proc"].pid}})
+                continue
             d = dev.describe()
             try:
                 d["plane"] = dev.query_plane().as_dict()
@@ -652,6 +676,38 @@ class _Serve:
             json.dump(state, f, indent=2)
         os.replace(tmp, self.args.state)
 
+    def _device(self, word, mbochs_only=None):
+        head = int(word)
+        if not 0 <= head < len(self.devices):
+            raise ValueError("no head %d" % head)
+        if head in self.removals:
+            raise ValueError("head %d was removed" % head)
+        dev = self.devices[head]
+        if mbochs_only and not isinstance(dev, Mbochs):
+            raise ValueError("head %d is %s: only mbochs can %s" % (head, dev.kind, mbochs_only))
+        return head, dev
+
+    def remove(self, head):
+        """Closes our fds of the device (and its BAR mappings), then starts the sysfs removal in
+        a child process: the write blocks until the last fd of the device is closed."""
+        dev = self.devices[head]
+        dev.close()
+        self.removals[head] = {"uuid": dev.uuid, "started": time.monotonic(), "rc": None, "seconds": None,
+                               "proc": subprocess.Popen([sys.executable, os.path.abspath(__file__), "remove",
+                                                         dev.uuid], stderr=subprocess.PIPE)}
+
+    def reap_removals(self):
+        """Records removals that finished; True when one did (the state changed)."""
+        changed = False
+        for r in self.removals.values():
+            if r["rc"] is None and r["proc"].poll() is not None:
+                err = r["proc"].stderr.read().decode(errors="replace").strip()
+                r["proc"].stderr.close()
+                r["rc"] = 0 if r["proc"].returncode == 0 else (err or "exit %d" % r["proc"].returncode)
+                r["seconds"] = round(time.monotonic() - r["started"], 3)
+                changed = True
+        return changed
+
     def command(self, line):
         words = line.split()
         if not words:
@@ -661,28 +717,35 @@ class _Serve:
                 return False
             if words[0] == "frame":
                 self.present(int(words[1]))
+            elif words[0] == "draw":
+                head, dev = self._device(words[1])
+                dev.draw(int(words[2]), head)
             elif words[0] in ("off", "on", "mode"):
-                dev = self.devices[int(words[1])]
-                if not isinstance(dev, Mbochs):
-                    raise ValueError("head %s is %s: only mbochs can change mode or turn off" % (words[1], dev.kind))
+                head, dev = self._device(words[1], mbochs_only="change mode or turn off")
                 if words[0] == "off":
                     dev.disable()
                 elif words[0] == "on":
                     dev.enable()
                 else:
                     dev.set_mode(*(int(v) for v in words[2].split("x")))
-                    dev.draw(self.frame, int(words[1]))
+                    dev.draw(self.frame, head)
+            elif words[0] == "remove":
+                head, _ = self._device(words[1])
+                self.remove(head)
             elif words[0] != "state":
                 raise ValueError("unknown command")
-            self.write_state()
         except (ValueError, IndexError, OSError) as e:
             print("guest_driver: control %r: %s" % (line, e), file=sys.stderr, flush=True)
+        self.commands += 1
+        self.write_state()
         return True
 
     def run(self):
         self.open()
         self.write_state()
-        child = spawn(self.args.command, self.devices)
+        self.child = spawn(self.args.command, self.devices, device_names=self.args.device_names)
+        self.write_state()
+        child = self.child
         ctl = None
         if self.args.control:
             if not os.path.exists(self.args.control):
@@ -708,6 +771,8 @@ class _Serve:
                     self.present(self.frame + 1)
                     self.write_state()
                     next_tick += period
+                if self.reap_removals():
+                    self.write_state()
         finally:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
@@ -717,8 +782,17 @@ class _Serve:
                     child.kill()
             if ctl is not None:
                 os.close(ctl)
-            for dev in self.devices:
-                dev.close()
+            for head, dev in enumerate(self.devices):
+                if head not in self.removals:
+                    dev.close()
+            # A removal still waiting for the child's fds completes now that it has exited.
+            for r in self.removals.values():
+                try:
+                    r["proc"].wait(10)
+                except subprocess.TimeoutExpired:
+                    r["proc"].kill()
+            if self.reap_removals():
+                self.write_state()
         return child.wait()
 
 
@@ -813,6 +887,8 @@ def main(argv=None):
     s.add_argument("--fps", type=float, default=0, help="present a new frame this often")
     s.add_argument("--control", help="FIFO to read commands from (created if missing)")
     s.add_argument("--state", help="JSON file describing the heads, rewritten after each command")
+    s.add_argument("--device-names", action="store_true",
+                   help="pass vfio-fd:N:UUID instead of vfio-fd:N (the program can then see a removal)")
     s.set_defaults(fn=cmd_serve)
     s = sub.add_parser("check-abi", help="compare the constants here with <linux/vfio.h>")
     s.add_argument("--cc", default="gcc")

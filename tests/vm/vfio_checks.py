@@ -1,0 +1,980 @@
+#!/usr/bin/python3
+"""The guest half of the VFIO end-to-end test: vscanout on real kernel VFIO display devices.
+
+usage: vfio_checks.py [--bin VSCANOUT]   (in the test VM; tests/vm/vfio_test.sh runs it there)
+
+Creates one mbochs (dma-buf planes) and one mdpy (region plane) mdev, has guest_driver.py
+`serve` them to vscanout (headless, --stats, --poll-hz 60, `--source vfio-fd:N:UUID` per device)
+and drives the guest side through serve's control FIFO while checking what vscanout shows with
+grim and wlr-randr and what it did with its --stats counters (SIGUSR1 rewrites them): frames
+pixel for pixel, flips, import counts, in-place region redraws, a static picture costing nothing,
+a mode change, display off/on, then the removal of the mdpy (and then the mbochs) while vscanout
+shows it, and a clean exit. A second mbochs mdev is opened by vscanout itself
+(`--source vfio:UUID`). Each check prints what it did and one
+`RESULT: PASS|FAIL <check>: <reason>` line; the last line is `vfio checks: N passed, M failed`.
+Exits 1 if any check failed.
+
+Debian's /usr/bin/python3 and the standard library only. Every wait polls against a deadline.
+--bin: the vscanout to test (default <repo>/build/src/vscanout); it is copied to the guest's
+tmpfs first, so a relink on the host during the run cannot swap it. VSCANOUT_VM_OUT (run.sh sets
+it): vscanout's logs and stats, the serve state, captures of failed checks and dmesg go there.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import guest_driver as gd  # noqa: E402
+
+ROOT = os.environ.get("VSCANOUT_ROOT") or os.path.dirname(os.path.dirname(HERE))
+OUT = os.environ.get("VSCANOUT_VM_OUT") or tempfile.mkdtemp(prefix="vfio-out-")
+PYTHON = "/usr/bin/python3"
+DRIVER = os.path.join(HERE, "guest_driver.py")
+
+MBOCHS_UUID = "0c6b2b1e-7c3a-4d8e-9f21-5a6b7c8d9e11"
+MDPY_UUID = "0c6b2b1e-7c3a-4d8e-9f21-5a6b7c8d9e12"
+OWN_UUID = "0c6b2b1e-7c3a-4d8e-9f21-5a6b7c8d9e13"  # check 8: vscanout opens it itself
+
+NO_SIGNAL_BG = (32, 32, 48)
+NO_SIGNAL_FG = (224, 224, 224)
+DEFAULT_SIZE = (1024, 768)  # a head with no mode yet shows no signal at this size
+FLIPS = 50
+
+T0 = time.monotonic()
+
+
+class Fail(Exception):
+    """A check failed; the message is the reason."""
+
+
+def say(msg):
+    print("   %6.2f  %s" % (time.monotonic() - T0, msg), flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# results
+
+
+class Results:
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def record(self, ok, name, detail):
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+        print("RESULT: %s %s%s" % ("PASS" if ok else "FAIL", name, ": " + detail if detail else ""), flush=True)
+        return ok
+
+    def run(self, name, fn, *args):
+        """Runs fn(*args): it returns a detail string (PASS) or raises Fail (FAIL). Any other
+        exception is a FAIL too, with its traceback printed."""
+        print("== %s" % name, flush=True)
+        t = time.monotonic()
+        try:
+            detail = fn(*args)
+            ok = True
+        except Fail as e:
+            detail, ok = str(e), False
+        except Exception as e:  # noqa: BLE001 - a broken check is a failed check, not a crash
+            traceback.print_exc(file=sys.stdout)
+            detail, ok = "%s: %s" % (type(e).__name__, e), False
+        took = " (%.2f s)" % (time.monotonic() - t)
+        self.record(ok, name, (detail or "") + took)
+        return ok
+
+
+R = Results()
+
+
+# --------------------------------------------------------------------------------------------
+# images
+
+
+class Image:
+    def __init__(self, width, height, data):
+        self.width, self.height, self.data = width, height, bytes(data)
+
+    @property
+    def size(self):
+        return (self.width, self.height)
+
+    def pixel(self, x, y):
+        i = (y * self.width + x) * 3
+        return tuple(self.data[i:i + 3])
+
+    def row(self, y):
+        return self.data[y * self.width * 3:(y + 1) * self.width * 3]
+
+    def save(self, path):
+        with open(path, "wb") as f:
+            f.write(b"P6\n%d %d\n255\n" % (self.width, self.height) + self.data)
+
+
+def parse_ppm(blob):
+    """A binary PPM (P6, maxval 255) as grim writes it."""
+    pos, fields = 0, []
+    while len(fields) < 4:
+        while pos < len(blob) and blob[pos:pos + 1].isspace():
+            pos += 1
+        if blob[pos:pos + 1] == b"#":
+            while pos < len(blob) and blob[pos:pos + 1] != b"\n":
+                pos += 1
+            continue
+        start = pos
+        while pos < len(blob) and not blob[pos:pos + 1].isspace():
+            pos += 1
+        if start == pos:
+            raise ValueError("truncated PPM header")
+        fields.append(blob[start:pos])
+    pos += 1
+    if fields[0] != b"P6" or int(fields[3]) != 255:
+        raise ValueError("not a P6/255 PPM: %r" % fields)
+    w, h = int(fields[1]), int(fields[2])
+    data = blob[pos:pos + w * h * 3]
+    if len(data) != w * h * 3:
+        raise ValueError("PPM raster has %d bytes, expected %d" % (len(data), w * h * 3))
+    return Image(w, h, data)
+
+
+def pattern_image(w, h, frame, head):
+    """The sim formulas as RGB: R = (x + n) mod 256, G = (y + 64 h) mod 256,
+    B = (16 n + 85 h) mod 256 (guest_driver draws the same into the devices; no cursor)."""
+    red = bytes((x + frame) & 0xFF for x in range(w))
+    blue = bytes([(16 * frame + 85 * head) & 0xFF]) * w
+    rows = []
+    for g in range(256):
+        row = bytearray(3 * w)
+        row[0::3] = red
+        row[1::3] = bytes([g]) * w
+        row[2::3] = blue
+        rows.append(bytes(row))
+    return Image(w, h, b"".join(rows[(y + 64 * head) & 0xFF] for y in range(h)))
+
+
+def difference(got, want, limit=6):
+    """None when equal, else a short account (row-wise first, so a full mismatch stays cheap)."""
+    if got.size != want.size:
+        return "size %dx%d, expected %dx%d" % (got.width, got.height, want.width, want.height)
+    if got.data == want.data:
+        return None
+    bad_rows = [y for y in range(got.height) if got.row(y) != want.row(y)]
+    examples, count = [], 0
+    for y in bad_rows[:4]:
+        a, b = got.row(y), want.row(y)
+        for x in range(got.width):
+            if a[3 * x:3 * x + 3] != b[3 * x:3 * x + 3]:
+                count += 1
+                if len(examples) < limit:
+                    examples.append("(%d,%d) got %s want %s" % (x, y, tuple(a[3 * x:3 * x + 3]),
+                                                                tuple(b[3 * x:3 * x + 3])))
+    return "%d of %d rows differ (y %d..%d); first: %s" % (len(bad_rows), got.height, bad_rows[0], bad_rows[-1],
+                                                           "; ".join(examples))
+
+
+def guess_frame(img, head):
+    """What an image looks like at (0,0), for failure messages."""
+    r, g, b = img.pixel(0, 0)
+    if (r, g, b) == NO_SIGNAL_BG:
+        return "pixel(0,0) is the no-signal background"
+    for h in (head,) if head is not None else (0, 1):
+        if g == (64 * h) & 0xFF and (b - 85 * h) % 16 == 0:
+            return "pixel(0,0)=%s looks like frame %d of head %d" % ((r, g, b), r, h)
+    return "pixel(0,0)=%s" % ((r, g, b),)
+
+
+def no_signal_problems(img):
+    """The no-signal frame: background exactly NO_SIGNAL_BG, text exactly NO_SIGNAL_FG, centred."""
+    w, h = img.width, img.height
+    problems = []
+    for x, y in ((0, 0), (w - 1, 0), (0, h - 1), (w - 1, h - 1)):
+        if img.pixel(x, y) != NO_SIGNAL_BG:
+            problems.append("corner (%d,%d) is %s, expected %s" % (x, y, img.pixel(x, y), NO_SIGNAL_BG))
+    if len(problems) == 4:
+        return ["no corner has the background colour (%s)" % guess_frame(img, None)]
+    bg_row = bytes(NO_SIGNAL_BG) * w
+    colours, text, bbox = {NO_SIGNAL_BG}, 0, None
+    for y in range(h):
+        row = img.row(y)
+        if row == bg_row:
+            continue
+        for x in range(w):
+            p = tuple(row[3 * x:3 * x + 3])
+            if p == NO_SIGNAL_BG:
+                continue
+            if len(colours) < 16:
+                colours.add(p)
+            text += 1
+            bbox = [x, y, x, y] if bbox is None else [min(bbox[0], x), min(bbox[1], y), max(bbox[2], x),
+                                                        max(bbox[3], y)]
+        if text > 50000:
+            problems.append("more than 50000 non-background pixels: not a no-signal frame")
+            break
+    if colours != {NO_SIGNAL_BG, NO_SIGNAL_FG}:
+        problems.append("expected exactly the colours %s and %s, found %s" % (NO_SIGNAL_BG, NO_SIGNAL_FG,
+                                                                             sorted(colours)[:8]))
+    if text == 0:
+        problems.append("no text pixels at all")
+    elif bbox:
+        s = max(1, min(w // 108, h // 28))
+        tx0, ty0 = (w - 53 * s) // 2, (h - 7 * s) // 2
+        tx1, ty1 = tx0 + 53 * s - 1, ty0 + 7 * s - 1
+        if not all(abs(a - b) <= s for a, b in zip(bbox, (tx0, ty0, tx1, ty1))):
+            problems.append("text spans x %d..%d, y %d..%d; expected about x %d..%d, y %d..%d" % (
+                bbox[0], bbox[2], bbox[1], bbox[3], tx0, tx1, ty0, ty1))
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# waiting
+
+
+def wait_until(predicate, timeout, interval=0.05, what="condition"):
+    """Polls predicate() until it returns something truthy; returns that, or raises Fail.
+    A predicate may raise Fail to say why it is not true yet (the last reason is reported)."""
+    end = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            v = predicate()
+            if v:
+                return v
+        except Died:
+            raise
+        except Fail as e:
+            last = str(e)
+        if time.monotonic() >= end:
+            raise Fail("timed out after %.1f s waiting for %s%s" % (timeout, what, ": " + last if last else ""))
+        time.sleep(interval)
+
+
+class Died(Fail):
+    pass
+
+
+# --------------------------------------------------------------------------------------------
+# vscanout
+
+
+def vscanout_binary(src):
+    """The binary, copied to the guest's tmpfs (a relink on the host removes it for a moment)."""
+    dst = "/tmp/vscanout-under-test"
+    end = time.monotonic() + 15
+    while True:
+        try:
+            shutil.copy2(src, dst + ".part")
+            os.replace(dst + ".part", dst)
+            return dst
+        except OSError as e:
+            if time.monotonic() > end:
+                raise Fail("cannot copy %s: %s (build it: ninja -C build src/vscanout)" % (src, e))
+            time.sleep(0.3)
+
+
+class Vscanout:
+    """One vscanout on the headless backend in its own XDG_RUNTIME_DIR: either behind
+    `guest_driver.py serve` (devices = serve's DEV specs; it hands the fds over) or started
+    directly (sources = --source values)."""
+
+    def __init__(self, label, binary, devices=None, sources=None, args=()):
+        self.label = label
+        self.dir = tempfile.mkdtemp(prefix="vsc-%s-" % label)
+        self.socket = "vs-%s" % label
+        self.stats_path = os.path.join(self.dir, "stats.jsonl")
+        self.state_path = os.path.join(self.dir, "state.json")
+        self.ctl_path = os.path.join(self.dir, "ctl")
+        self.out_path = os.path.join(self.dir, "stdout")
+        self.err_path = os.path.join(self.dir, "stderr")
+        self.sent = 0
+        argv = [binary, "--socket", self.socket, "--stats", self.stats_path, "--poll-hz", "60"] + list(args)
+        self.served = devices is not None
+        if self.served:
+            argv = [PYTHON, DRIVER, "serve"] + list(devices) + [
+                "--device-names", "--control", self.ctl_path, "--state", self.state_path, "--"] + argv
+        else:
+            for s in sources:
+                argv += ["--source", s]
+        self.argv = argv
+        env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "DISPLAY", "WAYLAND_SOCKET")}
+        env.update(WLR_BACKENDS="headless", WLR_HEADLESS_OUTPUTS="0", WLR_RENDERER="pixman",
+                   WLR_LIBINPUT_NO_DEVICES="1", XDG_RUNTIME_DIR=self.dir)
+        self.env = env
+        self.client_env = dict(env, WAYLAND_DISPLAY=self.socket)
+        say("start %s: %s" % (label, " ".join(argv)))
+        if self.served:
+            os.mkfifo(self.ctl_path)  # before serve starts, so a write never races its creation
+        self._out, self._err = open(self.out_path, "wb"), open(self.err_path, "wb")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err,
+                                     env=env, cwd=self.dir)
+        self.pid = None if self.served else self.proc.pid
+        self.exit_status = None
+
+    # ---- state
+
+    def state(self):
+        with open(self.state_path) as f:
+            return json.load(f)
+
+    def log(self):
+        with open(self.err_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stdout(self):
+        with open(self.out_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def tail(self, n=15):
+        return "\n".join("      | " + line for line in self.log().splitlines()[-n:])
+
+    def alive(self):
+        if self.proc.poll() is not None:
+            return False
+        if self.pid is None:
+            return True
+        try:
+            with open("/proc/%d/stat" % self.pid) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    def check_alive(self):
+        if not self.alive():
+            raise Died("vscanout (%s) is not running (%s); stderr tail:\n%s" % (
+                self.label, "exit status %s" % self.proc.poll() if self.proc.poll() is not None else "exited",
+                self.tail()))
+
+    def wait_ready(self, timeout=30):
+        def ready():
+            self.check_alive()
+            m = re.search(r"vscanout: (\d+) head\(s\) from (\S+) on WAYLAND_DISPLAY=(\S+)", self.stdout())
+            if m and self.served and self.pid is None:
+                self.pid = self.state()["child_pid"]
+            return m
+
+        m = wait_until(ready, timeout, 0.1, "vscanout's WAYLAND_DISPLAY line on stdout")
+        say("%s ready: %s (vscanout pid %s)" % (self.label, m.group(0), self.pid))
+        return int(m.group(1))
+
+    # ---- the guest side (serve's control FIFO)
+
+    def control(self, line, timeout=10):
+        """Sends one control line and waits until serve has handled it (its state counts them)."""
+        fd = os.open(self.ctl_path, os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
+        self.sent += 1
+        want = self.sent
+
+        def done():
+            self.check_alive()
+            try:
+                return self.state()["commands"] >= want
+            except (OSError, ValueError, KeyError):
+                return False
+
+        wait_until(done, timeout, 0.01, "guest_driver to handle %r" % line)
+
+    # ---- clients
+
+    def client(self, argv, timeout=20):
+        return subprocess.run(argv, env=self.client_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=timeout, cwd=self.dir)
+
+    def capture(self, head):
+        path = os.path.join(self.dir, "cap-%d.ppm" % head)
+        r = self.client(["grim", "-t", "ppm", "-o", "HEAD-%d" % head, path])
+        if r.returncode != 0:
+            raise Fail("grim -o HEAD-%d failed (%d): %s" % (head, r.returncode, r.stderr.decode(errors="replace")))
+        with open(path, "rb") as f:
+            return parse_ppm(f.read())
+
+    def randr(self):
+        """wlr-randr's outputs: name -> (w, h) of the current mode, (0, 0) when none."""
+        r = self.client(["wlr-randr"])
+        if r.returncode != 0:
+            raise Fail("wlr-randr failed (%d): %s" % (r.returncode, r.stderr.decode(errors="replace")))
+        outputs, name = {}, None
+        for line in r.stdout.decode(errors="replace").splitlines():
+            if line and not line[0].isspace():
+                name = line.split()[0]
+                outputs[name] = (0, 0)
+            elif name and "(current)" in line:
+                m = re.search(r"(\d+)x(\d+) px", line)
+                if m:
+                    outputs[name] = (int(m.group(1)), int(m.group(2)))
+        return outputs
+
+    def wait_outputs(self, expected, timeout=10):
+        seen = {}
+
+        def match():
+            nonlocal seen
+            self.check_alive()
+            seen = self.randr()
+            return seen == expected
+
+        try:
+            wait_until(match, timeout, 0.1, "outputs %s" % expected)
+        except Died:
+            raise
+        except Fail:
+            raise Fail("wlr-randr shows %s, expected %s" % (seen, expected)) from None
+        return seen
+
+    def wait_capture(self, head, want, timeout=10, name=""):
+        """Captures HEAD-<head> until it equals `want`; fails with the last difference and saves
+        that capture to the out share."""
+        last = [None, None]
+
+        def ok():
+            self.check_alive()
+            img = self.capture(head)
+            last[0], last[1] = img, difference(img, want)
+            return last[1] is None
+
+        try:
+            wait_until(ok, timeout, 0.1, "HEAD-%d to show the expected frame" % head)
+        except Died:
+            raise
+        except Fail as e:
+            if last[0] is None:
+                raise
+            saved = self.save_failure(last[0], head, name)
+            raise Fail("HEAD-%d: %s (%s; capture saved as %s)" % (head, last[1], guess_frame(last[0], head),
+                                                                  saved)) from e
+        return last[0]
+
+    def wait_no_signal(self, head, size=None, timeout=10, name=""):
+        last = [None, []]
+
+        def ok():
+            self.check_alive()
+            img = self.capture(head)
+            last[0] = img
+            last[1] = ["size %dx%d, expected %dx%d" % (img.width, img.height, *size)] \
+                if size and img.size != size else no_signal_problems(img)
+            return not last[1]
+
+        try:
+            wait_until(ok, timeout, 0.1, "HEAD-%d to show no signal" % head)
+        except Died:
+            raise
+        except Fail as e:
+            if last[0] is None:
+                raise
+            saved = self.save_failure(last[0], head, name)
+            raise Fail("HEAD-%d is not the no-signal frame: %s (capture saved as %s)" % (
+                head, "; ".join(last[1]), saved)) from e
+        return last[0]
+
+    def save_failure(self, img, head, name):
+        tag = re.sub(r"[^A-Za-z0-9]+", "-", name or "capture").strip("-")[:40]
+        path = os.path.join(OUT, "%s-%s-HEAD-%d.ppm" % (self.label, tag, head))
+        try:
+            img.save(path)
+        except OSError:
+            return "(not saved)"
+        return path
+
+    def stats(self, timeout=5):
+        """SIGUSR1, then the rewritten stats file: head id -> counters."""
+        self.check_alive()
+
+        def identity():
+            try:
+                st = os.stat(self.stats_path)
+                return (st.st_ino, st.st_mtime_ns, st.st_size)
+            except FileNotFoundError:
+                return None
+
+        before = identity()
+        os.kill(self.pid, signal.SIGUSR1)
+        wait_until(lambda: identity() not in (None, before), timeout, 0.005, "the stats file after SIGUSR1")
+        return self.read_stats()
+
+    def read_stats(self):
+        with open(self.stats_path) as f:
+            return {d["head"]: d for d in (json.loads(line) for line in f if line.strip())}
+
+    def wait_log(self, pattern, timeout=10):
+        rx = re.compile(pattern)
+
+        def found():
+            m = rx.search(self.log())
+            if not m:
+                self.check_alive()
+            return m
+
+        return wait_until(found, timeout, 0.05, "log line /%s/" % pattern)
+
+    def vfio_fds(self):
+        """vscanout's VFIO device descriptors and mappings (what keeps a removal waiting)."""
+        fds, maps = [], []
+        try:
+            for fd in os.listdir("/proc/%d/fd" % self.pid):
+                try:
+                    target = os.readlink("/proc/%d/fd/%s" % (self.pid, fd))
+                except OSError:
+                    continue
+                if "vfio" in target:
+                    fds.append("%s->%s" % (fd, target))
+            with open("/proc/%d/maps" % self.pid) as f:
+                maps = [line.split(None, 5)[-1].strip() for line in f if "vfio" in line]
+        except OSError:
+            pass
+        return fds, maps
+
+    # ---- ending
+
+    def stop(self, timeout=15):
+        """SIGTERM to vscanout; returns its exit status (serve exits with it when served)."""
+        self.check_alive()
+        t = time.monotonic()
+        os.kill(self.pid, signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise Fail("vscanout did not exit within %d s of SIGTERM" % timeout) from None
+        self.exit_status = rc
+        say("%s: SIGTERM -> exit status %d after %.2f s" % (self.label, rc, time.monotonic() - t))
+        return rc
+
+    def cleanup(self):
+        if self.proc.poll() is None:
+            if self.pid:
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            self.proc.kill()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        for f in (self._out, self._err):
+            f.close()
+        for name in ("stdout", "stderr", "stats.jsonl", "state.json"):
+            src = os.path.join(self.dir, name)
+            if os.path.exists(src):
+                try:
+                    shutil.copy(src, os.path.join(OUT, "%s-%s" % (self.label, name)))
+                except OSError:
+                    pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# the checks
+
+
+class Test:
+    def __init__(self, binary):
+        self.binary = binary
+        self.vs = None  # the served session (mbochs head 0, mdpy head 1)
+        self.frame = 0  # the frame serve last presented
+        self.mode0 = (1024, 768)
+        self.mode1 = (640, 480)
+
+    def pattern(self, head, frame=None):
+        w, h = self.mode0 if head == 0 else self.mode1
+        return pattern_image(w, h, self.frame if frame is None else frame, head)
+
+    # 1 ---------------------------------------------------------------------------------------
+    def two_heads_frames(self):
+        vs = self.vs
+        heads = vs.wait_ready()
+        if heads != 2:
+            raise Fail("vscanout reports %d heads, expected 2" % heads)
+        for head in (0, 1):
+            say("grim -o HEAD-%d until it equals frame 0 of head %d (%dx%d)" % (
+                (head, head) + (self.mode0 if head == 0 else self.mode1)))
+            vs.wait_capture(head, self.pattern(head), timeout=20, name="1-frame0")
+        return "HEAD-0 = frame 0 head 0 at 1024x768 (mbochs dma-buf), HEAD-1 = frame 0 head 1 at 640x480 " \
+               "(mdpy region), pixel for pixel"
+
+    def two_heads_randr(self):
+        say("wlr-randr, expecting HEAD-0 1024x768 and HEAD-1 640x480")
+        seen = self.vs.wait_outputs({"HEAD-0": (1024, 768), "HEAD-1": (640, 480)})
+        return "wlr-randr: %s" % ", ".join("%s %dx%d" % (k, *v) for k, v in sorted(seen.items()))
+
+    def probes_and_cursor(self):
+        vs = self.vs
+        log = vs.log()
+        problems = []
+        m0 = re.search(r"vfio: head 0 is (\S+): primary plane as (\S+), (a|no) cursor plane", log)
+        m1 = re.search(r"vfio: head 1 is (\S+): primary plane as (\S+), (a|no) cursor plane", log)
+        if not m0 or m0.group(2) != "dma-buf":
+            problems.append("head 0 probe log: %s (expected primary as dma-buf)" % (m0.group(0) if m0 else "none"))
+        if not m1 or m1.group(2) != "region":
+            problems.append("head 1 probe log: %s (expected primary as region)" % (m1.group(0) if m1 else "none"))
+        elif m1.group(3) != "no":
+            problems.append("mdpy head has a cursor plane (%s): its cursor answer is the primary plane" % m1.group(0))
+        for m, uuid in ((m0, MBOCHS_UUID), (m1, MDPY_UUID)):
+            if m and m.group(1) != uuid:
+                problems.append("head named %s, expected the UUID %s passed as vfio-fd:N:UUID" % (m.group(1), uuid))
+        st = vs.stats()
+        if st[1]["cursor_images"] != 0:
+            problems.append("head 1 cursor_images = %d" % st[1]["cursor_images"])
+        if problems:
+            raise Fail("; ".join(problems))
+        return "%s; %s; head 1 cursor_images 0; import paths %s / %s" % (
+            m0.group(0), m1.group(0), st[0]["import_path"], st[1]["import_path"])
+
+    # 2 ---------------------------------------------------------------------------------------
+    def flip(self):
+        vs = self.vs
+        before = vs.stats()[0]
+        say("echo 'frame 1' > ctl: draw frame 1 into mbochs' back buffer (y 768) and flip; mdpy redraws in place")
+        vs.control("frame 1")
+        self.frame = 1
+        plane = vs.state()["heads"][0]["plane"]
+        vs.wait_capture(0, self.pattern(0), name="2-flip")
+        vs.wait_capture(1, self.pattern(1), name="2-flip")
+        after = vs.stats()[0]
+        return "mbochs dmabuf_id now %d; HEAD-0 and HEAD-1 show frame 1; head 0 imports %d -> %d, generation " \
+               "%d -> %d" % (plane["dmabuf_id"], before["imports"], after["imports"], before["generation"],
+                             after["generation"])
+
+    # 3 ---------------------------------------------------------------------------------------
+    def flips(self):
+        vs = self.vs
+        before = vs.stats()[0]
+        say("%d x 'frame N' (N = 2..%d): each flips mbochs to the other buffer; after each, wait until head 0's "
+            "generation advances (vscanout saw that flip)" % (FLIPS, FLIPS + 1))
+        gen = before["generation"]
+        ids = set()
+        t = time.monotonic()
+        for n in range(2, FLIPS + 2):
+            vs.control("frame %d" % n)
+            ids.add(vs.state()["heads"][0]["plane"]["dmabuf_id"])
+
+            def advanced():
+                return vs.stats()[0]["generation"] > gen
+
+            wait_until(advanced, 5, 0.01, "head 0's generation to advance after 'frame %d'" % n)
+            gen = vs.read_stats()[0]["generation"]
+        self.frame = FLIPS + 1
+        say("%d flips took %.2f s; dmabuf ids used: %s" % (FLIPS, time.monotonic() - t, sorted(ids)))
+        vs.wait_capture(0, self.pattern(0), name="3-flips")
+        after = vs.stats()[0]
+        problems = []
+        if (after["buffer_opens"], after["imports"]) != (2, 2):
+            problems.append("head 0 buffer_opens %d, imports %d in all (expected 2 and 2)" % (
+                after["buffer_opens"], after["imports"]))
+        if after["generation"] - before["generation"] != FLIPS:
+            problems.append("generation advanced %d for %d flips" % (after["generation"] - before["generation"],
+                                                                      FLIPS))
+        if after["evictions"]:
+            problems.append("%d evictions" % after["evictions"])
+        if problems:
+            raise Fail("; ".join(problems))
+        return "%d flips between dmabuf ids %s: head 0 buffer_opens 2, imports 2 (during the flips +%d/+%d), " \
+               "cache_hits %d -> %d, generation +%d, renders %d -> %d; HEAD-0 shows frame %d" % (
+                   FLIPS, sorted(ids), after["buffer_opens"] - before["buffer_opens"],
+                   after["imports"] - before["imports"], before["cache_hits"], after["cache_hits"],
+                   after["generation"] - before["generation"], before["renders"], after["renders"], self.frame)
+
+    # 4 ---------------------------------------------------------------------------------------
+    def region_redraw(self):
+        vs = self.vs
+        k = 200
+        before = vs.stats()
+        say("echo 'draw 1 %d' > ctl: draw frame %d into mdpy's framebuffer in place (same region, no id)" % (k, k))
+        vs.control("draw 1 %d" % k)
+        vs.wait_capture(1, self.pattern(1, k), name="4-region")
+        after = vs.stats()
+        vs.wait_capture(0, self.pattern(0), timeout=3, name="4-head0")
+        b, a = before[1], after[1]
+        if (a["buffer_opens"], a["imports"]) != (b["buffer_opens"], b["imports"]):
+            raise Fail("head 1 re-imported: buffer_opens %d -> %d, imports %d -> %d" % (
+                b["buffer_opens"], a["buffer_opens"], b["imports"], a["imports"]))
+        self.region_frame = k
+        return "HEAD-1 shows frame %d (head 1 generation %d -> %d, imports stay %d, import path %s); HEAD-0 still " \
+               "frame %d" % (k, b["generation"], a["generation"], a["imports"], a["import_path"], self.frame)
+
+    # 5 ---------------------------------------------------------------------------------------
+    def static_costs_nothing(self):
+        vs = self.vs
+        time.sleep(0.3)
+        a = vs.stats()
+        say("stats, 1.2 s without grim or guest changes, stats again")
+        time.sleep(1.2)
+        b = vs.stats()
+        keys = ("commits", "renders", "generation", "imports")
+        changed = ["head %d %s %d -> %d" % (h, k, a[h][k], b[h][k]) for h in (0, 1) for k in keys if a[h][k] != b[h][k]]
+        if changed:
+            raise Fail("; ".join(changed))
+        return "head 0 commits %d renders %d, head 1 commits %d renders %d: unchanged over 1.2 s (the mdpy " \
+               "region is hashed each poll)" % (b[0]["commits"], b[0]["renders"], b[1]["commits"], b[1]["renders"])
+
+    # 6 ---------------------------------------------------------------------------------------
+    def mode_change(self):
+        vs = self.vs
+        say("echo 'mode 0 640x480' > ctl: reprogram mbochs to 640x480, draw frame %d" % self.frame)
+        vs.control("mode 0 640x480")
+        self.mode0 = (640, 480)
+        seen = vs.wait_outputs({"HEAD-0": (640, 480), "HEAD-1": (640, 480)})
+        vs.wait_capture(0, self.pattern(0), name="6-mode")
+        st = vs.stats()[0]
+        return "wlr-randr: %s; HEAD-0 shows frame %d at 640x480; head 0 width/height in stats %dx%d, imports %d" % (
+            ", ".join("%s %dx%d" % (k, *v) for k, v in sorted(seen.items())), self.frame, st["width"],
+            st["height"], st["imports"])
+
+    # 7 ---------------------------------------------------------------------------------------
+    def display_off(self):
+        vs = self.vs
+        say("echo 'off 0' > ctl: DISPI enable = 0 (plane disabled)")
+        vs.control("off 0")
+        img = vs.wait_no_signal(0, name="7-off")
+        say("HEAD-0 shows no signal at %dx%d; echo 'on 0' > ctl" % img.size)
+        vs.control("on 0")
+        vs.wait_capture(0, self.pattern(0), name="7-on")
+        return "off: no-signal frame at %dx%d (bg %s, text %s); on: frame %d back at 640x480" % (
+            img.width, img.height, NO_SIGNAL_BG, NO_SIGNAL_FG, self.frame)
+
+    # 8 ---------------------------------------------------------------------------------------
+    def own_open(self):
+        say("create mbochs-medium %s (no mode programmed, nobody holds it)" % OWN_UUID)
+        gd.create_mdev("mbochs-medium", OWN_UUID)
+        own = Vscanout("own", self.binary, sources=["vfio:%s" % OWN_UUID])
+        removed = False
+        try:
+            heads = own.wait_ready()
+            if heads != 1:
+                raise Fail("%d heads, expected 1" % heads)
+            m = own.wait_log(r"vfio: head 0 is %s: primary plane as (\S+), (a|no) cursor plane" % OWN_UUID, 5)
+            if m.group(1) != "dma-buf":
+                raise Fail("probe log: %s (expected dma-buf)" % m.group(0))
+            img = own.wait_no_signal(0, DEFAULT_SIZE, timeout=15, name="8-own")
+            seen = own.wait_outputs({"HEAD-0": DEFAULT_SIZE})
+            busy = None
+            try:
+                gd.VfioDevice(OWN_UUID).close()
+                busy = "guest_driver could open it while vscanout holds it"
+            except OSError as e:
+                busy = None if e.errno == 16 else "second open: %s" % e
+            rc = own.stop()
+            if rc != 0:
+                raise Fail("exit status %d after SIGTERM; stderr tail:\n%s" % (rc, own.tail()))
+            gd.remove_mdev(OWN_UUID)
+            removed = True
+            if busy:
+                raise Fail(busy)
+            return "logged '%s'; HEAD-0 no signal at %dx%d (wlr-randr %s); a second open is EBUSY; SIGTERM -> " \
+                   "exit 0; mdev removed afterwards" % (m.group(0), img.width, img.height, seen["HEAD-0"])
+        finally:
+            own.cleanup()
+            if not removed and os.path.exists(os.path.join(gd.MDEV_DEVICES, OWN_UUID)):
+                try:
+                    gd.remove_mdev(OWN_UUID)
+                except OSError as e:
+                    say("removing %s: %s" % (OWN_UUID, e))
+
+    # 9 ---------------------------------------------------------------------------------------
+    def removal(self):
+        vs = self.vs
+        fds, maps = vs.vfio_fds()
+        say("vscanout holds %d VFIO fds and %d VFIO mappings before the removal" % (len(fds), len(maps)))
+        say("echo 'remove 1' > ctl: guest_driver closes its fds of the mdpy, then writes %s/remove in the "
+            "background" % MDPY_UUID)
+        t = time.monotonic()
+        vs.control("remove 1")
+        results = {}
+
+        def went_away():
+            m = vs.wait_log(r"vfio: head 1 \(([^)]*)\) went away \(([^)]*)\)[^\n]*", 10)
+            return "logged after %.2f s: %s" % (time.monotonic() - t, m.group(0))
+
+        def removal_done():
+            def done():
+                vs.check_alive()
+                r = vs.state()["heads"][1].get("removed", {})
+                return r if r.get("rc") is not None else None
+
+            try:
+                r = wait_until(done, 10, 0.05, "the sysfs removal of the mdpy to return")
+            except Died:
+                raise
+            except Fail as e:
+                fds, maps = vs.vfio_fds()
+                raise Fail("%s; vscanout still holds VFIO fds %s and mappings %s" % (e, fds, maps)) from None
+            if r["rc"] != 0:
+                raise Fail("the sysfs remove write failed: %s" % r["rc"])
+            if os.path.exists(os.path.join(gd.MDEV_DEVICES, MDPY_UUID)):
+                raise Fail("the write returned but %s is still there" % MDPY_UUID)
+            fds, maps = vs.vfio_fds()
+            return "remove returned 0 after %.2f s (guest_driver measured %.2f s); vscanout now holds %d VFIO " \
+                   "fds, %d VFIO mappings" % (time.monotonic() - t, r["seconds"], len(fds), len(maps))
+
+        def no_signal():
+            outs = vs.randr()
+            if "HEAD-1" not in outs:
+                raise Fail("HEAD-1 disappeared (wlr-randr: %s); the intended behaviour is a no-signal frame" % outs)
+            img = vs.wait_no_signal(1, name="9-removed")
+            st = vs.stats()
+            return "HEAD-1 kept (wlr-randr %dx%d) and shows the no-signal frame at %dx%d; head 1 connected=%s" % (
+                outs["HEAD-1"] + img.size + (json.dumps(st[1]["connected"]),))
+
+        def head0_updates():
+            n = self.frame + 10
+            say("echo 'frame %d' > ctl" % n)
+            vs.control("frame %d" % n)
+            self.frame = n
+            vs.wait_capture(0, self.pattern(0), name="9-head0")
+            count = len(re.findall(r"went away", vs.log()))
+            if count != 1:
+                raise Fail("HEAD-0 shows frame %d, but 'went away' was logged %d times" % (n, count))
+            return "HEAD-0 shows frame %d; 'went away' logged once" % n
+
+        def dmabuf_head_too():
+            """The mbochs as well: its planes are dma-bufs vscanout has imported (mapped)."""
+            say("echo 'remove 0' > ctl: the mbochs too (dma-buf planes, two of them imported)")
+            t = time.monotonic()
+            vs.control("remove 0")
+            m = vs.wait_log(r"vfio: head 0 \(([^)]*)\) went away \(([^)]*)\)[^\n]*", 10)
+            logged = time.monotonic() - t
+
+            def done():
+                vs.check_alive()
+                r = vs.state()["heads"][0].get("removed", {})
+                return r if r.get("rc") is not None else None
+
+            try:
+                r = wait_until(done, 10, 0.05, "the sysfs removal of the mbochs to return")
+            except Died:
+                raise
+            except Fail as e:
+                fds, maps = vs.vfio_fds()
+                raise Fail("%s; vscanout still holds VFIO fds %s and mappings %s" % (e, fds, maps)) from None
+            if r["rc"] != 0:
+                raise Fail("the sysfs remove write failed: %s" % r["rc"])
+            img = vs.wait_no_signal(0, name="9-removed-0")
+            fds, maps = vs.vfio_fds()
+            if fds or maps:
+                raise Fail("both devices are gone but vscanout still holds VFIO fds %s and mappings %s" % (fds, maps))
+            return "'%s' after %.2f s; removal returned 0 after %.2f s; HEAD-0 no signal at %dx%d; vscanout holds " \
+                   "no VFIO fds or mappings" % (m.group(0), logged, time.monotonic() - t, img.width, img.height)
+
+        for key, name, fn in (
+                ("a", "9a vscanout logs that the mdpy went away", went_away),
+                ("b", "9b the mdpy's sysfs removal completes (vscanout closed its fds)", removal_done),
+                ("c", "9c HEAD-1 shows no signal after the removal", no_signal),
+                ("d", "9d HEAD-0 still updates after the removal; 'went away' logged once", head0_updates),
+                ("e", "9e removing the mbochs (dma-buf head) as well completes, HEAD-0 shows no signal",
+                 dmabuf_head_too)):
+            results[key] = R.run(name, fn)
+        return all(results.values())
+
+    # 10 --------------------------------------------------------------------------------------
+    def clean_exit(self):
+        vs = self.vs
+        rc = vs.stop()
+        if rc != 0:
+            raise Fail("exit status %d after SIGTERM; stderr tail:\n%s" % (rc, vs.tail()))
+        st = vs.read_stats()
+        if st[0]["rejected"] != 0:
+            raise Fail("head 0 rejected = %d" % st[0]["rejected"])
+        return "SIGTERM -> exit 0 (guest_driver serve passed it on); stats at exit: head 0 rejected 0, " \
+               "imports %d, buffer_opens %d, commits %d, connected %s; head 1 rejected %d, connected %s" % (
+                   st[0]["imports"], st[0]["buffer_opens"], st[0]["commits"], json.dumps(st[0]["connected"]),
+                   st[1]["rejected"], json.dumps(st[1]["connected"]))
+
+
+def kernel_warnings():
+    oops = re.compile(r"WARNING:|BUG:|Oops:|Call Trace:|general protection|blocked until device is released")
+    text = subprocess.run(["dmesg"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout.decode(
+        errors="replace")
+    try:
+        with open(os.path.join(OUT, "vfio-dmesg.txt"), "w") as f:
+            f.write(text)
+    except OSError:
+        pass
+    bad = [line for line in text.splitlines() if oops.search(line)]
+    if bad:
+        raise Fail(" | ".join(bad[:3]))
+    return ""
+
+
+def main():
+    args = sys.argv[1:]
+    src = os.path.join(ROOT, "build", "src", "vscanout")
+    if len(args) == 2 and args[0] == "--bin":
+        src = args[1]
+    elif args:
+        sys.exit(__doc__.strip().splitlines()[2])
+    print("== guest: %s, %d CPUs, out share %s" % (os.uname().release, os.cpu_count(), OUT), flush=True)
+    try:
+        binary = vscanout_binary(src)
+    except Fail as e:
+        R.record(False, "vscanout binary", str(e))
+        return finish()
+    say("vscanout: %s" % subprocess.run([binary, "--version"], stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT).stdout.decode(errors="replace").strip())
+    created = []
+    for ty, uuid in (("mbochs-medium", MBOCHS_UUID), ("mdpy-vga", MDPY_UUID)):
+        try:
+            gd.create_mdev(ty, uuid)
+            created.append(uuid)
+        except OSError as e:
+            R.record(False, "create %s mdev" % ty, str(e))
+    if len(created) != 2:
+        return finish()
+    say("created mbochs-medium %s and mdpy-vga %s" % (MBOCHS_UUID, MDPY_UUID))
+
+    t = Test(binary)
+    t.vs = Vscanout("served", binary, devices=["mbochs:%s:1024x768" % MBOCHS_UUID, "mdpy:%s" % MDPY_UUID])
+    try:
+        up = R.run("1a two heads: HEAD-0 (mbochs) and HEAD-1 (mdpy) show frame 0 pixel for pixel",
+                   t.two_heads_frames)
+        served = [("1b two heads: wlr-randr shows HEAD-0 1024x768 and HEAD-1 640x480", t.two_heads_randr),
+                  ("1c probes logged; mdpy's cursor answer (its primary plane) is no cursor plane",
+                   t.probes_and_cursor),
+                  ("2 a flip (mbochs y offset) shows the new frame", t.flip),
+                  ("3 %d flips between two buffers cost 2 buffer_opens and 2 imports" % FLIPS, t.flips),
+                  ("4 an in-place redraw of the mdpy region shows up", t.region_redraw),
+                  ("5 a static picture costs no renders or commits", t.static_costs_nothing),
+                  ("6 a mode change on mbochs resizes HEAD-0", t.mode_change),
+                  ("7 display off gives no signal on HEAD-0, on brings the frame back", t.display_off)]
+        later = [("9 removing the mdpy (then the mbochs) while vscanout shows them", t.removal),
+                 ("10 SIGTERM -> exit 0, stats show rejected == 0 for head 0", t.clean_exit)]
+        if up:
+            for name, fn in served:
+                R.run(name, fn)
+        R.run("8 --source vfio:UUID: vscanout opens an unprogrammed mbochs itself", t.own_open)
+        if up:
+            t.removal()
+            R.run(*later[1])
+        else:  # counted, so a vscanout that never came up cannot look like a shorter green run
+            for name, _ in served + later:
+                R.record(False, name, "not run: the served vscanout did not come up (see 1a)")
+    finally:
+        t.vs.cleanup()
+        for uuid in created:
+            if os.path.exists(os.path.join(gd.MDEV_DEVICES, uuid)):
+                try:
+                    gd.remove_mdev(uuid)
+                except OSError as e:
+                    say("removing %s: %s" % (uuid, e))
+    R.run("no kernel warnings", kernel_warnings)
+    return finish()
+
+
+def finish():
+    print("vfio checks: %d passed, %d failed (%.1f s)" % (R.passed, R.failed, time.monotonic() - T0), flush=True)
+    return 1 if R.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
