@@ -11,7 +11,7 @@ packages=(
 	# run: the Vulkan loader and Mesa's lavapipe for machines without a GPU
 	libvulkan1 mesa-vulkan-drivers
 	# test and demo peers
-	grim wlr-randr wayland-utils python3 python3-pytest
+	grim wlr-randr wayland-utils python3 python3-pytest sway weston xvfb x11-utils x11-apps imagemagick
 )
 
 missing=()

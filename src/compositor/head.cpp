@@ -33,6 +33,7 @@ Head::Head(Server &server, uint32_t id, core::TrackerOptions options)
 
 Head::~Head() {
 	frame_.disconnect();
+	needs_frame_.disconnect();
 	mode_.disconnect();
 	destroy_.disconnect();
 	targets_.clear();
@@ -64,6 +65,11 @@ void Head::attach_output(wlr_output *o) {
 	if (!software_cursor_) hw_cursor_ = wlr_output_cursor_create(o);
 
 	frame_.connect(&o->events.frame, [this](void *) { on_frame(); });
+	// The backend lost what it showed (an X11 Expose): draw again.
+	needs_frame_.connect(&o->events.needs_frame, [this](void *) {
+		dirty_ = true;
+		if (output_) wlr_output_schedule_frame(output_);
+	});
 	// A nested window resized by the user: draw the guest frame again, scaled to the new size.
 	mode_.connect(&o->events.mode, [this](void *) {
 		dirty_ = true;
@@ -81,6 +87,7 @@ void Head::attach_output(wlr_output *o) {
 void Head::on_output_destroy() {
 	wlr_log(WLR_INFO, "HEAD-%u: output closed; the head stays off", id_);
 	frame_.disconnect();
+	needs_frame_.disconnect();
 	mode_.disconnect();
 	destroy_.disconnect();
 	targets_.clear();

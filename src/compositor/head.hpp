@@ -58,7 +58,7 @@ private:
 	bool mode_pending_ = false; // a mode set waits for the next commit
 	uint32_t mode_w_ = 0, mode_h_ = 0;
 	std::unordered_map<wlr_buffer *, std::unique_ptr<Target>> targets_;
-	Listener frame_, mode_, destroy_;
+	Listener frame_, needs_frame_, mode_, destroy_;
 };
 
 } // namespace vscanout::compositor

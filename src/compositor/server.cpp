@@ -130,7 +130,8 @@ Status Server::init() {
 	events.head_added = [this](uint32_t h) { add_head(h); };
 	events.head_removed = [this](uint32_t h) { remove_head(h); };
 	events.head_changed = [this](uint32_t h) {
-		if (auto it = heads_.find(h); it != heads_.end()) it->second->poll();
+		// A head whose output was closed is left alone: nothing would show what it finds.
+		if (auto it = heads_.find(h); it != heads_.end() && it->second->output()) it->second->poll();
 	};
 	source_->set_events(std::move(events));
 	for (int fd : source_->watch_fds())
@@ -182,6 +183,9 @@ void Server::add_head(uint32_t id) {
 	auto head = std::make_unique<Head>(*this, id, to);
 	Head *h = head.get();
 	heads_[id] = std::move(head);
+	// Know the guest's mode before the output exists, so its first commit already has it (a
+	// parent compositor sizes a new window from the first buffer it sees).
+	h->poll();
 	head_wanting_output_ = h;
 	if (!create_output()) wlr_log(WLR_INFO, "head %u: waiting for an output", id);
 	head_wanting_output_ = nullptr;

@@ -78,6 +78,8 @@ def pytest_runtest_makereport(item, call):
     if rep.failed or (rep.when == "call" and hasattr(rep, "wasxfail")):
         for inst in getattr(item, "_vscanout_instances", []):
             rep.sections.append((f"vscanout {inst.label} (pid {inst.pid}) stderr tail", inst.stderr_tail()))
+        for parent in getattr(item, "_vscanout_parents", []):  # nested-mode tests (nesting.py)
+            rep.sections.append((f"parent {parent.label} (pid {parent.pid}) log tail", parent.log_tail()))
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,8 +328,11 @@ class Vscanout:
             argv += ["--socket", self.socket]
         self.argv = argv
         self.env = self.base_env(self.dir)
-        if env:
-            self.env.update(env)
+        for k, v in (env or {}).items():  # None removes a variable (e.g. WLR_BACKENDS, to let wlroots choose)
+            if v is None:
+                self.env.pop(k, None)
+            else:
+                self.env[k] = v
         self._out = open(self.stdout_path, "wb")
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err,
@@ -592,3 +597,26 @@ def run_cli(args, timeout=20):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout * SLOW, text=True)
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def parents(request):
+    """Factory for nested-mode tests: parents(Sway, config=[...]) starts a parent desktop (a class
+    from nesting.py) and waits until it is ready; all are stopped at teardown, after the test's
+    vscanout instances, and the log tail of each is attached to a failing test's report."""
+    started = []
+    request.node._vscanout_parents = started
+
+    def start(cls, *args, **kwargs):
+        p = cls(*args, **kwargs)  # spawned, not ready yet
+        started.append(p)
+        p.wait_ready()
+        return p
+
+    yield start
+    # vscanout first (the vscanout fixture kills it again, harmlessly): a parent going away under
+    # a running vscanout only adds noise to its log.
+    for inst in getattr(request.node, "_vscanout_instances", []):
+        inst.kill()
+    for p in reversed(started):
+        p.cleanup()
