@@ -207,15 +207,18 @@ TEST(VfioSource, OneRetryOnTransientError) {
 
 TEST(VfioSource, DeviceGoneShowsNoSignalForGood) {
 	FakeDevice *d;
-	auto s = make(d);
+	bool destroyed = false;
+	auto s = make(d, [&](FakeDevice &f) { f.destroyed = &destroyed; });
 	d->steady = [](vfio_device_gfx_plane_info &) { return ENODEV; };
 	auto p = s->query(0, PlaneType::primary);
 	ASSERT_TRUE(p.ok());
 	EXPECT_EQ(p->state, PlaneState::disabled);
 	EXPECT_TRUE(s->lost(0));
-	const int q = d->queries;
-	ASSERT_TRUE(s->query(0, PlaneType::primary).ok());
-	EXPECT_EQ(d->queries, q) << "a lost device is not queried again";
+	EXPECT_FALSE(s->connected(0));
+	EXPECT_TRUE(destroyed) << "a gone device is closed, never queried again";
+	auto again = s->query(0, PlaneType::primary);
+	ASSERT_TRUE(again.ok());
+	EXPECT_EQ(again->state, PlaneState::disabled);
 }
 
 TEST(VfioSource, DmabufOpenedByIdOnlyWhenAsked) {

@@ -23,7 +23,9 @@ repo=$(cd "$here/../.." && pwd)
 script=$(realpath "$1")
 shift
 [ -f "$script" ] || { echo "vm run: no such guest script: $script" >&2; exit 2; }
-case "$script" in /tmp/*) echo "vm run: the guest has its own /tmp and cannot see $script" >&2; exit 2 ;; esac
+# The guest has its own /tmp; only the repository is carried over from the host's (a CI clone
+# may live there).
+case "$script" in "$repo"/*) ;; /tmp/*) echo "vm run: the guest has its own /tmp and cannot see $script" >&2; exit 2 ;; esac
 
 # shellcheck source=kernel.env
 . "$here/kernel.env"
@@ -62,7 +64,7 @@ kvm) accel=(-accel kvm -cpu host) ;;
 esac
 # tsc=reliable: with two vCPUs the guest finds the TSCs "unsynchronized" and falls back to the
 # HPET, which halves the speed of every clock read under TCG.
-append="console=ttyS0 quiet loglevel=3 panic=-1 tsc=reliable vscanout.out=$out ${VM_KERNEL_ARGS:-}"
+append="console=ttyS0 quiet loglevel=3 panic=-1 tsc=reliable vscanout.out=$out vscanout.repo=$repo ${VM_KERNEL_ARGS:-}"
 [ -z "${VM_MODULES:-}" ] || append="$append vscanout.modules=$VM_MODULES"
 
 kernel=$build/vmlinux # PVH entry: no decompression at boot (see build.sh)
