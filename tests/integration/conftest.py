@@ -18,10 +18,17 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
 import pytest
+
+# Images, sim frames, comparisons and wlr-randr's output list are shared with tests/vm/vfio_checks.py;
+# the test modules import guest_frame and describe_difference from here.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "common"))
+from vscanout_pixels import (describe_difference, guest_frame, no_signal_problems,  # noqa: E402,F401
+                             parse_ppm, parse_randr)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("VSCANOUT_BIN", os.path.join(REPO, "build", "src", "vscanout"))
@@ -32,10 +39,6 @@ DEFAULT_DEADLINE_S = 60
 # scripted events are not marked `sanitizer`.
 SLOW = 4 if os.environ.get("VSCANOUT_SANITIZED") else 1
 STDERR_TAIL_LINES = 60
-
-NO_SIGNAL_BG = (32, 32, 48)
-NO_SIGNAL_FG = (224, 224, 224)
-
 
 # --------------------------------------------------------------------------------------------
 # pytest plumbing: markers, per-test deadline, stderr tail on failure
@@ -80,160 +83,6 @@ def pytest_runtest_makereport(item, call):
             rep.sections.append((f"vscanout {inst.label} (pid {inst.pid}) stderr tail", inst.stderr_tail()))
         for parent in getattr(item, "_vscanout_parents", []):  # nested-mode tests (nesting.py)
             rep.sections.append((f"parent {parent.label} (pid {parent.pid}) log tail", parent.log_tail()))
-
-
-# --------------------------------------------------------------------------------------------
-# images
-
-
-class Image:
-    """An RGB image: width, height and 3 bytes a pixel, rows top to bottom."""
-
-    def __init__(self, width, height, data):
-        self.width = width
-        self.height = height
-        self.data = bytes(data)
-        assert len(self.data) == width * height * 3, "image data has the wrong length"
-
-    @property
-    def size(self):
-        return (self.width, self.height)
-
-    def pixel(self, x, y):
-        i = (y * self.width + x) * 3
-        return tuple(self.data[i:i + 3])
-
-    def row(self, y):
-        return self.data[y * self.width * 3:(y + 1) * self.width * 3]
-
-    def __iter__(self):  # (w, h, bytes), as capture() promises
-        return iter((self.width, self.height, self.data))
-
-
-def parse_ppm(blob):
-    """Parses a binary PPM (P6, maxval 255) as grim writes it."""
-    pos = 0
-    fields = []
-    while len(fields) < 4:
-        while pos < len(blob) and blob[pos:pos + 1].isspace():
-            pos += 1
-        if blob[pos:pos + 1] == b"#":
-            while pos < len(blob) and blob[pos:pos + 1] != b"\n":
-                pos += 1
-            continue
-        start = pos
-        while pos < len(blob) and not blob[pos:pos + 1].isspace():
-            pos += 1
-        if start == pos:
-            raise ValueError("truncated PPM header")
-        fields.append(blob[start:pos])
-    pos += 1  # exactly one whitespace byte before the raster
-    if fields[0] != b"P6":
-        raise ValueError(f"not a binary PPM: magic {fields[0]!r}")
-    w, h, maxval = int(fields[1]), int(fields[2]), int(fields[3])
-    if maxval != 255:
-        raise ValueError(f"PPM maxval {maxval}, expected 255")
-    data = blob[pos:pos + w * h * 3]
-    if len(data) != w * h * 3:
-        raise ValueError(f"PPM raster has {len(data)} bytes, expected {w * h * 3}")
-    return Image(w, h, data)
-
-
-def cursor_hotspot(n, w, h):
-    return ((37 * n + 100) % w, (23 * n + 100) % h)
-
-
-def guest_frame(w, h, head, n, cursor=True):
-    """What the simulated vGPU's frame n of head `head` looks like on a 1:1 output, cursor
-    composited (a 16x16 opaque white square whose top-left is the hotspot minus (4, 4))."""
-    r_ramp = bytes((x + n) % 256 for x in range(w))
-    blue = (16 * n + 85 * head) % 256
-    rows = {}
-    for g in range(256):
-        row = bytearray(3 * w)
-        row[0::3] = r_ramp
-        row[1::3] = bytes([g]) * w
-        row[2::3] = bytes([blue]) * w
-        rows[g] = bytes(row)
-    frame = bytearray(b"".join(rows[(y + 64 * head) % 256] for y in range(h)))
-    if cursor:
-        hx, hy = cursor_hotspot(n, w, h)
-        x0, y0 = max(0, hx - 4), max(0, hy - 4)
-        x1, y1 = min(w, hx - 4 + 16), min(h, hy - 4 + 16)
-        if x1 > x0:
-            white = b"\xff" * (3 * (x1 - x0))
-            for y in range(y0, y1):
-                i = (y * w + x0) * 3
-                frame[i:i + len(white)] = white
-    return Image(w, h, frame)
-
-
-def describe_difference(got, want, limit=8):
-    """A readable account of how two images differ, or None when they are equal."""
-    if got.size != want.size:
-        return f"size {got.width}x{got.height}, expected {want.width}x{want.height}"
-    if got.data == want.data:
-        return None
-    count = 0
-    bbox = None
-    examples = []
-    for y in range(got.height):
-        a, b = got.row(y), want.row(y)
-        if a == b:
-            continue
-        for x in range(got.width):
-            i = 3 * x
-            if a[i:i + 3] != b[i:i + 3]:
-                count += 1
-                if bbox is None:
-                    bbox = [x, y, x, y]
-                else:
-                    bbox = [min(bbox[0], x), min(bbox[1], y), max(bbox[2], x), max(bbox[3], y)]
-                if len(examples) < limit:
-                    examples.append(f"({x},{y}) got {tuple(a[i:i + 3])} want {tuple(b[i:i + 3])}")
-    return (f"{count} of {got.width * got.height} pixels differ, bounding box x {bbox[0]}..{bbox[2]}, "
-            f"y {bbox[1]}..{bbox[3]}; first: " + "; ".join(examples))
-
-
-def no_signal_problems(img):
-    """Checks the "no signal" frame; returns a list of problems (empty when it is right)."""
-    w, h = img.width, img.height
-    problems = []
-    for x, y in ((0, 0), (w - 1, 0), (0, h - 1), (w - 1, h - 1)):
-        if img.pixel(x, y) != NO_SIGNAL_BG:
-            problems.append(f"corner ({x},{y}) is {img.pixel(x, y)}, expected {NO_SIGNAL_BG}")
-    bg_row = bytes(NO_SIGNAL_BG) * w
-    colours = {NO_SIGNAL_BG}
-    text = 0
-    bbox = None
-    for y in range(h):
-        row = img.row(y)
-        if row == bg_row:
-            continue
-        for x in range(w):
-            p = tuple(row[3 * x:3 * x + 3])
-            if p == NO_SIGNAL_BG:
-                continue
-            colours.add(p)
-            text += 1
-            bbox = [x, y, x, y] if bbox is None else [min(bbox[0], x), min(bbox[1], y), max(bbox[2], x),
-                                                        max(bbox[3], y)]
-    if colours != {NO_SIGNAL_BG, NO_SIGNAL_FG}:
-        shown = sorted(colours)[:8]
-        problems.append(f"expected exactly the colours {NO_SIGNAL_BG} and {NO_SIGNAL_FG}, found "
-                        f"{len(colours)}: {shown}")
-    if text == 0:
-        problems.append("no text pixels at all")
-    else:
-        s = max(1, min(w // 108, h // 28))
-        tx0, ty0 = (w - 53 * s) // 2, (h - 7 * s) // 2
-        tx1, ty1 = tx0 + 53 * s - 1, ty0 + 7 * s - 1
-        tol = s  # one glyph cell of slack for rounding in the centring
-        if not (abs(bbox[0] - tx0) <= tol and abs(bbox[1] - ty0) <= tol and abs(bbox[2] - tx1) <= tol
-                and abs(bbox[3] - ty1) <= tol):
-            problems.append(f"text spans x {bbox[0]}..{bbox[2]}, y {bbox[1]}..{bbox[3]}; expected about "
-                            f"x {tx0}..{tx1}, y {ty0}..{ty1} (scale {s})")
-    return problems
 
 
 # --------------------------------------------------------------------------------------------
@@ -421,17 +270,7 @@ class Vscanout:
         r = self.run_client([tool])
         if r.returncode != 0:
             raise AssertionError(f"wlr-randr failed ({r.returncode}): {r.stderr.decode(errors='replace')}")
-        outputs = {}
-        name = None
-        for line in r.stdout.decode(errors="replace").splitlines():
-            if line and not line[0].isspace():
-                name = line.split()[0]
-                outputs[name] = (0, 0)
-            elif name and "(current)" in line:
-                m = re.search(r"(\d+)x(\d+) px", line)
-                if m:
-                    outputs[name] = (int(m.group(1)), int(m.group(2)))
-        return outputs
+        return parse_randr(r.stdout.decode(errors="replace"))
 
     def wait_outputs(self, expected, timeout=10):
         """Polls wlr-randr until it lists exactly `expected` (name -> (w, h))."""

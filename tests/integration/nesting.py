@@ -26,13 +26,17 @@ import shutil
 import signal
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
 
 import pytest
 
-from conftest import SLOW, Image, VscanoutDied, parse_ppm, wait_until
+from conftest import SLOW, VscanoutDied, wait_until
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "common"))
+from vscanout_pixels import Image, parse_ppm  # noqa: E402
 
 NOBODY = 65534
 TITLE_PREFIX = "vscanout \u2014 "  # "vscanout — <source> HEAD-<id>", an em dash

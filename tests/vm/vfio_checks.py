@@ -33,7 +33,10 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "common"))
 import guest_driver as gd  # noqa: E402
+from vscanout_pixels import (NO_SIGNAL_BG, NO_SIGNAL_FG, describe_difference, guess_frame,  # noqa: E402
+                             guest_frame, no_signal_problems, parse_ppm, parse_randr)
 
 ROOT = os.environ.get("VSCANOUT_ROOT") or os.path.dirname(os.path.dirname(HERE))
 OUT = os.environ.get("VSCANOUT_VM_OUT") or tempfile.mkdtemp(prefix="vfio-out-")
@@ -44,8 +47,6 @@ MBOCHS_UUID = "0c6b2b1e-7c3a-4d8e-9f21-5a6b7c8d9e11"
 MDPY_UUID = "0c6b2b1e-7c3a-4d8e-9f21-5a6b7c8d9e12"
 OWN_UUID = "0c6b2b1e-7c3a-4d8e-9f21-5a6b7c8d9e13"  # check 8: vscanout opens it itself
 
-NO_SIGNAL_BG = (32, 32, 48)
-NO_SIGNAL_FG = (224, 224, 224)
 DEFAULT_SIZE = (1024, 768)  # a head with no mode yet shows no signal at this size
 FLIPS = 50
 
@@ -95,144 +96,6 @@ class Results:
 
 
 R = Results()
-
-
-# --------------------------------------------------------------------------------------------
-# images
-
-
-class Image:
-    def __init__(self, width, height, data):
-        self.width, self.height, self.data = width, height, bytes(data)
-
-    @property
-    def size(self):
-        return (self.width, self.height)
-
-    def pixel(self, x, y):
-        i = (y * self.width + x) * 3
-        return tuple(self.data[i:i + 3])
-
-    def row(self, y):
-        return self.data[y * self.width * 3:(y + 1) * self.width * 3]
-
-    def save(self, path):
-        with open(path, "wb") as f:
-            f.write(b"P6\n%d %d\n255\n" % (self.width, self.height) + self.data)
-
-
-def parse_ppm(blob):
-    """A binary PPM (P6, maxval 255) as grim writes it."""
-    pos, fields = 0, []
-    while len(fields) < 4:
-        while pos < len(blob) and blob[pos:pos + 1].isspace():
-            pos += 1
-        if blob[pos:pos + 1] == b"#":
-            while pos < len(blob) and blob[pos:pos + 1] != b"\n":
-                pos += 1
-            continue
-        start = pos
-        while pos < len(blob) and not blob[pos:pos + 1].isspace():
-            pos += 1
-        if start == pos:
-            raise ValueError("truncated PPM header")
-        fields.append(blob[start:pos])
-    pos += 1
-    if fields[0] != b"P6" or int(fields[3]) != 255:
-        raise ValueError("not a P6/255 PPM: %r" % fields)
-    w, h = int(fields[1]), int(fields[2])
-    data = blob[pos:pos + w * h * 3]
-    if len(data) != w * h * 3:
-        raise ValueError("PPM raster has %d bytes, expected %d" % (len(data), w * h * 3))
-    return Image(w, h, data)
-
-
-def pattern_image(w, h, frame, head):
-    """The sim formulas as RGB: R = (x + n) mod 256, G = (y + 64 h) mod 256,
-    B = (16 n + 85 h) mod 256 (guest_driver draws the same into the devices; no cursor)."""
-    red = bytes((x + frame) & 0xFF for x in range(w))
-    blue = bytes([(16 * frame + 85 * head) & 0xFF]) * w
-    rows = []
-    for g in range(256):
-        row = bytearray(3 * w)
-        row[0::3] = red
-        row[1::3] = bytes([g]) * w
-        row[2::3] = blue
-        rows.append(bytes(row))
-    return Image(w, h, b"".join(rows[(y + 64 * head) & 0xFF] for y in range(h)))
-
-
-def difference(got, want, limit=6):
-    """None when equal, else a short account (row-wise first, so a full mismatch stays cheap)."""
-    if got.size != want.size:
-        return "size %dx%d, expected %dx%d" % (got.width, got.height, want.width, want.height)
-    if got.data == want.data:
-        return None
-    bad_rows = [y for y in range(got.height) if got.row(y) != want.row(y)]
-    examples, count = [], 0
-    for y in bad_rows[:4]:
-        a, b = got.row(y), want.row(y)
-        for x in range(got.width):
-            if a[3 * x:3 * x + 3] != b[3 * x:3 * x + 3]:
-                count += 1
-                if len(examples) < limit:
-                    examples.append("(%d,%d) got %s want %s" % (x, y, tuple(a[3 * x:3 * x + 3]),
-                                                                tuple(b[3 * x:3 * x + 3])))
-    return "%d of %d rows differ (y %d..%d); first: %s" % (len(bad_rows), got.height, bad_rows[0], bad_rows[-1],
-                                                           "; ".join(examples))
-
-
-def guess_frame(img, head):
-    """What an image looks like at (0,0), for failure messages."""
-    r, g, b = img.pixel(0, 0)
-    if (r, g, b) == NO_SIGNAL_BG:
-        return "pixel(0,0) is the no-signal background"
-    for h in (head,) if head is not None else (0, 1):
-        if g == (64 * h) & 0xFF and (b - 85 * h) % 16 == 0:
-            return "pixel(0,0)=%s looks like frame %d of head %d" % ((r, g, b), r, h)
-    return "pixel(0,0)=%s" % ((r, g, b),)
-
-
-def no_signal_problems(img):
-    """The no-signal frame: background exactly NO_SIGNAL_BG, text exactly NO_SIGNAL_FG, centred."""
-    w, h = img.width, img.height
-    problems = []
-    for x, y in ((0, 0), (w - 1, 0), (0, h - 1), (w - 1, h - 1)):
-        if img.pixel(x, y) != NO_SIGNAL_BG:
-            problems.append("corner (%d,%d) is %s, expected %s" % (x, y, img.pixel(x, y), NO_SIGNAL_BG))
-    if len(problems) == 4:
-        return ["no corner has the background colour (%s)" % guess_frame(img, None)]
-    bg_row = bytes(NO_SIGNAL_BG) * w
-    colours, text, bbox = {NO_SIGNAL_BG}, 0, None
-    for y in range(h):
-        row = img.row(y)
-        if row == bg_row:
-            continue
-        for x in range(w):
-            p = tuple(row[3 * x:3 * x + 3])
-            if p == NO_SIGNAL_BG:
-                continue
-            if len(colours) < 16:
-                colours.add(p)
-            text += 1
-            bbox = [x, y, x, y] if bbox is None else [min(bbox[0], x), min(bbox[1], y), max(bbox[2], x),
-                                                        max(bbox[3], y)]
-        if text > 50000:
-            problems.append("more than 50000 non-background pixels: not a no-signal frame")
-            break
-    if colours != {NO_SIGNAL_BG, NO_SIGNAL_FG}:
-        problems.append("expected exactly the colours %s and %s, found %s" % (NO_SIGNAL_BG, NO_SIGNAL_FG,
-                                                                             sorted(colours)[:8]))
-    if text == 0:
-        problems.append("no text pixels at all")
-    elif bbox:
-        s = max(1, min(w // 108, h // 28))
-        tx0, ty0 = (w - 53 * s) // 2, (h - 7 * s) // 2
-        tx1, ty1 = tx0 + 53 * s - 1, ty0 + 7 * s - 1
-        if not all(abs(a - b) <= s for a, b in zip(bbox, (tx0, ty0, tx1, ty1))):
-            problems.append("text spans x %d..%d, y %d..%d; expected about x %d..%d, y %d..%d" % (
-                bbox[0], bbox[2], bbox[1], bbox[3], tx0, tx1, ty0, ty1))
-    return problems
 
 
 # --------------------------------------------------------------------------------------------
@@ -405,16 +268,7 @@ class Vscanout:
         r = self.client(["wlr-randr"])
         if r.returncode != 0:
             raise Fail("wlr-randr failed (%d): %s" % (r.returncode, r.stderr.decode(errors="replace")))
-        outputs, name = {}, None
-        for line in r.stdout.decode(errors="replace").splitlines():
-            if line and not line[0].isspace():
-                name = line.split()[0]
-                outputs[name] = (0, 0)
-            elif name and "(current)" in line:
-                m = re.search(r"(\d+)x(\d+) px", line)
-                if m:
-                    outputs[name] = (int(m.group(1)), int(m.group(2)))
-        return outputs
+        return parse_randr(r.stdout.decode(errors="replace"))
 
     def wait_outputs(self, expected, timeout=10):
         seen = {}
@@ -441,7 +295,7 @@ class Vscanout:
         def ok():
             self.check_alive()
             img = self.capture(head)
-            last[0], last[1] = img, difference(img, want)
+            last[0], last[1] = img, describe_difference(img, want)
             return last[1] is None
 
         try:
@@ -589,7 +443,7 @@ class Test:
 
     def pattern(self, head, frame=None):
         w, h = self.mode0 if head == 0 else self.mode1
-        return pattern_image(w, h, self.frame if frame is None else frame, head)
+        return guest_frame(w, h, head, self.frame if frame is None else frame, cursor=False)
 
     # 1 ---------------------------------------------------------------------------------------
     def two_heads_frames(self):
