@@ -245,6 +245,22 @@ class Parent:
             raise ParentDied(f"{self.kind} exited with status {self.proc.returncode}; log tail:\n"
                                  + _tail(self.log_path, 20))
 
+    def wait_windows(self, predicate, timeout=10, what="the parent's windows"):
+        """Polls windows() (sway and Xvfb list theirs) until predicate holds; returns the list."""
+        last = []
+
+        def ok():
+            nonlocal last
+            self.check_alive()
+            last = self.windows()
+            return predicate(last)
+
+        try:
+            wait_until(ok, timeout, interval=0.05, what=what)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; windows now: {last}") from None
+        return last
+
     def log(self):
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
@@ -373,21 +389,6 @@ class Sway(Parent):
         wins = [w for w in self.windows() if w["name"] == name]
         assert len(wins) == 1, f"sway has {len(wins)} windows titled {name!r}: {self.windows()}"
         return wins[0]
-
-    def wait_windows(self, predicate, timeout=10, what="sway's windows"):
-        last = []
-
-        def ok():
-            nonlocal last
-            self.check_alive()
-            last = self.windows()
-            return predicate(last)
-
-        try:
-            wait_until(ok, timeout, interval=0.05, what=what)
-        except AssertionError as e:
-            raise AssertionError(f"{e}; windows now: {last}") from None
-        return last
 
     def client_env(self):
         return {"XDG_RUNTIME_DIR": self.runtime, "WAYLAND_DISPLAY": self.socket, "PATH": "/usr/bin:/bin"}
@@ -582,21 +583,6 @@ class Xvfb(Parent):
             if m:
                 props[m.group(1)] = m.group(3)
         return props
-
-    def wait_windows(self, predicate, timeout=10, what="X windows"):
-        last = []
-
-        def ok():
-            nonlocal last
-            self.check_alive()
-            last = self.windows()
-            return predicate(last)
-
-        try:
-            wait_until(ok, timeout, interval=0.05, what=what)
-        except AssertionError as e:
-            raise AssertionError(f"{e}; windows now: {last}") from None
-        return last
 
     def capture(self):
         blob = self.run([tool("xwd"), "-root", "-silent"])

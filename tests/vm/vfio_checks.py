@@ -433,6 +433,26 @@ class Vscanout:
 # the checks
 
 
+def wait_removed(vs, head, name):
+    """Waits for guest_driver's sysfs removal of head's mdev to return; fails naming what vscanout
+    still holds when it does not (the kernel waits for every fd of the device)."""
+    def done():
+        vs.check_alive()
+        r = vs.state()["heads"][head].get("removed", {})
+        return r if r.get("rc") is not None else None
+
+    try:
+        r = wait_until(done, 10, 0.05, "the sysfs removal of the %s to return" % name)
+    except Died:
+        raise
+    except Fail as e:
+        fds, maps = vs.vfio_fds()
+        raise Fail("%s; vscanout still holds VFIO fds %s and mappings %s" % (e, fds, maps)) from None
+    if r["rc"] != 0:
+        raise Fail("the sysfs remove write failed: %s" % r["rc"])
+    return r
+
+
 class Test:
     def __init__(self, binary):
         self.binary = binary
@@ -652,20 +672,7 @@ class Test:
             return "logged after %.2f s: %s" % (time.monotonic() - t, m.group(0))
 
         def removal_done():
-            def done():
-                vs.check_alive()
-                r = vs.state()["heads"][1].get("removed", {})
-                return r if r.get("rc") is not None else None
-
-            try:
-                r = wait_until(done, 10, 0.05, "the sysfs removal of the mdpy to return")
-            except Died:
-                raise
-            except Fail as e:
-                fds, maps = vs.vfio_fds()
-                raise Fail("%s; vscanout still holds VFIO fds %s and mappings %s" % (e, fds, maps)) from None
-            if r["rc"] != 0:
-                raise Fail("the sysfs remove write failed: %s" % r["rc"])
+            r = wait_removed(vs, 1, "mdpy")
             if os.path.exists(os.path.join(gd.MDEV_DEVICES, MDPY_UUID)):
                 raise Fail("the write returned but %s is still there" % MDPY_UUID)
             fds, maps = vs.vfio_fds()
@@ -700,20 +707,7 @@ class Test:
             m = vs.wait_log(r"vfio: head 0 \(([^)]*)\) went away \(([^)]*)\)[^\n]*", 10)
             logged = time.monotonic() - t
 
-            def done():
-                vs.check_alive()
-                r = vs.state()["heads"][0].get("removed", {})
-                return r if r.get("rc") is not None else None
-
-            try:
-                r = wait_until(done, 10, 0.05, "the sysfs removal of the mbochs to return")
-            except Died:
-                raise
-            except Fail as e:
-                fds, maps = vs.vfio_fds()
-                raise Fail("%s; vscanout still holds VFIO fds %s and mappings %s" % (e, fds, maps)) from None
-            if r["rc"] != 0:
-                raise Fail("the sysfs remove write failed: %s" % r["rc"])
+            wait_removed(vs, 0, "mbochs")
             img = vs.wait_no_signal(0, name="9-removed-0")
             fds, maps = vs.vfio_fds()
             if fds or maps:
