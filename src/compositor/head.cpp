@@ -164,9 +164,10 @@ void Head::update_hardware_cursor(const core::Changes &changes) {
 }
 
 void Head::on_frame() {
+	awaiting_frame_ = false;
 	// A frame is drawn only when the guest changed something, or when wlroots needs one
 	// (a screencopy client waits for a commit).
-	if (!dirty_ && !output_->needs_frame) return;
+	if (stopping_ || (!dirty_ && !output_->needs_frame)) return;
 	draw_and_commit();
 }
 
@@ -230,6 +231,7 @@ bool Head::draw_and_commit() {
 		return false;
 	}
 	tracker_.stats().commits++;
+	awaiting_frame_ = true;
 	dirty_ = false;
 	if (mode_pending_) {
 		mode_pending_ = false;

@@ -46,6 +46,7 @@ private:
 	Status init_source();
 	void add_head(uint32_t id);
 	void remove_head(uint32_t id);
+	void drain_presents();
 	bool create_output();
 	void on_new_output(wlr_output *output);
 	static int on_watch_fd(int fd, uint32_t mask, void *data);

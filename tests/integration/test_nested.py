@@ -261,7 +261,6 @@ def test_x11_window_identity_for_window_rules(vscanout, parents):
     assert props.get("_NET_WM_NAME") == f'"{title(0)}"', props
     assert "WM_DELETE_WINDOW" in props.get("WM_PROTOCOLS", ""), props
     assert "WM_CLASS" not in props and "WM_NAME" not in props, f"X properties now: {props}"
-    vs.settle()  # stopped at once, a sanitizer build reports a leak: test_x11_stop_at_once_leaks_nothing
     vs.stop()
 
 
@@ -385,7 +384,6 @@ def test_xvfb_one_window_per_head_and_pixels(vscanout, parents):
         wait_until(shown, 10, interval=0.1, what="both guest frames 1:1 in xwd -root")
     except AssertionError as e:
         raise AssertionError(f"{e}: {last}") from None
-    vs.settle()  # see test_x11_stop_at_once_leaks_nothing
     vs.stop()
 
 
@@ -442,17 +440,18 @@ def test_xvfb_bare_server_windows_have_titles(vscanout, parents):
 
 
 @pytest.mark.sanitizer
-@pytest.mark.xfail(SLOW > 1, strict=True, reason=(
-    "BUG (sanitizer build): stopped right after its windows appear, vscanout nested in X11 exits 1: "
-    "LeakSanitizer reports one 136-byte wlr_shm_buffer per head (allocated in wlroots' "
-    "render/allocator/shm.c, libwlroots.so.10+0x33068), an output buffer still in flight when the output "
-    "is destroyed; after the counters settle the exit is clean, headless is clean either way"))
 def test_x11_stop_at_once_leaks_nothing(vscanout, parents):
+    """Stopped right after its windows appear, a present may still be in flight. wlroots 0.15's X11
+    backend leaks such a buffer (one 136-byte wlr_shm_buffer per head under LeakSanitizer) unless
+    vscanout lets the last commits complete before it destroys the outputs. Three rounds, since
+    the race is lost only some of the time: vs.stop() asserts exit status 0 (1 under a leak)."""
     x = parents(Xvfb)
     x.intern_wm_atoms()
-    vs = nested(vscanout, x, "sim:heads=2,fps=0,modes=320x200")
-    x.wait_windows(lambda ws: len(ws) == 2, what="two windows")
-    vs.stop()
+    for _ in range(3):
+        vs = nested(vscanout, x, "sim:heads=2,fps=0,modes=320x200")
+        x.wait_windows(lambda ws: len(ws) == 2, what="two windows")
+        vs.stop()
+        x.wait_windows(lambda ws: len(ws) == 0, what="the windows gone")
 
 
 @pytest.mark.sanitizer
