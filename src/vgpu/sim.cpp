@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <linux/udmabuf.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -231,10 +232,22 @@ Result<std::unique_ptr<SimSource>> SimSource::create(SimOptions options) {
 		any_fps |= ev.kind == ScriptEvent::Kind::fps && ev.fps > 0;
 		timed_events |= ev.at_ms > 0;
 	}
+	any_fps |= !o.control.empty(); // the control channel may set a rate later
 	if (any_fps) self->flip_timer_ = make_timer();
 	if (timed_events) self->script_timer_ = make_timer();
 	if ((any_fps && !self->flip_timer_) || (timed_events && !self->script_timer_))
 		return fail("sim: timerfd_create failed: " + errno_text());
+
+	if (!o.control.empty()) {
+		if (::mkfifo(o.control.c_str(), 0600) != 0 && errno != EEXIST)
+			return fail("sim: control=" + o.control + ": cannot make the FIFO: " + errno_text());
+		// Read-write: the FIFO never reports end-of-file when a writer closes it.
+		self->control_ = UniqueFd(::open(o.control.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC));
+		if (!self->control_) return fail("sim: control=" + o.control + ": " + errno_text());
+		struct stat st {};
+		if (::fstat(self->control_.get(), &st) != 0 || !S_ISFIFO(st.st_mode))
+			return fail("sim: control=" + o.control + " is not a FIFO");
+	}
 
 	self->start();
 	std::string stop = o.flips ? ", stop after " + std::to_string(o.flips) + " flips" : "";
@@ -469,6 +482,7 @@ std::vector<int> SimSource::watch_fds() const {
 	std::vector<int> fds;
 	if (flip_timer_) fds.push_back(flip_timer_.get());
 	if (script_timer_) fds.push_back(script_timer_.get());
+	if (control_) fds.push_back(control_.get());
 	return fds;
 }
 
@@ -490,12 +504,35 @@ void SimSource::dispatch(int fd) {
 		sync_flip_timer(flip_timer_, heads_, options_, false);
 		if (events_.head_changed)
 			for (uint32_t id : changed) events_.head_changed(id);
+	} else if (control_ && fd == control_.get()) {
+		read_control();
 	} else if (script_timer_ && fd == script_timer_.get()) {
 		read_expirations(fd);
 		const uint64_t elapsed = now_ms() - start_ms_;
 		while (next_script_ < options_.script.size() && options_.script[next_script_].at_ms <= elapsed)
 			apply(options_.script[next_script_++]);
 		arm_script_timer();
+	}
+}
+
+void SimSource::read_control() {
+	char buf[4096];
+	for (;;) {
+		const ssize_t n = ::read(control_.get(), buf, sizeof buf);
+		if (n <= 0) break; // EAGAIN: all read
+		control_pending_.append(buf, static_cast<size_t>(n));
+	}
+	size_t nl;
+	while ((nl = control_pending_.find('\n')) != std::string::npos) {
+		const std::string line = control_pending_.substr(0, nl);
+		control_pending_.erase(0, nl + 1);
+		auto ev = parse_command(line);
+		if (!ev) VLOG_ERROR("sim control: '%s': %s", line.c_str(), ev.error().c_str());
+		else if (*ev) apply(**ev);
+	}
+	if (control_pending_.size() > 4096) {
+		VLOG_ERROR("sim control: a line longer than 4096 bytes; dropped");
+		control_pending_.clear();
 	}
 }
 

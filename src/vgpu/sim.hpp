@@ -61,6 +61,9 @@ struct ScriptEvent {
 
 // Parses the script format (README "Simulated vGPU: scripts"); errors name the line.
 Result<std::vector<ScriptEvent>> parse_script(std::string_view text);
+// One command of the control channel: a script line without its time ("mode 0 800x600").
+// An empty or comment-only line gives nullopt.
+Result<std::optional<ScriptEvent>> parse_command(std::string_view line);
 
 struct SimOptions {
 	uint32_t heads = 2;
@@ -71,6 +74,7 @@ struct SimOptions {
 	uint64_t flips = 0;                               // stop flipping after this many (0: never)
 	DmabufPolicy dmabuf = DmabufPolicy::automatic;
 	std::vector<ScriptEvent> script;
+	std::string control; // a FIFO (made if missing) whose lines are commands applied at once
 };
 
 // "heads=2,modes=1280x800/1024x768,fps=0,buffers=2,cursor=on,script=FILE,dmabuf=auto,flips=0"
@@ -112,12 +116,15 @@ private:
 	void apply(const ScriptEvent &ev);
 	void arm_script_timer();
 	void flip(Head &head, uint64_t count);
+	void read_control();
 
 	SimOptions options_;
 	std::map<uint32_t, std::unique_ptr<Head>> heads_;
 	UniqueFd flip_timer_;
 	UniqueFd script_timer_;
 	UniqueFd udmabuf_dev_;
+	UniqueFd control_;
+	std::string control_pending_; // a command line not yet complete
 	bool use_udmabuf_ = false;
 	size_t next_script_ = 0;
 	uint64_t start_ms_ = 0;

@@ -30,7 +30,7 @@ constexpr struct {
 };
 
 constexpr double kMaxFps = 2000;
-constexpr const char *kValidKeys = "heads, modes, fps, buffers, cursor, flips, dmabuf, script";
+constexpr const char *kValidKeys = "heads, modes, fps, buffers, cursor, flips, dmabuf, script, control";
 
 template <typename T>
 bool parse_uint(std::string_view text, T &out) {
@@ -193,6 +193,16 @@ Result<std::vector<ScriptEvent>> parse_script(std::string_view text) {
 	return events;
 }
 
+Result<std::optional<ScriptEvent>> parse_command(std::string_view line) {
+	if (size_t hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
+	auto tok = tokens(line);
+	if (tok.empty()) return std::optional<ScriptEvent>();
+	tok.insert(tok.begin(), "0"); // a script line at time 0
+	auto ev = parse_event(tok);
+	if (!ev) return ev.take_error();
+	return std::optional<ScriptEvent>(*ev);
+}
+
 Result<SimOptions> parse_sim_options(std::string_view spec) {
 	SimOptions o;
 	if (spec.empty()) return o;
@@ -227,6 +237,9 @@ Result<SimOptions> parse_sim_options(std::string_view spec) {
 			else if (val == "on") o.dmabuf = DmabufPolicy::on;
 			else if (val == "off") o.dmabuf = DmabufPolicy::off;
 			else return bad("auto, on or off");
+		} else if (key == "control") {
+			if (val.empty()) return bad("a FIFO path");
+			o.control = v;
 		} else if (key == "script") {
 			if (val.empty()) return bad("a script file name");
 			auto script = read_script_file(v);

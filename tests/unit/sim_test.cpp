@@ -1,6 +1,8 @@
 // The simulated vGPU against its documented contract: syntax, planes, pixels, timing, faults.
 #include <drm_fourcc.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -344,6 +346,59 @@ TEST_F(SimTest, ModeEventGivesNewIds) {
 	ASSERT_FALSE(old.ok());
 	EXPECT_NE(old.error().find("unknown buffer id " + std::to_string(before.buffer_id) + " for head 0"), std::string::npos)
 		<< old.error();
+}
+
+TEST_F(SimTest, ControlFifoAppliesCommandsAtOnce) {
+	char dir[] = "/tmp/vsc-sim-XXXXXX";
+	ASSERT_NE(::mkdtemp(dir), nullptr);
+	const std::string fifo = std::string(dir) + "/ctl";
+	const int fds_before = count_open_fds();
+	{
+		auto sim = make_sim("fps=0,heads=2,control=" + fifo);
+		ASSERT_TRUE(sim);
+		std::vector<uint32_t> changed;
+		sim->set_events({.head_added = {}, .head_removed = {}, .head_changed = [&](uint32_t h) { changed.push_back(h); }});
+		const int w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		ASSERT_GE(w, 0);
+		// A command split over two writes, a comment, a blank line, a bad command, then two more.
+		const std::string part1 = "mode 0 64", part2 = "0x480\n# a comment\n\nbogus 1\nflip 1\ncursor 0 off\n";
+		ASSERT_EQ(::write(w, part1.data(), part1.size()), ssize_t(part1.size()));
+		ASSERT_TRUE(pump(*sim, [&] { return false; }, 50) == false); // nothing complete yet
+		EXPECT_TRUE(changed.empty());
+		ASSERT_EQ(::write(w, part2.data(), part2.size()), ssize_t(part2.size()));
+		::close(w); // a writer closing must not make the FIFO readable forever
+		ASSERT_TRUE(pump(*sim, [&] { return changed.size() >= 3; }));
+		EXPECT_EQ(changed, (std::vector<uint32_t>{0, 1, 0}));
+		EXPECT_EQ(query_ok(*sim, 0, PlaneType::primary).width, 640u);
+		expect_frame(*sim, 1, 1);
+		EXPECT_EQ(query_ok(*sim, 0, PlaneType::cursor).state, PlaneState::disabled);
+		pollfd p{sim->watch_fds().back(), POLLIN, 0};
+		EXPECT_EQ(::poll(&p, 1, 0), 0) << "the control FIFO stays readable after its writer closed";
+	}
+	EXPECT_EQ(count_open_fds(), fds_before);
+	::unlink(fifo.c_str());
+	::rmdir(dir);
+}
+
+TEST_F(SimTest, ControlMustBeAFifo) {
+	auto opts = parse_sim_options("control=/proc/self/status");
+	ASSERT_TRUE(opts.ok()) << opts.error();
+	auto sim = SimSource::create(std::move(*opts));
+	ASSERT_FALSE(sim.ok());
+	EXPECT_NE(sim.error().find("is not a FIFO"), std::string::npos) << sim.error();
+}
+
+TEST_F(SimTest, ParseCommandIsAScriptLineWithoutTime) {
+	auto ev = parse_command("mode 2 800x600 # comment");
+	ASSERT_TRUE(ev.ok()) << ev.error();
+	ASSERT_TRUE(ev->has_value());
+	EXPECT_EQ((*ev)->kind, ScriptEvent::Kind::mode);
+	EXPECT_EQ((*ev)->head, 2u);
+	EXPECT_EQ((*ev)->mode, (Mode{800, 600}));
+	auto blank = parse_command("   # only a comment");
+	ASSERT_TRUE(blank.ok());
+	EXPECT_FALSE(blank->has_value());
+	EXPECT_FALSE(parse_command("mode 0").ok());
 }
 
 TEST_F(SimTest, PlugAndUnplug) {
