@@ -2,9 +2,12 @@
 
 #include <drm_fourcc.h>
 
+#include <algorithm>
 #include <string>
+#include <utility>
 
 #include "compositor/server.hpp"
+#include "render/head_renderer.hpp"
 #include "render/import.hpp"
 
 namespace vscanout::compositor {
@@ -15,6 +18,21 @@ constexpr uint32_t kDefaultWidth = 1024, kDefaultHeight = 768;
 
 bool output_is_ours(wlr_output *o) {
 	return wlr_output_is_headless(o) || wlr_output_is_wl(o) || wlr_output_is_x11(o);
+}
+
+// The output's size once its pending state is committed (a mode set may be waiting).
+std::pair<uint32_t, uint32_t> size_after_commit(const wlr_output *o) {
+	int32_t w = o->width, h = o->height;
+	if (o->pending.committed & WLR_OUTPUT_STATE_MODE) {
+		if (o->pending.mode_type == WLR_OUTPUT_STATE_MODE_FIXED && o->pending.mode) {
+			w = o->pending.mode->width;
+			h = o->pending.mode->height;
+		} else if (o->pending.mode_type == WLR_OUTPUT_STATE_MODE_CUSTOM) {
+			w = o->pending.custom_mode.width;
+			h = o->pending.custom_mode.height;
+		}
+	}
+	return {static_cast<uint32_t>(std::max(w, 0)), static_cast<uint32_t>(std::max(h, 0))};
 }
 
 } // namespace
@@ -32,26 +50,46 @@ Head::Head(Server &server, uint32_t id, core::TrackerOptions options)
 	           options) {}
 
 Head::~Head() {
+	if (!output_) return;
+	if (output_is_ours(output_)) {
+		wlr_output *o = output_;
+		forget_output();
+		wlr_output_destroy(o);
+	} else {
+		release_output();
+	}
+}
+
+void Head::forget_output() {
 	frame_.disconnect();
 	needs_frame_.disconnect();
 	mode_.disconnect();
 	destroy_.disconnect();
 	targets_.clear();
-	if (!output_) return;
-	if (hw_cursor_) wlr_output_cursor_destroy(hw_cursor_);
-	if (output_is_ours(output_)) {
-		wlr_output_destroy(output_);
-	} else {
-		wlr_output_enable(output_, false);
-		wlr_output_commit(output_);
-	}
+	kms_cursor_.reset();
+	if (front_) wlr_buffer_unlock(front_);
+	front_ = nullptr;
+	output_ = nullptr;
+}
+
+wlr_output *Head::release_output() {
+	wlr_output *o = output_;
+	if (!o) return nullptr;
+	forget_output(); // the cursor plane is cleared here, while the output still has its CRTC
+	wlr_output_enable(o, false);
+	wlr_output_commit(o);
+	if (kms_) wlr_output_set_name(o, connector_.c_str());
+	return o;
 }
 
 void Head::attach_output(wlr_output *o) {
 	output_ = o;
+	kms_ = !output_is_ours(o);
+	connector_ = o->name;
 	const std::string name = "HEAD-" + std::to_string(id_);
 	wlr_output_set_name(o, name.c_str());
-	const std::string desc = "vscanout " + server_.source().name() + " guest head " + std::to_string(id_);
+	std::string desc = "vscanout " + server_.source().name() + " guest head " + std::to_string(id_);
+	if (kms_) desc += " on " + connector_;
 	wlr_output_set_description(o, desc.c_str());
 	if (wlr_output_is_wl(o)) wlr_wl_output_set_title(o, ("vscanout — " + server_.source().name() + " " + name).c_str());
 	if (wlr_output_is_x11(o)) wlr_x11_output_set_title(o, ("vscanout — " + server_.source().name() + " " + name).c_str());
@@ -59,15 +97,16 @@ void Head::attach_output(wlr_output *o) {
 		wlr_log(WLR_ERROR, "%s: cannot set up rendering for this output", name.c_str());
 
 	// wayland/x11 take a cursor image but the parent's pointer places it, and headless has no
-	// cursor plane: there the guest cursor is drawn by our renderer. Only KMS moves it for us.
-	software_cursor_ = !wlr_output_is_drm(o) || !o->impl->set_cursor || !o->impl->move_cursor;
+	// cursor plane: there the guest cursor is drawn by our renderer. KMS has a cursor plane.
+	if (kms_) kms_cursor_ = KmsCursor::create(o, server_.allocator());
+	software_cursor_ = !kms_cursor_;
 	tracker_.stats().cursor_path = software_cursor_ ? "software" : "hardware";
-	if (!software_cursor_) hw_cursor_ = wlr_output_cursor_create(o);
 
 	frame_.connect(&o->events.frame, [this](void *) { on_frame(); });
-	// The backend lost what it showed (an X11 Expose): draw again.
 	needs_frame_.connect(&o->events.needs_frame, [this](void *) {
-		dirty_ = true;
+		// X11 Expose: the backend lost what it showed, draw again. KMS asks for a commit after
+		// a cursor change: the frame on screen is committed again, not redrawn (on_frame).
+		if (!kms_) dirty_ = true;
 		if (output_) wlr_output_schedule_frame(output_);
 	});
 	// A nested window resized by the user: draw the guest frame again, scaled to the new size.
@@ -81,18 +120,19 @@ void Head::attach_output(wlr_output *o) {
 	wlr_output_enable(o, true);
 	dirty_ = true;
 	if (!draw_and_commit()) wlr_log(WLR_ERROR, "%s: first commit failed", name.c_str());
-	wlr_log(WLR_INFO, "%s: %dx%d, %s cursor", name.c_str(), o->width, o->height, software_cursor_ ? "software" : "hardware");
+	if (kms_cursor_) update_hardware_cursor(true, true);
+	if (kms_)
+		wlr_log(WLR_INFO, "%s: on connector %s, mode %dx%d@%.3f Hz, %s cursor", name.c_str(), connector_.c_str(),
+		        o->width, o->height, o->refresh / 1000.0, software_cursor_ ? "software" : "hardware");
+	else
+		wlr_log(WLR_INFO, "%s: %dx%d, %s cursor", name.c_str(), o->width, o->height,
+		        software_cursor_ ? "software" : "hardware");
 }
 
 void Head::on_output_destroy() {
-	wlr_log(WLR_INFO, "HEAD-%u: output closed; the head stays off", id_);
-	frame_.disconnect();
-	needs_frame_.disconnect();
-	mode_.disconnect();
-	destroy_.disconnect();
-	targets_.clear();
-	hw_cursor_ = nullptr; // wlroots destroys output cursors with the output
-	output_ = nullptr;
+	if (kms_) wlr_log(WLR_INFO, "HEAD-%u: connector %s went away; the head waits for another", id_, connector_.c_str());
+	else wlr_log(WLR_INFO, "HEAD-%u: output closed; the head stays off", id_);
+	forget_output();
 	server_.output_closed(*this);
 }
 
@@ -103,8 +143,45 @@ void Head::apply_mode() {
 	if (w == mode_w_ && h == mode_h_) return;
 	mode_w_ = w;
 	mode_h_ = h;
-	if (wlr_output_is_drm(output_)) return; // KMS keeps the connector's mode; the frame is scaled into it
+	dirty_ = true;
+	if (kms_) {
+		choose_kms_mode();
+		return;
+	}
 	wlr_output_set_custom_mode(output_, static_cast<int32_t>(w), static_cast<int32_t>(h), 0);
+	mode_pending_ = true;
+}
+
+void Head::choose_kms_mode() {
+	// A connector keeps the monitor's mode and the guest frame is scaled into it, unless
+	// --mode guest asks for the guest's own mode and the connector lists it. A connector with
+	// no preferred mode (a forced-on virtual connector) takes the guest's mode where listed,
+	// else its first.
+	const auto &p = tracker_.primary();
+	wlr_output_mode *preferred = nullptr, *guest = nullptr, *first = nullptr;
+	wlr_output_mode *m;
+	wl_list_for_each(m, &output_->modes, link) {
+		if (!first) first = m;
+		if (m->preferred && !preferred) preferred = m;
+		if (p.visible() && m->width == static_cast<int32_t>(p.info.width) &&
+		    m->height == static_cast<int32_t>(p.info.height) && (!guest || m->refresh > guest->refresh))
+			guest = m;
+	}
+	const char *why = "the guest's";
+	wlr_output_mode *pick = server_.options().mode == ModeChoice::guest ? guest : nullptr;
+	if (!pick && preferred) pick = preferred, why = "preferred";
+	if (!pick && guest) pick = guest, why = "the guest's (no preferred mode)";
+	if (!pick && first) pick = first, why = "the first listed (no preferred mode)";
+	if (!pick) {
+		// No modes at all: ask for the guest's size.
+		wlr_output_set_custom_mode(output_, static_cast<int32_t>(mode_w_), static_cast<int32_t>(mode_h_), 0);
+		mode_pending_ = true;
+		return;
+	}
+	if (pick == output_->current_mode && output_->enabled) return;
+	wlr_log(WLR_INFO, "HEAD-%u (%s): mode %dx%d@%.3f Hz, %s", id_, connector_.c_str(), pick->width, pick->height,
+	        pick->refresh / 1000.0, why);
+	wlr_output_set_mode(output_, pick);
 	mode_pending_ = true;
 }
 
@@ -112,11 +189,11 @@ void Head::poll() {
 	core::Changes changes = tracker_.poll();
 	if (!changes.any() || !output_) return;
 	if (changes.mode) apply_mode();
-	if (software_cursor_) {
-		if (changes.cursor_image || changes.cursor_position) dirty_ = true;
-	} else {
-		update_hardware_cursor(changes);
+	if (kms_cursor_) {
+		// A new frame size moves and scales the cursor with the frame.
+		update_hardware_cursor(changes.cursor_image || changes.mode, changes.cursor_position || changes.mode);
 	}
+	if (software_cursor_ && (changes.cursor_image || changes.cursor_position)) dirty_ = true;
 	if (changes.frame || changes.mode) dirty_ = true;
 	if (dirty_) wlr_output_schedule_frame(output_);
 }
@@ -127,48 +204,73 @@ void Head::repaint() {
 	wlr_output_schedule_frame(output_);
 }
 
-void Head::update_hardware_cursor(const core::Changes &changes) {
-	if (!hw_cursor_) return;
+void Head::update_hardware_cursor(bool image, bool position) {
 	auto &stats = tracker_.stats();
 	const core::ShownPlane &c = tracker_.cursor();
+	const core::ShownPlane &p = tracker_.primary();
+	const bool visible = c.visible() && p.visible() && c.buffer->cpu_data();
+	if (!visible) {
+		if (image) {
+			kms_cursor_->hide();
+			stats.cursor_images++;
+		}
+		return;
+	}
+	// The frame's place on the output (letterboxed when scaled); the cursor follows its scale.
+	const auto [mode_w, mode_h] = size_after_commit(output_);
+	const render::Rect r = render::place_frame(p.info.width, p.info.height, mode_w, mode_h);
 	const bool has_hot = c.info.x_hot != vgpu::kNoHotspot;
 	const int32_t hx = has_hot ? static_cast<int32_t>(c.info.x_hot) : 0;
 	const int32_t hy = has_hot ? static_cast<int32_t>(c.info.y_hot) : 0;
-	if (changes.cursor_image) {
+	if (image) {
 		stats.cursor_images++;
-		if (!c.visible() || !c.buffer->cpu_data()) {
-			wlr_output_cursor_set_image(hw_cursor_, nullptr, 0, 0, 0, 0, 0);
-		} else {
-			auto *imp = static_cast<const render::GuestImport *>(c.buffer.get());
-			imp->begin_read();
-			wlr_output_cursor_set_image(hw_cursor_, c.buffer->cpu_data() + c.info.offset, c.info.stride / 4,
-			                            c.info.width, c.info.height, hx, hy);
-			imp->end_read();
-			if (output_->hardware_cursor != hw_cursor_) {
-				// The plane refused the image: compose it ourselves from now on.
-				wlr_log(WLR_INFO, "%s: cursor plane refused the image; drawing the cursor in software",
-				        output_->name);
-				wlr_output_cursor_destroy(hw_cursor_);
-				hw_cursor_ = nullptr;
-				software_cursor_ = true;
-				stats.cursor_path = "software";
-				dirty_ = true;
-				return;
-			}
+		auto *imp = static_cast<const render::GuestImport *>(c.buffer.get());
+		imp->begin_read();
+		const bool ok = kms_cursor_->set_image(c.buffer->cpu_data() + c.info.offset, c.info.stride, c.info.width,
+		                                       c.info.height, hx, hy, static_cast<uint32_t>(r.w), p.info.width);
+		imp->end_read();
+		if (ok == software_cursor_) {
+			// The plane cannot take this image (too large once scaled, or refused): we draw it.
+			wlr_log(WLR_INFO, "%s: %s", output_->name,
+			        ok ? "the cursor is back on the cursor plane"
+			           : "the cursor plane cannot take this cursor image; drawing it in software");
+			software_cursor_ = !ok;
+			stats.cursor_path = software_cursor_ ? "software" : "hardware";
+			dirty_ = true;
 		}
+		if (!ok) kms_cursor_->hide();
 	}
-	if (c.visible() && (changes.cursor_position || changes.cursor_image)) {
-		stats.cursor_moves++;
-		wlr_output_cursor_move(hw_cursor_, c.info.x_pos + hx, c.info.y_pos + hy);
-	}
+	if (software_cursor_) return;
+	stats.cursor_moves++;
+	const int64_t gx = int64_t{c.info.x_pos} + hx, gy = int64_t{c.info.y_pos} + hy;
+	kms_cursor_->move(static_cast<int32_t>(r.x + gx * r.w / static_cast<int64_t>(p.info.width)),
+	                  static_cast<int32_t>(r.y + gy * r.h / static_cast<int64_t>(p.info.height)));
 }
 
 void Head::on_frame() {
 	awaiting_frame_ = false;
+	if (stopping_) return;
 	// A frame is drawn only when the guest changed something, or when wlroots needs one
-	// (a screencopy client waits for a commit).
-	if (stopping_ || (!dirty_ && !output_->needs_frame)) return;
-	draw_and_commit();
+	// (a screencopy client waits for a commit; KMS applies a cursor change with a commit).
+	if (dirty_) {
+		draw_and_commit();
+		return;
+	}
+	if (!output_->needs_frame) return;
+	if (kms_ && front_) recommit();
+	else draw_and_commit();
+}
+
+bool Head::recommit() {
+	// The frame on screen again, undrawn: KMS takes the cursor plane's new state with it.
+	wlr_output_attach_buffer(output_, front_);
+	if (!wlr_output_commit(output_)) {
+		wlr_log(WLR_ERROR, "%s: commit failed", output_->name);
+		return false;
+	}
+	tracker_.stats().commits++;
+	awaiting_frame_ = true;
+	return true;
 }
 
 render::OutputTarget *Head::target_for(wlr_buffer *buffer, const render::TargetDesc &desc) {
@@ -226,10 +328,14 @@ bool Head::draw_and_commit() {
 		return false;
 	}
 	tracker_.stats().renders++;
+	wlr_buffer *committed = kms_ ? wlr_buffer_lock(bb) : nullptr;
 	if (!wlr_output_commit(output_)) {
 		wlr_log(WLR_ERROR, "%s: commit failed", output_->name);
+		if (committed) wlr_buffer_unlock(committed);
 		return false;
 	}
+	if (front_) wlr_buffer_unlock(front_);
+	front_ = committed;
 	tracker_.stats().commits++;
 	awaiting_frame_ = true;
 	dirty_ = false;

@@ -4,8 +4,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <unordered_map>
 
+#include "compositor/kms_cursor.hpp"
 #include "compositor/listener.hpp"
 #include "compositor/wlr.hpp"
 #include "core/head_tracker.hpp"
@@ -24,10 +26,15 @@ public:
 
 	uint32_t id() const { return id_; }
 	wlr_output *output() const { return output_; }
+	bool kms() const { return kms_; }
 	core::HeadTracker &tracker() { return tracker_; }
 
 	// Binds the wlroots output made for this head and configures it.
 	void attach_output(wlr_output *output);
+	// Gives a KMS connector back (the head goes away): turned off, its own name again.
+	wlr_output *release_output();
+	// The connector's name (KMS), else the output's.
+	const std::string &connector() const { return connector_; }
 
 	// Queries the source now; schedules a frame if the generation advanced.
 	void poll();
@@ -49,15 +56,21 @@ private:
 	void on_frame();
 	void on_output_destroy();
 	void apply_mode();
-	void update_hardware_cursor(const core::Changes &changes);
+	void choose_kms_mode();
+	void update_hardware_cursor(bool image, bool position);
 	bool draw_and_commit();
+	bool recommit();
+	void forget_output();
 	render::OutputTarget *target_for(wlr_buffer *buffer, const render::TargetDesc &desc);
 
 	Server &server_;
 	uint32_t id_;
 	core::HeadTracker tracker_;
 	wlr_output *output_ = nullptr;
-	wlr_output_cursor *hw_cursor_ = nullptr;
+	bool kms_ = false;                     // a DRM connector, not an output we made
+	std::string connector_;
+	std::unique_ptr<KmsCursor> kms_cursor_; // the cursor plane, where the output has one
+	wlr_buffer *front_ = nullptr;          // KMS: the last buffer committed, locked, for cursor-only commits
 	bool software_cursor_ = true;
 	bool dirty_ = true;
 	bool mode_pending_ = false; // a mode set waits for the next commit

@@ -2,6 +2,7 @@
 
 #include <getopt.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -23,7 +24,7 @@ const char *usage() {
 	return "Usage: vscanout [options]\n"
 	       "Shows a virtual GPU's guest display: one wlroots output per guest head.\n"
 	       "\n"
-	       "  -s, --source SPEC     where guest planes come from (default: sim)\n"
+	       "      --source SPEC     where guest planes come from (default: sim)\n"
 	       "                          sim[:key=value,...]  the built-in simulated vGPU; keys: heads, modes,\n"
 	       "                            fps, buffers, cursor, flips, dmabuf, script,\n"
 	       "                            control (see README)\n"
@@ -41,6 +42,13 @@ const char *usage() {
 	       "      --stats FILE      write per-head counters (JSON lines) at exit and on SIGUSR1\n"
 	       "      --socket NAME     Wayland socket name (default: first free wayland-N)\n"
 	       "      --keep-running    nested: keep running after the last window is closed\n"
+	       "      --output HEAD-<id>=<connector>\n"
+	       "                        kiosk: show that head on that connector (e.g. HEAD-0=HDMI-A-1);\n"
+	       "                        other heads take the connected connectors in connector order\n"
+	       "      --mode MODE       kiosk: preferred (default): the monitor's preferred mode, the guest\n"
+	       "                        frame scaled into it; guest: the guest's own mode where the\n"
+	       "                        connector lists it\n"
+	       "  -s, --allow-vt-switch kiosk: let Ctrl+Alt+F<n> switch virtual terminals (off by default)\n"
 	       "  -d, --debug           debug logs\n"
 	       "  -h, --help            this text\n"
 	       "  -v, --version         print the version\n"
@@ -50,9 +58,13 @@ const char *usage() {
 }
 
 Result<Options> parse_options(int argc, char **argv) {
-	enum { opt_poll_hz = 1000, opt_import, opt_vk_device, opt_stats, opt_socket, opt_keep_running };
+	enum { opt_poll_hz = 1000, opt_import, opt_vk_device, opt_stats, opt_socket, opt_keep_running, opt_source,
+	       opt_output, opt_mode };
 	static const option longopts[] = {
-		{"source", required_argument, nullptr, 's'},
+		{"source", required_argument, nullptr, opt_source},
+		{"output", required_argument, nullptr, opt_output},
+		{"mode", required_argument, nullptr, opt_mode},
+		{"allow-vt-switch", no_argument, nullptr, 's'},
 		{"cache", required_argument, nullptr, 'c'},
 		{"refresh", required_argument, nullptr, 'r'},
 		{"poll-hz", required_argument, nullptr, opt_poll_hz},
@@ -70,9 +82,30 @@ Result<Options> parse_options(int argc, char **argv) {
 	optind = 1;
 	opterr = 0;
 	int c;
-	while ((c = getopt_long(argc, argv, ":s:c:r:dhv", longopts, nullptr)) != -1) {
+	while ((c = getopt_long(argc, argv, ":sc:r:dhv", longopts, nullptr)) != -1) {
 		switch (c) {
-		case 's': o.sources.push_back(optarg); break;
+		case opt_source: o.sources.push_back(optarg); break;
+		case 's': o.allow_vt_switch = true; break;
+		case opt_output: {
+			const std::string arg = optarg;
+			const size_t eq = arg.find('=');
+			const std::string head = arg.substr(0, eq);
+			if (eq == std::string::npos || head.rfind("HEAD-", 0) != 0 || eq + 1 == arg.size())
+				return fail("--output takes HEAD-<id>=<connector>, not '" + arg + "'");
+			auto id = parse_int("--output HEAD-<id>", head.c_str() + 5, 0, UINT32_MAX);
+			if (!id) return id.take_error();
+			const std::string connector = arg.substr(eq + 1);
+			for (const auto &[other, name] : o.output_map)
+				if (name == connector && other != static_cast<uint32_t>(*id))
+					return fail("--output: connector " + connector + " is already given to HEAD-" + std::to_string(other));
+			o.output_map[static_cast<uint32_t>(*id)] = connector;
+			break;
+		}
+		case opt_mode:
+			if (std::strcmp(optarg, "preferred") == 0) o.mode = ModeChoice::preferred;
+			else if (std::strcmp(optarg, "guest") == 0) o.mode = ModeChoice::guest;
+			else return fail(std::string("--mode takes preferred or guest, not '") + optarg + "'");
+			break;
 		case 'c': {
 			auto v = parse_int("--cache", optarg, 2, 1024);
 			if (!v) return v.take_error();

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +19,12 @@ enum class RefreshPolicy {
 
 enum class ImportChoice { automatic, host, copy };
 
+// The mode a KMS connector is set to.
+enum class ModeChoice {
+	preferred, // the monitor's preferred mode; the guest frame is scaled into it (default)
+	guest,     // the guest's own mode where the connector lists it (pixel exact), else preferred
+};
+
 struct Options {
 	std::vector<std::string> sources; // empty: the simulated vGPU
 	size_t cache = 8;
@@ -29,6 +36,9 @@ struct Options {
 	std::string vk_device;
 	ImportChoice import = ImportChoice::automatic;
 	bool keep_running = false; // nested: stay up (headless) after the last window closed
+	std::map<uint32_t, std::string> output_map; // --output HEAD-<id>=<connector>
+	ModeChoice mode = ModeChoice::preferred;
+	bool allow_vt_switch = false; // kiosk: Ctrl+Alt+Fn switches VTs
 	bool debug = false;
 	bool help = false;
 	bool version = false;

@@ -1,5 +1,6 @@
 #include "compositor/server.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -7,6 +8,7 @@
 
 #include "base/log.hpp"
 #include "compositor/head.hpp"
+#include "compositor/keyboard.hpp"
 #include "core/stats.hpp"
 #include "vgpu/sim.hpp"
 #include "vgpu/vfio_source.hpp"
@@ -22,6 +24,9 @@ Server::~Server() {
 	if (display_) wl_display_destroy_clients(display_);
 	heads_.clear();
 	new_output_.disconnect();
+	new_input_.disconnect();
+	free_outputs_.clear();
+	keyboards_.clear();
 	output_apply_.disconnect();
 	output_test_.disconnect();
 	if (backend_) wlr_backend_destroy(backend_); // destroys the outputs
@@ -108,6 +113,9 @@ Status Server::init() {
 	new_output_.connect(&backend_->events.new_output, [this](void *data) {
 		on_new_output(static_cast<wlr_output *>(data));
 	});
+	new_input_.connect(&backend_->events.new_input, [this](void *data) {
+		on_new_input(static_cast<wlr_input_device *>(data));
+	});
 
 	const char *socket = nullptr;
 	if (!options_.socket.empty()) {
@@ -188,8 +196,16 @@ void Server::add_head(uint32_t id) {
 	// parent compositor sizes a new window from the first buffer it sees).
 	h->poll();
 	head_wanting_output_ = h;
-	if (!create_output()) wlr_log(WLR_INFO, "head %u: waiting for an output", id);
+	const bool made = create_output();
 	head_wanting_output_ = nullptr;
+	if (!made) assign_outputs(); // KMS: a connected connector nobody shows yet
+	if (!h->output()) {
+		auto mapped = options_.output_map.find(id);
+		if (mapped != options_.output_map.end())
+			wlr_log(WLR_INFO, "HEAD-%u: waiting for connector %s", id, mapped->second.c_str());
+		else
+			wlr_log(WLR_INFO, "HEAD-%u: waiting for an output (no free connector)", id);
+	}
 	h->poll();
 }
 
@@ -197,7 +213,14 @@ void Server::remove_head(uint32_t id) {
 	auto it = heads_.find(id);
 	if (it == heads_.end()) return;
 	wlr_log(WLR_INFO, "head %u: unplugged", id);
-	heads_.erase(it); // destroys the output
+	Head &head = *it->second;
+	if (head.output() && head.kms()) {
+		// A connector outlives the head: off, and free for a head that waits.
+		wlr_output_layout_remove(layout_, head.output());
+		add_free_output(head.release_output());
+	}
+	heads_.erase(it); // destroys an output we made (a window, a headless output)
+	assign_outputs();
 	outputs_changed();
 }
 
@@ -220,26 +243,68 @@ bool Server::create_output() {
 }
 
 void Server::on_new_output(wlr_output *output) {
-	Head *head = head_wanting_output_;
-	if (!head) {
-		// A connector (DRM) or an output the backend made itself: give it to a waiting head.
-		for (auto &[id, h] : heads_)
-			if (!h->output()) {
-				head = h.get();
-				break;
-			}
-	}
-	if (!head) {
-		wlr_log(WLR_INFO, "output %s: no guest head for it; leaving it off", output->name);
+	if (Head *head = head_wanting_output_) {
+		// The output add_head asked the backend for (headless, a nested window).
+		head_wanting_output_ = nullptr;
+		attach(*head, output);
 		return;
 	}
-	head_wanting_output_ = nullptr;
-	head->attach_output(output);
+	// A connector (KMS) or an output the backend made itself: to the head waiting for it.
+	add_free_output(output);
+	assign_outputs();
+	for (const auto &f : free_outputs_)
+		if (f->output == output) wlr_log(WLR_INFO, "output %s: no guest head for it; leaving it off", output->name);
+}
+
+void Server::attach(Head &head, wlr_output *output) {
+	head.attach_output(output);
 	wlr_output_layout_add_auto(layout_, output);
 	outputs_changed();
 }
 
+void Server::add_free_output(wlr_output *output) {
+	auto f = std::make_unique<FreeOutput>();
+	f->output = output;
+	FreeOutput *raw = f.get();
+	f->destroy.connect(&output->events.destroy, [this, raw](void *) {
+		std::erase_if(free_outputs_, [raw](const auto &p) { return p.get() == raw; });
+	});
+	if (output->enabled) {
+		// Nothing but the guest is shown: a connector no head uses is dark.
+		wlr_output_enable(output, false);
+		wlr_output_commit(output);
+	}
+	free_outputs_.push_back(std::move(f));
+}
+
+void Server::assign_outputs() {
+	auto is_mapped = [this](const char *name) {
+		for (const auto &[id, connector] : options_.output_map)
+			if (connector == name) return true;
+		return false;
+	};
+	for (auto &[id, head] : heads_) {
+		if (head->output()) continue;
+		auto mapped = options_.output_map.find(id);
+		auto pick = std::find_if(free_outputs_.begin(), free_outputs_.end(), [&](const auto &f) {
+			return mapped != options_.output_map.end() ? mapped->second == f->output->name : !is_mapped(f->output->name);
+		});
+		if (pick == free_outputs_.end()) continue;
+		wlr_output *output = (*pick)->output;
+		free_outputs_.erase(pick);
+		attach(*head, output);
+	}
+}
+
+void Server::on_new_input(wlr_input_device *device) {
+	if (device->type != WLR_INPUT_DEVICE_KEYBOARD) return;
+	std::erase_if(keyboards_, [](const auto &k) { return !k->alive(); });
+	keyboards_.push_back(
+		std::make_unique<Keyboard>(device, wlr_backend_get_session(backend_), options_.allow_vt_switch));
+}
+
 void Server::output_closed(Head &head) {
+	assign_outputs(); // KMS: a free connector, if there is one, takes the head
 	outputs_changed();
 	for (auto &[id, h] : heads_)
 		if (h->output()) return;

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "compositor/listener.hpp"
 #include "compositor/options.hpp"
@@ -16,6 +17,7 @@
 namespace vscanout::compositor {
 
 class Head;
+class Keyboard;
 
 class Server {
 public:
@@ -49,6 +51,11 @@ private:
 	void drain_presents();
 	bool create_output();
 	void on_new_output(wlr_output *output);
+	void on_new_input(wlr_input_device *device);
+	// KMS: connectors no head shows yet, in the order they came.
+	void add_free_output(wlr_output *output);
+	void assign_outputs();
+	void attach(Head &head, wlr_output *output);
 	static int on_watch_fd(int fd, uint32_t mask, void *data);
 	static int on_poll_timer(void *data);
 	static int on_repaint_timer(void *data);
@@ -69,7 +76,13 @@ private:
 	std::vector<wl_event_source *> event_sources_;
 	wl_event_source *poll_timer_ = nullptr;
 	wl_event_source *repaint_timer_ = nullptr;
-	Listener new_output_, output_apply_, output_test_;
+	struct FreeOutput {
+		wlr_output *output;
+		Listener destroy;
+	};
+	std::vector<std::unique_ptr<FreeOutput>> free_outputs_;
+	std::vector<std::unique_ptr<Keyboard>> keyboards_;
+	Listener new_output_, new_input_, output_apply_, output_test_;
 };
 
 } // namespace vscanout::compositor

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from conftest import run_cli
+from conftest import guest_frame, run_cli
 
 
 def test_help():
@@ -45,6 +45,31 @@ def test_qemu_source_not_implemented():
     r = run_cli(["--source", "qemu"])
     assert r.returncode != 0, r.stderr
     assert "not implemented" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--output", "HEAD-0"], "--output takes HEAD-<id>=<connector>, not 'HEAD-0'"),
+    (["--output", "DP-1=HEAD-0"], "--output takes HEAD-<id>=<connector>, not 'DP-1=HEAD-0'"),
+    (["--output", "HEAD-x=DP-1"], "--output HEAD-<id> takes a number"),
+    (["--output", "HEAD-0=DP-1", "--output", "HEAD-1=DP-1"], "connector DP-1 is already given to HEAD-0"),
+    (["--mode", "native"], "--mode takes preferred or guest, not 'native'"),
+    (["-s", "sim"], "unexpected argument 'sim'"),  # -s is --allow-vt-switch (as in cage), not --source
+])
+def test_kiosk_options_are_checked(args, message):
+    r = run_cli(args)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert message in r.stderr, r.stderr
+
+
+def test_sim_control_fifo_drives_the_guest(vscanout, tmp_path):
+    """`control=FIFO`: a command written to the FIFO changes the guest at once."""
+    fifo = tmp_path / "ctl"
+    vs = vscanout(source=f"sim:heads=1,fps=0,modes=640x480,control={fifo}")
+    vs.wait_outputs({"HEAD-0": (640, 480)})
+    with open(fifo, "w") as f:
+        f.write("mode 0 320x200\n")
+    vs.wait_outputs({"HEAD-0": (320, 200)})
+    vs.wait_capture(0, guest_frame(320, 200, head=0, n=0))
 
 
 def test_bad_script_names_the_line(tmp_path):

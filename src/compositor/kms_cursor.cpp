@@ -1,0 +1,125 @@
+#include "compositor/kms_cursor.hpp"
+
+#include <drm_fourcc.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+namespace vscanout::compositor {
+namespace {
+
+// A dumb buffer that says what it is: LINEAR. The dumb allocator reports modifier INVALID
+// ("implicit"), which the cursor plane's format set (LINEAR only) does not list.
+struct LinearBuffer {
+	wlr_buffer base; // first: wlroots hands us &base
+	wlr_buffer *inner;
+};
+
+LinearBuffer *linear(wlr_buffer *b) { return reinterpret_cast<LinearBuffer *>(b); }
+
+const wlr_buffer_impl kLinearImpl = {
+	.destroy =
+		[](wlr_buffer *b) {
+			wlr_buffer_drop(linear(b)->inner);
+			delete linear(b);
+		},
+	.get_dmabuf =
+		[](wlr_buffer *b, wlr_dmabuf_attributes *attribs) {
+			if (!wlr_buffer_get_dmabuf(linear(b)->inner, attribs)) return false;
+			attribs->modifier = DRM_FORMAT_MOD_LINEAR;
+			return true;
+		},
+	.get_shm = nullptr,
+	.begin_data_ptr_access =
+		[](wlr_buffer *b, uint32_t flags, void **data, uint32_t *format, size_t *stride) {
+			return wlr_buffer_begin_data_ptr_access(linear(b)->inner, flags, data, format, stride);
+		},
+	.end_data_ptr_access = [](wlr_buffer *b) { wlr_buffer_end_data_ptr_access(linear(b)->inner); },
+};
+
+wlr_buffer *make_linear_buffer(wlr_allocator *allocator, int width, int height) {
+	// struct wlr_drm_format ends in a flexible array of modifiers.
+	void *mem = std::calloc(1, sizeof(wlr_drm_format) + sizeof(uint64_t));
+	if (!mem) return nullptr;
+	auto *format = static_cast<wlr_drm_format *>(mem);
+	format->format = DRM_FORMAT_ARGB8888;
+	format->len = format->capacity = 1;
+	format->modifiers[0] = DRM_FORMAT_MOD_LINEAR;
+	wlr_buffer *inner = wlr_allocator_create_buffer(allocator, width, height, format);
+	std::free(mem);
+	if (!inner) return nullptr;
+	auto *l = new LinearBuffer{};
+	l->inner = inner;
+	wlr_buffer_init(&l->base, &kLinearImpl, width, height);
+	return &l->base;
+}
+
+} // namespace
+
+std::unique_ptr<KmsCursor> KmsCursor::create(wlr_output *output, wlr_allocator *allocator) {
+	if (!wlr_output_is_drm(output) || !output->impl->set_cursor || !output->impl->move_cursor) return nullptr;
+	if (!(allocator->buffer_caps & WLR_BUFFER_CAP_DMABUF)) return nullptr;
+	if (output->impl->get_cursor_formats) {
+		const wlr_drm_format_set *formats = output->impl->get_cursor_formats(output, WLR_BUFFER_CAP_DMABUF);
+		if (!formats || !wlr_drm_format_set_has(formats, DRM_FORMAT_ARGB8888, DRM_FORMAT_MOD_LINEAR)) {
+			wlr_log(WLR_INFO, "%s: the cursor plane takes no linear ARGB8888", output->name);
+			return nullptr;
+		}
+	}
+	int w = 64, h = 64;
+	if (output->impl->get_cursor_size) output->impl->get_cursor_size(output, &w, &h);
+	std::unique_ptr<KmsCursor> c(new KmsCursor(output, w, h));
+	for (wlr_buffer *&b : c->buffers_) {
+		b = make_linear_buffer(allocator, w, h);
+		if (!b) {
+			wlr_log(WLR_ERROR, "%s: cannot allocate a %dx%d cursor buffer", output->name, w, h);
+			return nullptr;
+		}
+	}
+	return c;
+}
+
+KmsCursor::~KmsCursor() {
+	if (shown_) output_->impl->set_cursor(output_, nullptr, 0, 0);
+	for (wlr_buffer *b : buffers_)
+		if (b) wlr_buffer_drop(b);
+}
+
+bool KmsCursor::set_image(const uint8_t *pixels, uint32_t stride, uint32_t width, uint32_t height, int32_t hot_x,
+                          int32_t hot_y, uint32_t num, uint32_t den) {
+	if (num == 0 || den == 0 || width == 0 || height == 0) return false;
+	const uint64_t sw = (uint64_t{width} * num + den - 1) / den, sh = (uint64_t{height} * num + den - 1) / den;
+	if (sw > static_cast<uint64_t>(width_) || sh > static_cast<uint64_t>(height_)) return false;
+	wlr_buffer *buf = buffers_[next_];
+	void *data = nullptr;
+	uint32_t format = 0;
+	size_t dst_stride = 0;
+	if (!wlr_buffer_begin_data_ptr_access(buf, WLR_BUFFER_DATA_PTR_ACCESS_WRITE, &data, &format, &dst_stride))
+		return false;
+	auto *dst = static_cast<uint8_t *>(data);
+	for (int y = 0; y < height_; y++) {
+		auto *row = reinterpret_cast<uint32_t *>(dst + size_t(y) * dst_stride);
+		std::fill(row, row + width_, 0u);
+		if (static_cast<uint64_t>(y) >= sh) continue;
+		const uint32_t sy = std::min<uint32_t>(height - 1, static_cast<uint32_t>(uint64_t(y) * den / num));
+		const auto *src = reinterpret_cast<const uint32_t *>(pixels + size_t(sy) * stride);
+		for (uint64_t x = 0; x < sw; x++) row[x] = src[std::min<uint64_t>(width - 1, x * den / num)];
+	}
+	wlr_buffer_end_data_ptr_access(buf);
+	const int hx = static_cast<int>(int64_t{hot_x} * num / den), hy = static_cast<int>(int64_t{hot_y} * num / den);
+	if (!output_->impl->set_cursor(output_, buf, hx, hy)) return false;
+	next_ = (next_ + 1) % buffers_.size();
+	shown_ = true;
+	return true;
+}
+
+void KmsCursor::hide() {
+	if (!shown_) return;
+	output_->impl->set_cursor(output_, nullptr, 0, 0);
+	shown_ = false;
+}
+
+bool KmsCursor::move(int32_t x, int32_t y) { return output_->impl->move_cursor(output_, x, y); }
+
+} // namespace vscanout::compositor

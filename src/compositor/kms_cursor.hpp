@@ -1,0 +1,51 @@
+// The guest cursor on a KMS cursor plane.
+//
+// wlroots 0.15's wlr_output_cursor renders the image into a buffer from a cursor swapchain whose
+// format must suit both the renderer and the plane. With the pixman renderer (vscanout's: it
+// gives the CPU-mapped output buffers our Vulkan renderer writes into) that is never the case —
+// pixman's buffers say modifier INVALID, cursor planes take LINEAR — and wlroots silently falls
+// back to a software cursor. So this goes one level down, to the output's cursor interface that
+// wlr_output_cursor itself drives: ARGB8888 dumb buffers of the plane's size, from the output's
+// allocator, described truthfully as LINEAR (dumb buffers are), two of them so the plane never
+// scans out a buffer being written.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+
+#include "compositor/wlr.hpp"
+
+namespace vscanout::compositor {
+
+class KmsCursor {
+public:
+	// nullptr when the output has no cursor plane (or no way to reach it).
+	static std::unique_ptr<KmsCursor> create(wlr_output *output, wlr_allocator *allocator);
+	~KmsCursor();
+	KmsCursor(const KmsCursor &) = delete;
+	KmsCursor &operator=(const KmsCursor &) = delete;
+
+	// Shows an ARGB8888 image (premultiplied, as the guest has it) scaled by num/den with nearest
+	// sampling; the hotspot scales with it. False when the scaled image does not fit the plane
+	// or the plane refused it: then the caller draws the cursor itself.
+	bool set_image(const uint8_t *pixels, uint32_t stride, uint32_t width, uint32_t height, int32_t hot_x,
+	               int32_t hot_y, uint32_t num, uint32_t den);
+	void hide();
+	// Places the hotspot at (x, y) in output pixels.
+	bool move(int32_t x, int32_t y);
+
+	int width() const { return width_; }
+	int height() const { return height_; }
+
+private:
+	KmsCursor(wlr_output *output, int width, int height) : output_(output), width_(width), height_(height) {}
+
+	wlr_output *output_;
+	int width_, height_;
+	std::array<wlr_buffer *, 2> buffers_{};
+	size_t next_ = 0;
+	bool shown_ = false;
+};
+
+} // namespace vscanout::compositor
