@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "compositor/server.hpp"
+#include "compositor/scanout.hpp"
 #include "render/head_renderer.hpp"
 #include "render/import.hpp"
 
@@ -69,6 +70,7 @@ void Head::forget_output() {
 	kms_cursor_.reset();
 	if (front_) wlr_buffer_unlock(front_);
 	front_ = nullptr;
+	drop_scanout_buffers();
 	output_ = nullptr;
 }
 
@@ -189,6 +191,9 @@ void Head::poll() {
 	core::Changes changes = tracker_.poll();
 	if (!changes.any() || !output_) return;
 	if (changes.mode) apply_mode();
+	// A guest buffer we keep for scan-out must not outlive the plane (a device going away
+	// waits for its fds to close).
+	if (!tracker_.primary().visible()) drop_scanout_buffers();
 	if (kms_cursor_) {
 		// A new frame size moves and scales the cursor with the frame.
 		update_hardware_cursor(changes.cursor_image || changes.mode, changes.cursor_position || changes.mode);
@@ -289,7 +294,55 @@ render::OutputTarget *Head::target_for(wlr_buffer *buffer, const render::TargetD
 	return raw;
 }
 
+void Head::drop_scanout_buffers() {
+	for (auto &[imp, buffer] : scanout_buffers_) wlr_buffer_drop(buffer);
+	scanout_buffers_.clear();
+}
+
+wlr_buffer *Head::scanout_buffer(const std::shared_ptr<core::ImportedBuffer> &buffer) {
+	for (auto &[imp, b] : scanout_buffers_)
+		if (imp == buffer.get()) return b;
+	wlr_buffer *b = make_scanout_buffer(std::static_pointer_cast<const render::GuestImport>(buffer));
+	if (!b) return nullptr;
+	constexpr size_t kKept = 4; // a page-flip ring or two; KMS keeps its own lock on what it shows
+	if (scanout_buffers_.size() >= kKept) {
+		wlr_buffer_drop(scanout_buffers_.front().second);
+		scanout_buffers_.erase(scanout_buffers_.begin());
+	}
+	scanout_buffers_.emplace_back(buffer.get(), b);
+	return b;
+}
+
+bool Head::try_direct_scanout() {
+	// KMS only, the frame exactly the mode, nothing to draw over it, no mode set waiting (a
+	// refused test would roll that back too), and a dma-buf the driver has not refused before.
+	if (!kms_ || (output_->pending.committed & (WLR_OUTPUT_STATE_MODE | WLR_OUTPUT_STATE_ENABLED))) return false;
+	const core::ShownPlane &p = tracker_.primary();
+	if (!p.visible() || (software_cursor_ && tracker_.cursor().visible())) return false;
+	if (static_cast<int32_t>(p.info.width) != output_->width || static_cast<int32_t>(p.info.height) != output_->height)
+		return false;
+	if (static_cast<const render::GuestImport *>(p.buffer.get())->dmabuf_fd() < 0) return false;
+	const auto config = std::make_tuple(p.info.drm_format, p.info.drm_format_mod, p.info.width, p.info.height,
+	                                    p.info.stride);
+	if (scanout_refused_.count(config)) return false;
+	wlr_buffer *buffer = scanout_buffer(p.buffer);
+	if (!buffer) return false;
+	wlr_output_attach_buffer(output_, buffer);
+	if (!wlr_output_test(output_)) {
+		wlr_output_rollback(output_);
+		scanout_refused_.insert(config);
+		wlr_log(WLR_INFO, "%s: %s cannot scan out the guest buffer (%ux%u, format 0x%08x, modifier 0x%llx); composing",
+		        output_->name, connector_.c_str(), p.info.width, p.info.height, p.info.drm_format,
+		        static_cast<unsigned long long>(p.info.drm_format_mod));
+		return false;
+	}
+	if (!commit_frame(wlr_buffer_lock(buffer))) return false;
+	tracker_.stats().scanouts++;
+	return true;
+}
+
 bool Head::draw_and_commit() {
+	if (try_direct_scanout()) return true;
 	if (!wlr_output_attach_render(output_, nullptr)) {
 		wlr_log(WLR_ERROR, "%s: cannot get a back buffer", output_->name);
 		return false;
@@ -328,7 +381,11 @@ bool Head::draw_and_commit() {
 		return false;
 	}
 	tracker_.stats().renders++;
-	wlr_buffer *committed = kms_ ? wlr_buffer_lock(bb) : nullptr;
+	return commit_frame(kms_ ? wlr_buffer_lock(bb) : nullptr);
+}
+
+// Commits the attached buffer; `committed` (locked, or nullptr) becomes the frame on screen.
+bool Head::commit_frame(wlr_buffer *committed) {
 	if (!wlr_output_commit(output_)) {
 		wlr_log(WLR_ERROR, "%s: commit failed", output_->name);
 		if (committed) wlr_buffer_unlock(committed);

@@ -4,6 +4,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
+#include <tuple>
+#include <utility>
+#include <vector>
 #include <string>
 #include <unordered_map>
 
@@ -59,6 +63,10 @@ private:
 	void choose_kms_mode();
 	void update_hardware_cursor(bool image, bool position);
 	bool draw_and_commit();
+	bool try_direct_scanout();
+	wlr_buffer *scanout_buffer(const std::shared_ptr<core::ImportedBuffer> &buffer);
+	void drop_scanout_buffers();
+	bool commit_frame(wlr_buffer *committed);
 	bool recommit();
 	void forget_output();
 	render::OutputTarget *target_for(wlr_buffer *buffer, const render::TargetDesc &desc);
@@ -71,6 +79,10 @@ private:
 	std::string connector_;
 	std::unique_ptr<KmsCursor> kms_cursor_; // the cursor plane, where the output has one
 	wlr_buffer *front_ = nullptr;          // KMS: the last buffer committed, locked, for cursor-only commits
+	// KMS direct scan-out: wlr_buffers made for recent guest dma-bufs, and the configurations
+	// (format, modifier, width, height, stride) the driver refused.
+	std::vector<std::pair<const core::ImportedBuffer *, wlr_buffer *>> scanout_buffers_;
+	std::set<std::tuple<uint32_t, uint64_t, uint32_t, uint32_t, uint32_t>> scanout_refused_;
 	bool software_cursor_ = true;
 	bool dirty_ = true;
 	bool mode_pending_ = false; // a mode set waits for the next commit

@@ -15,6 +15,7 @@ struct HeadStats {
 	uint64_t evictions = 0;
 	uint64_t renders = 0;
 	uint64_t commits = 0;
+	uint64_t scanouts = 0;       // commits of the guest buffer itself (KMS direct scan-out)
 	uint64_t rejected = 0;
 	uint64_t buffer_opens = 0;   // GET_GFX_DMABUF-style calls
 	uint64_t copies = 0;         // frames that took the counted-copy import path

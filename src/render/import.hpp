@@ -45,6 +45,8 @@ public:
 	// Byte offset of pixel (0,0) inside buffer(): the plane offset for host imports, 0 for copies.
 	uint64_t pixel_offset() const { return path_ == ImportPath::copy ? 0 : plane_.offset; }
 	const vgpu::PlaneInfo &plane() const { return plane_; }
+	// The guest's dma-buf (open as long as this import lives), or -1 for other buffers.
+	int dmabuf_fd() const { return kind_ == vgpu::BufferKind::dmabuf ? fd_.get() : -1; }
 
 	// Brackets GPU or CPU reads of a mapped dma-buf with DMA_BUF_IOCTL_SYNC.
 	void begin_read() const;

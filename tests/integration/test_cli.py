@@ -98,7 +98,8 @@ def test_sigterm_exits_0_and_writes_stats(vscanout):
     vs.wait_outputs({"HEAD-0": (1280, 800)})
     stats = vs.stop(signal.SIGTERM)
     assert stats is not None and sorted(stats) == [0]
-    keys = {"head", "generation", "imports", "cache_hits", "evictions", "renders", "commits", "rejected",
+    keys = {"head", "generation", "imports", "cache_hits", "evictions", "renders", "commits", "scanouts", "rejected",
             "buffer_opens", "copies", "cursor_images", "cursor_moves", "query_errors", "width", "height",
             "import_path", "cursor_path", "connected"}
     assert set(stats[0]) == keys, set(stats[0]) ^ keys
+    assert stats[0]["scanouts"] == 0, "headless outputs are always composed"
