@@ -12,6 +12,8 @@ packages=(
 	libvulkan1 mesa-vulkan-drivers
 	# test and demo peers
 	grim wlr-randr wayland-utils python3 python3-pytest sway weston xvfb x11-utils x11-apps imagemagick
+	# systemd-analyze, to check the example kiosk unit
+	systemd
 )
 
 missing=()

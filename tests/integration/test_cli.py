@@ -3,10 +3,11 @@
 import os
 import re
 import signal
+import subprocess
 
 import pytest
 
-from conftest import guest_frame, run_cli
+from conftest import BINARY, REPO, guest_frame, run_cli
 
 
 def test_help():
@@ -70,6 +71,20 @@ def test_sim_control_fifo_drives_the_guest(vscanout, tmp_path):
         f.write("mode 0 320x200\n")
     vs.wait_outputs({"HEAD-0": (320, 200)})
     vs.wait_capture(0, guest_frame(320, 200, head=0, n=0))
+
+
+def test_example_kiosk_unit_is_valid(tmp_path):
+    """contrib/systemd/vscanout-kiosk.service: systemd parses it without a complaint, and vscanout
+    accepts its command line."""
+    text = open(os.path.join(REPO, "contrib", "systemd", "vscanout-kiosk.service")).read()
+    execs = [line.split("=", 1)[1].split() for line in text.splitlines() if line.startswith("ExecStart=")]
+    assert len(execs) == 1, execs
+    unit = tmp_path / "vscanout-kiosk.service"
+    unit.write_text(text.replace(execs[0][0], BINARY))
+    r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr.strip() == "", (r.returncode, r.stderr)
+    r = run_cli(execs[0][1:] + ["--version"])
+    assert r.returncode == 0, r.stderr
 
 
 def test_bad_script_names_the_line(tmp_path):
