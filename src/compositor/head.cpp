@@ -80,7 +80,12 @@ wlr_output *Head::release_output() {
 	forget_output(); // the cursor plane is cleared here, while the output still has its CRTC
 	wlr_output_enable(o, false);
 	wlr_output_commit(o);
-	if (kms_) wlr_output_set_name(o, connector_.c_str());
+	if (kms_) {
+		// Clients saw it as HEAD-<id>; a free connector goes back to its own name (wlroots
+		// renames only an output without a global).
+		wlr_output_destroy_global(o);
+		wlr_output_set_name(o, connector_.c_str());
+	}
 	return o;
 }
 
@@ -248,8 +253,10 @@ void Head::update_hardware_cursor(bool image, bool position) {
 	if (software_cursor_) return;
 	stats.cursor_moves++;
 	const int64_t gx = int64_t{c.info.x_pos} + hx, gy = int64_t{c.info.y_pos} + hy;
-	kms_cursor_->move(static_cast<int32_t>(r.x + gx * r.w / static_cast<int64_t>(p.info.width)),
-	                  static_cast<int32_t>(r.y + gy * r.h / static_cast<int64_t>(p.info.height)));
+	// Rounded to the nearest output pixel, as the frame's pixels are.
+	const int64_t gw = p.info.width, gh = p.info.height;
+	kms_cursor_->move(static_cast<int32_t>(r.x + (2 * gx * r.w + gw) / (2 * gw)),
+	                  static_cast<int32_t>(r.y + (2 * gy * r.h + gh) / (2 * gh)));
 }
 
 void Head::on_frame() {

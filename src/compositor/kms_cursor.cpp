@@ -89,7 +89,23 @@ KmsCursor::~KmsCursor() {
 bool KmsCursor::set_image(const uint8_t *pixels, uint32_t stride, uint32_t width, uint32_t height, int32_t hot_x,
                           int32_t hot_y, uint32_t num, uint32_t den) {
 	if (num == 0 || den == 0 || width == 0 || height == 0) return false;
-	const uint64_t sw = (uint64_t{width} * num + den - 1) / den, sh = (uint64_t{height} * num + den - 1) / den;
+	// Only the visible part goes to the plane: guest cursors are often a small arrow in a
+	// 64x64 image, which scaled up would no longer fit a 64x64 plane.
+	uint32_t x0 = width, y0 = height, x1 = 0, y1 = 0;
+	for (uint32_t y = 0; y < height; y++) {
+		const auto *row = reinterpret_cast<const uint32_t *>(pixels + size_t(y) * stride);
+		for (uint32_t x = 0; x < width; x++)
+			if (row[x]) {
+				x0 = std::min(x0, x), x1 = std::max(x1, x + 1);
+				y0 = std::min(y0, y), y1 = std::max(y1, y + 1);
+			}
+	}
+	if (x0 >= x1) { // fully transparent: nothing to show
+		hide();
+		return true;
+	}
+	const uint64_t vw = x1 - x0, vh = y1 - y0;
+	const uint64_t sw = (vw * num + den - 1) / den, sh = (vh * num + den - 1) / den;
 	if (sw > static_cast<uint64_t>(width_) || sh > static_cast<uint64_t>(height_)) return false;
 	wlr_buffer *buf = buffers_[next_];
 	void *data = nullptr;
@@ -102,12 +118,14 @@ bool KmsCursor::set_image(const uint8_t *pixels, uint32_t stride, uint32_t width
 		auto *row = reinterpret_cast<uint32_t *>(dst + size_t(y) * dst_stride);
 		std::fill(row, row + width_, 0u);
 		if (static_cast<uint64_t>(y) >= sh) continue;
-		const uint32_t sy = std::min<uint32_t>(height - 1, static_cast<uint32_t>(uint64_t(y) * den / num));
+		const uint64_t sy = y0 + std::min<uint64_t>(vh - 1, uint64_t(y) * den / num);
 		const auto *src = reinterpret_cast<const uint32_t *>(pixels + size_t(sy) * stride);
-		for (uint64_t x = 0; x < sw; x++) row[x] = src[std::min<uint64_t>(width - 1, x * den / num)];
+		for (uint64_t x = 0; x < sw; x++) row[x] = src[x0 + std::min<uint64_t>(vw - 1, x * den / num)];
 	}
 	wlr_buffer_end_data_ptr_access(buf);
-	const int hx = static_cast<int>(int64_t{hot_x} * num / den), hy = static_cast<int>(int64_t{hot_y} * num / den);
+	// The hotspot, relative to the visible part, scaled like the image.
+	const int hx = static_cast<int>(((int64_t{hot_x} - x0) * 2 * num + den) / (2 * int64_t{den}));
+	const int hy = static_cast<int>(((int64_t{hot_y} - y0) * 2 * num + den) / (2 * int64_t{den}));
 	if (!output_->impl->set_cursor(output_, buf, hx, hy)) return false;
 	next_ = (next_ + 1) % buffers_.size();
 	shown_ = true;

@@ -27,7 +27,8 @@ public:
 	KmsCursor &operator=(const KmsCursor &) = delete;
 
 	// Shows an ARGB8888 image (premultiplied, as the guest has it) scaled by num/den with nearest
-	// sampling; the hotspot scales with it. False when the scaled image does not fit the plane
+	// sampling; the hotspot scales with it. Only its visible (non-zero) part is placed on the
+	// plane, at the same place on screen. False when that part, scaled, does not fit the plane
 	// or the plane refused it: then the caller draws the cursor itself.
 	bool set_image(const uint8_t *pixels, uint32_t stride, uint32_t width, uint32_t height, int32_t hot_x,
 	               int32_t hot_y, uint32_t num, uint32_t den);

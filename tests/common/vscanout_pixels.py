@@ -1,7 +1,7 @@
 """What vscanout's tests know about pixels, shared by the host's integration tests
-(tests/integration) and the VFIO checks in the test VM (tests/vm/vfio_checks.py): RGB images and
-PPM parsing, the simulated vGPU's frames, comparisons of a capture with what it should be, the
-"no signal" frame, and wlr-randr's output list.
+(tests/integration) and the VM tests (tests/vm/vfio_checks.py, tests/vm/kiosk_host.py): RGB images
+and PPM parsing, the simulated vGPU's frames, comparisons of a capture with what it should be, a
+frame scaled and letterboxed into an output, the "no signal" frame, and wlr-randr's output list.
 
 The standard library only: vfio_checks.py imports this with Debian's /usr/bin/python3 inside the
 guest, which sees the repository read-only at the host's path. A user adds this directory to
@@ -214,6 +214,103 @@ def no_signal_problems(img):
             problems.append(f"text spans x {bbox[0]}..{bbox[2]}, y {bbox[1]}..{bbox[3]}; expected about "
                             f"x {tx0}..{tx1}, y {ty0}..{ty1} (scale {s})")
     return problems
+
+
+# --------------------------------------------------------------------------------------------
+# scaled frames (an output whose mode is not the guest's: the DRM kiosk's preferred mode)
+
+
+def place_frame(gw, gh, ow, oh):
+    """Where vscanout puts a gw x gh guest frame in an ow x oh output, aspect kept and centred
+    (src/render/head_renderer.cpp place_frame): (x, y, w, h)."""
+    if (gw, gh) == (ow, oh):
+        return 0, 0, ow, oh
+    if ow * gh <= oh * gw:
+        w, h = ow, max(1, (gh * ow + gw // 2) // gw)
+    else:
+        w, h = max(1, (gw * oh + gh // 2) // gh), oh
+    return (ow - w) // 2, (oh - h) // 2, w, h
+
+
+def _scaled_axis(src, dst, value, filt):
+    """One axis of the pattern (value(t) of source texel t) sampled at each of dst output
+    positions, as compose.comp does it: "nearest" takes texel q*src/dst, "bilinear" blends texels
+    floor(s) and floor(s)+1 at s = (q + 0.5) src/dst - 0.5, clamped to the frame. Floats 0..255."""
+    out = []
+    for q in range(dst):
+        if filt == "nearest":
+            out.append(float(value(q * src // dst)))
+            continue
+        s = (q + 0.5) * src / dst - 0.5
+        t0 = int(s // 1)
+        f = s - t0
+        a, b = value(min(max(t0, 0), src - 1)), value(min(max(t0 + 1, 0), src - 1))
+        out.append(a * (1 - f) + b * f)
+    return out
+
+
+def scaled_frame_problems(img, gw, gh, head, n=0, filters=("bilinear", "nearest"), tolerance=1, limit=4):
+    """Checks an output showing frame n of a gw x gh guest head scaled into it with its aspect
+    kept: every pixel outside place_frame's rectangle exactly black, every pixel inside within
+    `tolerance` of the pattern sampled with one of `filters` (the pattern is separable: R follows
+    x, G follows y, B is constant, so each axis is computed once). Returns (filter that fits or
+    None, list of problems); no problems for the first filter that fits."""
+    W, H = img.width, img.height
+    x0, y0, w, h = place_frame(gw, gh, W, H)
+    blue = (16 * n + 85 * head) % 256
+    bar_problems = []
+    zero_row = bytes(3 * W)
+    for y in range(H):
+        row = img.row(y)
+        if y < y0 or y >= y0 + h:
+            if row != zero_row:
+                x = next(i // 3 for i, v in enumerate(row) if v)
+                bar_problems.append("bar row %d is not black: (%d,%d) is %s" % (y, x, y, img.pixel(x, y)))
+        else:
+            if row[:3 * x0] != bytes(3 * x0):
+                bar_problems.append("row %d: the bar left of x %d is not black" % (y, x0))
+            if row[3 * (x0 + w):] != bytes(3 * (W - x0 - w)):
+                bar_problems.append("row %d: the bar right of x %d is not black" % (y, x0 + w - 1))
+        if len(bar_problems) >= limit:
+            break
+    best = None
+    for filt in filters:
+        reds = _scaled_axis(gw, w, lambda t: (t + n) % 256, filt)
+        greens = _scaled_axis(gh, h, lambda t: (t + 64 * head) % 256, filt)
+        good_reds = set()  # R rows already found close (nearly every row repeats the first)
+
+        def close(channel, want):
+            return all(abs(g - e) <= tolerance for g, e in zip(channel, want))
+
+        count, bbox, examples, white = 0, None, [], 0
+        for yy in range(y0, y0 + h):
+            seg = img.row(yy)[3 * x0:3 * (x0 + w)]
+            rs, gs, bs = seg[0::3], seg[1::3], seg[2::3]
+            g_want = greens[yy - y0]
+            if rs not in good_reds and close(rs, reds):
+                good_reds.add(rs)
+            if rs in good_reds and close(gs, [g_want] * w) and close(bs, [blue] * w):
+                continue
+            for i in range(w):
+                px = (rs[i], gs[i], bs[i])
+                want = (reds[i], g_want, blue)
+                if close(px, want):
+                    continue
+                count += 1
+                white += px == (255, 255, 255)
+                x = x0 + i
+                bbox = [x, yy, x, yy] if bbox is None else [min(bbox[0], x), bbox[1], max(bbox[2], x), yy]
+                if len(examples) < 3:
+                    examples.append("(%d,%d) is %s, the pattern gives (%.1f, %.1f, %d)" % ((x, yy, px) + want))
+        if not count:
+            return filt, bar_problems
+        desc = "%d of %d pixels off by more than %d, bounding box x %d..%d, y %d..%d; first: %s%s" % (
+            count, w * h, tolerance, bbox[0], bbox[2], bbox[1], bbox[3], "; ".join(examples),
+            " (all of them white: a cursor drawn into the frame?)" if white == count else "")
+        if best is None or count < best[1]:
+            best = (filt, count, desc)
+    return None, bar_problems + ["frame %dx%d at (%d,%d) vs the %s-filtered pattern (closest): %s" % (
+        w, h, x0, y0, best[0], best[2])]
 
 
 # --------------------------------------------------------------------------------------------

@@ -200,22 +200,39 @@ fi
 #   mdev: the mediated-device bus; mbochs and mdpy register on it. Nothing from vfio-pci is
 #         needed: the samples implement the vfio-pci region layout themselves.
 #   vgem (optional): a DRM driver whose dumb buffers export as dma-bufs in the guest
+#   kms (optional): virtio_gpu, the KMS driver of QEMU's virtio-vga / virtio-gpu-pci (connectors
+#         Virtual-N, a primary and a cursor plane per CRTC), with drm, drm_kms_helper,
+#         drm_shmem_helper and virtio_dma_buf from modinfo (tests/vm/kiosk_test.sh)
+#   input (optional): evdev (/dev/input/event*; the i8042 PS/2 keyboard and atkbd are built into
+#         Debian's kernel, psmouse is not loaded) and virtio_input for QEMU's virtio-tablet-pci /
+#         virtio-keyboard-pci (tests/vm/qemu_dbus_test.sh)
 declare -A groups=(
 	[base]="virtio_pci 9pnet_virtio 9p vfio vfio_iommu_type1 mdev $src/mbochs.ko $src/mdpy.ko"
 	[vgem]="vgem"
+	[kms]="virtio_gpu"
+	[input]="evdev virtio_input"
 )
-group_order=(base vgem)
+group_order=(base vgem kms input)
 
-declare -A seen=()
-order=() # "name group path" in load order
+declare -A seen=() # module name -> its index in order
+order=() # "name group[,group...] path" in load order
+# A module that several optional groups need (drm: vgem and kms) is listed once, with each of
+# them; init loads it when any of its groups is on.
 resolve() { # MODULE-or-PATH GROUP
-	local m=$1 group=$2 path name deps d
+	local m=$1 group=$2 path name deps d i n gs
 	if [[ $m == */* ]]; then path=$m; else path=$(modinfo -k "$kver" -n "$m"); fi
 	name=$(basename "$path"); name=${name%%.ko*}
-	[ -z "${seen[$name]:-}" ] || return 0
-	seen[$name]=1
 	deps=$(modinfo -k "$kver" -F depends "$path")
-	for d in ${deps//,/ }; do resolve "$d" "$group"; done
+	if [ -n "${seen[$name]:-}" ]; then
+		i=${seen[$name]}
+		read -r n gs path <<< "${order[$i]}"
+		[[ ,$gs, != *,base,* && ,$gs, != *,$group,* ]] || return 0
+		order[i]="$n $gs,$group $path"
+		for d in ${deps//,/ }; do resolve "$d" "$group"; done
+		return 0
+	fi
+	for d in ${deps//,/ }; do resolve "$d" "$group"; done # module dependencies have no cycles
+	seen[$name]=${#order[@]}
 	order+=("$name $group $path")
 }
 for g in "${group_order[@]}"; do

@@ -1,0 +1,825 @@
+#!/usr/bin/python3
+"""The guest half of the kiosk (DRM/KMS) end-to-end test: vscanout on virtio-gpu's connectors.
+
+usage: kiosk_checks.py [--bin VSCANOUT]   (in the test VM; tests/vm/kiosk_test.sh runs it there)
+
+The VM has QEMU's virtio-vga with two outputs (`max_outputs=2,xres=1024,yres=768,edid=off`), so
+the guest's virtio_gpu driver offers connectors Virtual-1 and Virtual-2 (Virtual-2 forced on
+with `video=Virtual-2:1280x800e`), a primary and a cursor plane per CRTC. vscanout runs on
+wlroots' DRM backend with the sim source, which takes commands on a FIFO (`control=`), and this
+script checks from inside what the kernel scans out (debugfs atomic state: each CRTC's mode, each
+plane's framebuffer and position; vscanout's --stats), while kiosk_host.py checks from outside what
+QEMU shows (QMP screendump of each head, QEMU's trace of the cursor and scanout commands).
+
+Two runs of vscanout:
+  run 1, --mode preferred (default), sim modes 1024x768/1024x768: both heads 1:1 on their
+    connectors with the hardware cursor at (96, 96); a static second changes nothing; `mode 0
+    800x480` letterboxes head 0 on Virtual-1 (still 1024x768, scale 1.28) and moves its cursor;
+    back to 1024x768; `cursor 0 off`; `disable 1` (no signal on Virtual-2); SIGTERM -> 0.
+  run 2, --mode guest with the heads swapped by --output (HEAD-0=Virtual-2, HEAD-1=Virtual-1),
+    sim modes 1280x800/800x600: each connector takes its head's mode; `mode 1 640x480` follows;
+    `mode 0 1000x700` (not a mode Virtual-2 lists) falls back to its preferred 1024x768, scaled;
+    SIGTERM -> 0.
+
+Guest and host meet through files in the out share ($VSCANOUT_VM_OUT/sync): the guest writes
+phase-NN.json (what each connector should show now) and waits for the host's done-NN.json; the
+host prints its own RESULT lines. Every wait has a deadline. Each check prints one
+`RESULT: PASS|FAIL <check>: <reason>` line; the last line is `kiosk checks: N passed, M failed`;
+exit status 1 if any check failed. Debian's /usr/bin/python3 and the standard library only.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "common"))
+import drm_info  # noqa: E402
+from vscanout_pixels import cursor_hotspot, place_frame  # noqa: E402
+
+ROOT = os.environ.get("VSCANOUT_ROOT") or os.path.dirname(os.path.dirname(HERE))
+OUT = os.environ.get("VSCANOUT_VM_OUT") or tempfile.mkdtemp(prefix="kiosk-out-")
+SYNC = os.path.join(OUT, "sync")
+CARD = "/dev/dri/card0"
+CURSOR_SIZE = (64, 64)
+HOTSPOT = (4, 4)  # the sim cursor's hotspot in its image
+HOST_TIMEOUT = 30  # seconds the host gets for one phase (screendumps with retries)
+
+T0 = time.monotonic()
+
+
+class Fail(Exception):
+    """A check failed; the message is the reason."""
+
+
+class Died(Fail):
+    pass
+
+
+def say(msg):
+    print("   %6.2f  %s" % (time.monotonic() - T0, msg), flush=True)
+
+
+class Results:
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def record(self, ok, name, detail):
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+        print("RESULT: %s %s%s" % ("PASS" if ok else "FAIL", name, ": " + detail if detail else ""), flush=True)
+        return ok
+
+    def run(self, name, fn, *args):
+        """fn(*args) returns a detail string (PASS) or raises Fail (FAIL); any other exception
+        is a FAIL with its traceback."""
+        print("== %s" % name, flush=True)
+        t = time.monotonic()
+        try:
+            detail, ok = fn(*args), True
+        except Fail as e:
+            detail, ok = str(e), False
+        except Exception as e:  # noqa: BLE001 - a broken check is a failed check
+            traceback.print_exc(file=sys.stdout)
+            detail, ok = "%s: %s" % (type(e).__name__, e), False
+        self.record(ok, name, (detail or "") + " (%.2f s)" % (time.monotonic() - t))
+        return ok
+
+
+R = Results()
+
+
+def wait_until(predicate, timeout, interval=0.05, what="condition"):
+    """Polls predicate() until it returns something truthy and returns that; a predicate may
+    raise Fail to say why not yet (the last reason is reported on timeout)."""
+    end = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            v = predicate()
+            if v:
+                return v
+        except Died:
+            raise
+        except Fail as e:
+            last = str(e)
+        if time.monotonic() >= end:
+            raise Fail("timed out after %.1f s waiting for %s%s" % (timeout, what, ": " + last if last else ""))
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------------------------
+# what a connector should show
+
+
+class Expect:
+    """One connector: which sim head it shows, the guest's mode, the connector's mode, whether
+    there is a signal and a cursor."""
+
+    def __init__(self, scanout, head, guest, mode, signal=True, cursor=True, n=0):
+        self.scanout = scanout            # QEMU's head index; the connector is Virtual-<scanout+1>
+        self.connector = "Virtual-%d" % (scanout + 1)
+        self.crtc = None                  # filled in from the state (the connector's CRTC)
+        self.head = head
+        self.guest = tuple(guest)
+        self.mode = tuple(mode)
+        self.signal = signal
+        self.cursor = cursor and signal
+        self.n = n
+
+    @property
+    def one_to_one(self):
+        return self.guest == self.mode
+
+    def place(self):
+        return place_frame(*self.guest, *self.mode)
+
+    def cursor_pos(self):
+        """(x, y, tolerance): the cursor plane's crtc-pos: the cursor image's top-left. Scaled,
+        the image scales with the frame (vscanout puts its visible part, scaled, on the plane):
+        the hotspot lands where the frame's scale puts it and the hotspot in the image scales too.
+        The sim cursor's visible part starts at the image's top-left."""
+        hx, hy = cursor_hotspot(self.n, *self.guest)
+        if self.one_to_one:
+            return hx - HOTSPOT[0], hy - HOTSPOT[1], 0
+        x0, y0, w, h = self.place()
+        sx, sy = w / self.guest[0], h / self.guest[1]
+        return (round(x0 + hx * sx) - round(HOTSPOT[0] * sx), round(y0 + hy * sy) - round(HOTSPOT[1] * sy), 1)
+
+    def describe(self):
+        s = "%s: head %d %dx%d on %dx%d" % (self.connector, self.head, *self.guest, *self.mode)
+        if not self.signal:
+            return s + ", no signal"
+        if not self.one_to_one:
+            x0, y0, w, h = self.place()
+            s += " (scaled %.4g to %dx%d at %d,%d)" % (w / self.guest[0], w, h, x0, y0)
+        if self.cursor:
+            x, y, tol = self.cursor_pos()
+            s += ", cursor plane at (%d,%d)%s" % (x, y, "±%d" % tol if tol else "")
+        else:
+            s += ", no cursor"
+        return s
+
+    def to_json(self):
+        d = {"scanout": self.scanout, "connector": self.connector, "head": self.head, "n": self.n,
+             "guest": list(self.guest), "mode": list(self.mode), "signal": self.signal, "cursor": None}
+        if self.cursor:
+            x, y, tol = self.cursor_pos()
+            d["cursor"] = {"x": x, "y": y, "tolerance": tol}
+        return d
+
+
+class Kms:
+    """The device's planes by CRTC index (from the KMS ioctls, read once before vscanout takes
+    the device) and the debugfs state."""
+
+    def __init__(self):
+        self.state_path = drm_info.mount_debugfs()
+        with drm_info.Device(CARD) as d:  # closed at once: the first opener is DRM master
+            self.connectors = d.connectors()
+            self.planes = d.planes()
+        self.plane_by = {}  # (crtc index, type) -> plane id
+        for p in self.planes:
+            if len(p["possible_crtcs"]) == 1:
+                self.plane_by[(p["possible_crtcs"][0], p["type"])] = p["id"]
+
+    def state(self):
+        return drm_info.parse_state(drm_info.read_state(self.state_path))
+
+    def plane(self, st, crtc_name, ptype):
+        idx = int(crtc_name.rsplit("-", 1)[1])
+        pid = self.plane_by.get((idx, ptype))
+        if pid is None:
+            raise Fail("no %s plane for %s among %s" % (ptype, crtc_name, self.planes))
+        return st["planes"][pid]
+
+    def problems(self, st, expects):
+        """What differs between the state and the expectations (filling in each one's CRTC)."""
+        out = []
+        for e in expects:
+            conn = st["connectors"].get(e.connector)
+            if not conn or not conn["crtc"]:
+                out.append("%s has no CRTC" % e.connector)
+                continue
+            e.crtc = conn["crtc"]
+            crtc = next(c for c in st["crtcs"].values() if c["name"] == e.crtc)
+            if not crtc["active"] or crtc["mode"] != e.mode:
+                out.append("%s (%s) is %s mode %s, expected %dx%d" % (
+                    e.connector, e.crtc, "active," if crtc["active"] else "inactive,",
+                    "x".join(map(str, crtc["mode"])) if crtc["mode"] else "none", *e.mode))
+            pp = self.plane(st, e.crtc, "primary")
+            if pp["crtc"] != e.crtc or not pp["fb"] or pp.get("fb_size") != e.mode:
+                out.append("%s primary plane: crtc %s, fb %s of %s, expected a %dx%d framebuffer" % (
+                    e.connector, pp["crtc"], pp["fb"], pp.get("fb_size"), *e.mode))
+            cp = self.plane(st, e.crtc, "cursor")
+            if e.cursor:
+                x, y, tol = e.cursor_pos()
+                pos = cp["crtc_pos"]
+                if cp["crtc"] != e.crtc or not cp["fb"]:
+                    out.append("%s cursor plane has no framebuffer (crtc %s, fb %s): no hardware cursor" % (
+                        e.connector, cp["crtc"], cp["fb"]))
+                elif cp.get("fb_size") != CURSOR_SIZE or pos[2:] != CURSOR_SIZE:
+                    out.append("%s cursor plane fb %s of %s at %s, expected a 64x64 image" % (
+                        e.connector, cp["fb"], cp.get("fb_size"), pos))
+                elif abs(pos[0] - x) > tol or abs(pos[1] - y) > tol:
+                    out.append("%s cursor plane at crtc-pos (%d,%d), expected (%d,%d)%s" % (
+                        e.connector, pos[0], pos[1], x, y, " ±%d" % tol if tol else ""))
+            elif cp["fb"]:
+                out.append("%s cursor plane still has fb %s at %s, expected none" % (
+                    e.connector, cp["fb"], cp["crtc_pos"]))
+        return out
+
+    def fbs(self, st, expects):
+        """{connector: (primary fb, cursor fb)}."""
+        return {e.connector: (self.plane(st, e.crtc, "primary")["fb"], self.plane(st, e.crtc, "cursor")["fb"])
+                for e in expects}
+
+    def wait(self, expects, timeout=8, settle=0.3, tag="state"):
+        """Waits until the state matches and stays so for `settle` seconds; returns it. On a
+        timeout the last state goes to the out share as state-failed-<tag>.txt."""
+        last = [[]]
+
+        def ok():
+            st = self.state()
+            last[0] = self.problems(st, expects)
+            if last[0]:
+                return None
+            time.sleep(settle)
+            st2 = self.state()
+            if self.problems(st2, expects) or self.fbs(st, expects) != self.fbs(st2, expects):
+                last[0] = ["the state was still changing"]
+                return None
+            return st2
+
+        try:
+            return wait_until(ok, timeout, 0.1, "the DRM state")
+        except Fail:
+            name = "state-failed-%s.txt" % re.sub(r"[^A-Za-z0-9]+", "-", tag).strip("-")
+            with open(os.path.join(OUT, name), "w") as f:
+                f.write(drm_info.read_state(self.state_path))
+            raise Fail("; ".join(last[0]) or "no state") from None
+
+    def summary(self, st, expects):
+        parts = []
+        for e in expects:
+            crtc = next(c for c in st["crtcs"].values() if c["name"] == e.crtc)
+            pp, cp = self.plane(st, e.crtc, "primary"), self.plane(st, e.crtc, "cursor")
+            s = "%s %s %dx%d primary fb %d" % (e.connector, e.crtc, *crtc["mode"], pp["fb"])
+            s += ", cursor fb %d at (%d,%d)" % (cp["fb"], *cp["crtc_pos"][:2]) if cp["fb"] else ", cursor off"
+            parts.append(s)
+        return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# the host
+
+
+class Host:
+    """kiosk_host.py on the other side of the out share."""
+
+    def __init__(self):
+        self.n = 0
+        self.present = None
+        os.makedirs(SYNC, exist_ok=True)
+
+    def ask(self, name, expects, static_since=None):
+        """Phase `name`: the host screendumps every connector and reads QEMU's trace; returns its
+        answer ({"results": [...]}). static_since: the phase number since whose answer QEMU must
+        have seen no scanout, flush or cursor command."""
+        if self.present is None:
+            try:
+                wait_until(lambda: os.path.exists(os.path.join(SYNC, "host-ready")), 15, 0.1, "kiosk_host.py")
+                self.present = True
+            except Fail:
+                self.present = False
+                R.record(False, "host helper", "kiosk_host.py never wrote sync/host-ready (run kiosk_test.sh, not "
+                         "run.sh alone); the outside checks are skipped")
+        if not self.present:
+            return None
+        self.n += 1
+        phase = {"n": self.n, "name": name, "expects": [e.to_json() for e in expects], "static_since": static_since}
+        path = os.path.join(SYNC, "phase-%02d.json" % self.n)
+        with open(path + ".part", "w") as f:
+            json.dump(phase, f)
+        os.rename(path + ".part", path)
+        say("asked the host for phase %d (%s)" % (self.n, name))
+        done = os.path.join(SYNC, "done-%02d.json" % self.n)
+
+        def answered():
+            try:
+                with open(done) as f:
+                    return json.load(f)
+            except (OSError, ValueError):
+                return None
+
+        try:
+            ans = wait_until(answered, HOST_TIMEOUT, 0.1, "the host's answer to phase %d (%s)" % (self.n, name))
+        except Fail as e:
+            R.record(False, "host answers phase %d (%s)" % (self.n, name), str(e))
+            return None
+        for r in ans.get("results", []):
+            say("host: %s %s" % ("PASS" if r["ok"] else "FAIL", r["name"]))
+        return ans
+
+    def end(self):
+        if self.present:
+            with open(os.path.join(SYNC, "end.part"), "w") as f:
+                json.dump({"phases": self.n}, f)
+            os.rename(os.path.join(SYNC, "end.part"), os.path.join(SYNC, "end"))
+
+
+# --------------------------------------------------------------------------------------------
+# vscanout on DRM
+
+
+def vscanout_binary(src):
+    """The binary, copied to the guest's tmpfs (a relink on the host removes it for a moment)."""
+    dst = "/tmp/vscanout-under-test"
+    end = time.monotonic() + 15
+    while True:
+        try:
+            shutil.copy2(src, dst + ".part")
+            os.replace(dst + ".part", dst)
+            return dst
+        except OSError as e:
+            if time.monotonic() > end:
+                raise Fail("cannot copy %s: %s" % (src, e))
+            time.sleep(0.3)
+
+
+class Kiosk:
+    """One vscanout on wlroots' DRM backend with the sim source and its control FIFO."""
+
+    def __init__(self, label, binary, modes, args=()):
+        self.label = label
+        self.dir = tempfile.mkdtemp(prefix="kiosk-%s-" % label, dir="/run")
+        os.chmod(self.dir, 0o700)
+        self.stats_path = os.path.join(self.dir, "stats.jsonl")
+        self.ctl_path = os.path.join(self.dir, "ctl")
+        self.out_path = os.path.join(self.dir, "stdout")
+        self.err_path = os.path.join(self.dir, "stderr")
+        source = "sim:heads=2,fps=0,modes=%s,control=%s" % ("/".join("%dx%d" % m for m in modes), self.ctl_path)
+        self.argv = [binary, "--source", source, "--stats", self.stats_path] + list(args)
+        env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "DISPLAY", "WAYLAND_SOCKET")}
+        env.update(WLR_BACKENDS="drm", WLR_DRM_DEVICES=CARD, WLR_LIBINPUT_NO_DEVICES="1",
+                   LIBSEAT_BACKEND="builtin", SEATD_VTBOUND="0", XDG_RUNTIME_DIR=self.dir)
+        say("start %s: %s" % (label, " ".join(self.argv)))
+        os.mkfifo(self.ctl_path, 0o600)  # vscanout would make it; made here so a write never races that
+        self._out, self._err = open(self.out_path, "wb"), open(self.err_path, "wb")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err,
+                                     env=env, cwd=self.dir)
+        self.exit_status = None
+
+    def log(self):
+        with open(self.err_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stdout(self):
+        with open(self.out_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def tail(self, n=12):
+        """Prints the last lines of vscanout's log; returns the one that says most (an assertion,
+        an error) for a one-line reason."""
+        lines = self.log().splitlines()
+        for line in lines[-n:]:
+            print("      | " + line, flush=True)
+        key = [line for line in lines if re.search(r"Assertion|ERROR|\berror\b|fatal", line)]
+        return "last error in its log: %s" % key[-1].strip() if key else "log in kiosk-%s-stderr" % self.label
+
+    def status(self):
+        rc = self.proc.poll()
+        if rc is None:
+            return "running"
+        if rc < 0:
+            try:
+                return "killed by %s" % signal.Signals(-rc).name
+            except ValueError:
+                return "killed by signal %d" % -rc
+        return "exit status %d" % rc
+
+    def check_alive(self):
+        if self.proc.poll() is not None:
+            raise Died("vscanout (%s) ended: %s; %s" % (self.label, self.status(), self.tail()))
+
+    def wait_ready(self, timeout=30):
+        def ready():
+            self.check_alive()
+            return re.search(r"vscanout: (\d+) head\(s\) from (\S+) on WAYLAND_DISPLAY=(\S+)", self.stdout())
+
+        m = wait_until(ready, timeout, 0.1, "vscanout's ready line on stdout")
+        say("%s ready: %s" % (self.label, m.group(0)))
+        return int(m.group(1)), time.monotonic() - self.started
+
+    def control(self, line, timeout=5):
+        """One command to the sim source's FIFO; waits for the log line that shows it applied
+        when the command logs one (mode changes), else returns once written."""
+        self.check_alive()
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                fd = os.open(self.ctl_path, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError as e:  # ENXIO: nobody has it open for reading (yet)
+                if time.monotonic() > end:
+                    raise Fail("cannot open the control FIFO %s: %s" % (self.ctl_path, e)) from None
+                time.sleep(0.05)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
+        say("%s: control '%s'" % (self.label, line))
+
+    def stats(self, timeout=5):
+        """SIGUSR1, then the rewritten stats: head id -> counters."""
+        self.check_alive()
+
+        def identity():
+            try:
+                st = os.stat(self.stats_path)
+                return (st.st_ino, st.st_mtime_ns, st.st_size)
+            except FileNotFoundError:
+                return None
+
+        before = identity()
+        os.kill(self.proc.pid, signal.SIGUSR1)
+        wait_until(lambda: identity() not in (None, before), timeout, 0.005, "the stats file after SIGUSR1")
+        return self.read_stats()
+
+    def read_stats(self):
+        with open(self.stats_path) as f:
+            return {d["head"]: d for d in (json.loads(line) for line in f if line.strip())}
+
+    def wait_stats(self, pred, what, timeout=10):
+        last = [None]
+
+        def ok():
+            last[0] = self.stats()
+            return pred(last[0])
+
+        try:
+            wait_until(ok, timeout, 0.1, what)
+        except Died:
+            raise
+        except Fail as e:
+            raise Fail("%s; stats: %s" % (e, last[0])) from None
+        return last[0]
+
+    def stop(self, timeout=15):
+        self.check_alive()
+        t = time.monotonic()
+        os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise Fail("vscanout did not exit within %d s of SIGTERM" % timeout) from None
+        self.exit_status = rc
+        say("%s: SIGTERM -> %s after %.2f s" % (self.label, self.status(), time.monotonic() - t))
+        return rc
+
+    def cleanup(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        for f in (self._out, self._err):
+            f.close()
+        for name in ("stdout", "stderr", "stats.jsonl"):
+            src = os.path.join(self.dir, name)
+            if os.path.exists(src):
+                try:
+                    shutil.copy(src, os.path.join(OUT, "kiosk-%s-%s" % (self.label, name)))
+                except OSError:
+                    pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# the checks
+
+
+def stats_problems(st, expects, cursor_path=True):
+    out = []
+    for e in expects:
+        s = st.get(e.head)
+        if s is None:
+            out.append("no stats for head %d" % e.head)
+            continue
+        if (s["width"], s["height"]) != e.guest:
+            out.append("head %d is %dx%d, expected %dx%d" % (e.head, s["width"], s["height"], *e.guest))
+        if not s["connected"]:
+            out.append("head %d not connected" % e.head)
+        if cursor_path and e.cursor and s["cursor_path"] != "hardware":
+            out.append("head %d cursor_path %r, expected 'hardware'" % (e.head, s["cursor_path"]))
+    return out
+
+
+def host_results(ans):
+    """The host's verdicts, for the guest's own detail lines (the host counts them itself)."""
+    if not ans:
+        return ""
+    bad = [r["name"] for r in ans.get("results", []) if not r["ok"]]
+    return "; host: %d checks, %s" % (len(ans.get("results", [])), "failed: %s" % bad if bad else "all passed")
+
+
+class Run:
+    """One vscanout and the phases checked against it."""
+
+    def __init__(self, kms, host, kiosk, expects):
+        self.kms, self.host, self.vs = kms, host, kiosk
+        self.expects = expects  # scanout -> Expect
+        self.up = False
+        self.last_phase = None
+
+    def current(self):
+        return [self.expects[k] for k in sorted(self.expects)]
+
+    def show(self, phase, what):
+        """Waits for the state to match, then lets the host look (also when it never matched:
+        the outside view tells what went wrong). Returns a detail string."""
+        exp = self.current()
+        try:
+            st = self.kms.wait(exp, tag="%02d-%s" % (self.host.n + 1, phase))
+        except Fail as e:
+            ans = self.host.ask(phase, exp)
+            self.last_phase = self.host.n
+            raise Fail("%s%s" % (e, host_results(ans))) from None
+        detail = self.kms.summary(st, exp)
+        ans = self.host.ask(phase, exp)
+        self.last_phase = self.host.n
+        return "%s: %s%s" % (what, detail, host_results(ans))
+
+    # ---- run start
+
+    def start(self, heads=2):
+        n, took = self.vs.wait_ready()
+        if n != heads:
+            raise Fail("vscanout reports %d heads, expected %d" % (n, heads))
+        self.up = True
+        return "ready line %.1f s after the start" % took
+
+    def first_frames(self, phase):
+        exp = self.current()
+        for e in exp:
+            say("expect %s" % e.describe())
+        return self.show(phase, "DRM state")
+
+    def stats_match(self):
+        st = self.vs.stats()
+        problems = stats_problems(st, self.current())
+        if problems:
+            raise Fail("; ".join(problems))
+        return "; ".join("head %d %dx%d cursor_path %s cursor_images %d cursor_moves %d commits %d" % (
+            h, s["width"], s["height"], s["cursor_path"], s["cursor_images"], s["cursor_moves"], s["commits"])
+            for h, s in sorted(st.items()))
+
+    # ---- a static second
+
+    def static_second(self):
+        exp = self.current()
+        st1 = self.kms.wait(exp, tag="static")
+        s1 = self.vs.stats()
+        fbs1 = self.kms.fbs(st1, exp)
+        say("static: fbs %s, stats commits %s; 1.0 s without changes" % (
+            fbs1, {h: s["commits"] for h, s in s1.items()}))
+        time.sleep(1.0)
+        st2 = self.kms.state()
+        s2 = self.vs.stats()
+        fbs2 = self.kms.fbs(st2, exp)
+        problems = ["%s fbs (primary, cursor) %s -> %s" % (c, fbs1[c], fbs2[c]) for c in fbs1 if fbs1[c] != fbs2[c]]
+        problems += self.kms.problems(st2, exp)
+        problems += ["head %d %s %d -> %d" % (h, k, s1[h][k], s2[h][k]) for h in sorted(s1)
+                     for k in ("commits", "renders", "cursor_images", "cursor_moves") if s1[h][k] != s2[h][k]]
+        ans = self.host.ask("static second", exp, static_since=self.last_phase)
+        self.last_phase = self.host.n
+        if problems:
+            raise Fail("; ".join(problems))
+        return "fbs %s unchanged; commits %s unchanged over 1.0 s%s" % (
+            fbs2, {h: s["commits"] for h, s in s2.items()}, host_results(ans))
+
+    # ---- a guest mode change
+
+    def mode_change(self, head, mode, expect_mode=None, phase=None):
+        """`mode HEAD WxH`: head's guest mode becomes `mode`; its connector's mode becomes
+        expect_mode (None: unchanged)."""
+        e = next(x for x in self.expects.values() if x.head == head)
+        before = self.vs.stats()
+        self.vs.control("mode %d %dx%d" % (head, *mode))
+        e.guest = tuple(mode)
+        if expect_mode:
+            e.mode = tuple(expect_mode)
+        say("expect %s" % e.describe())
+        self.vs.wait_stats(lambda s: (s[head]["width"], s[head]["height"]) == tuple(mode),
+                           "head %d to take the mode %dx%d" % (head, *mode))
+        try:
+            detail = self.show(phase or "mode %d %dx%d" % (head, *mode), "DRM state")
+            failed = None
+        except Fail as ex:
+            failed = str(ex)
+        st = self.vs.stats()  # after the state settled: the cursor path is decided by then
+        problems = stats_problems(st, [e])
+        for o in self.expects.values():
+            if o.head == head:
+                continue
+            for k in ("commits", "renders"):
+                if st[o.head][k] != before[o.head][k]:
+                    problems.append("head %d (not changed) %s %d -> %d" % (o.head, k, before[o.head][k], st[o.head][k]))
+        if failed or problems:
+            raise Fail("; ".join(problems + ([failed] if failed else [detail])))
+        return "%s; head %d cursor_path %s" % (detail, head, st[head]["cursor_path"])
+
+    def command(self, line, change, phase):
+        """Any other control command; change(expects) updates the expectations."""
+        self.vs.control(line)
+        change(self.expects)
+        for e in self.current():
+            say("expect %s" % e.describe())
+        return self.show(phase, "DRM state")
+
+    # ---- the end
+
+    def clean_exit(self):
+        rc = self.vs.stop()
+        if rc != 0:
+            raise Fail("%s after SIGTERM; %s" % (self.vs.status(), self.vs.tail()))
+        st = self.vs.read_stats()
+        return "SIGTERM -> exit 0; stats at exit: %s" % "; ".join(
+            "head %d commits %d renders %d rejected %d cursor_path %s" % (
+                h, s["commits"], s["renders"], s["rejected"], s["cursor_path"]) for h, s in sorted(st.items()))
+
+
+def plumbing(kms):
+    """The VM's KMS device as the test needs it (before vscanout runs)."""
+    drv = os.path.basename(os.path.realpath("/sys/class/drm/card0/device/driver"))
+    conns = {c["name"]: c for c in kms.connectors}
+    problems = []
+    if not os.path.isdir("/sys/module/virtio_gpu"):
+        problems.append("virtio_gpu is not loaded (card0's device driver: %s)" % drv)
+    for name in ("Virtual-1", "Virtual-2"):
+        c = conns.get(name)
+        if not c:
+            problems.append("no connector %s (have %s)" % (name, sorted(conns)))
+            continue
+        if c["status"] != "connected":
+            problems.append("%s is %s" % (name, c["status"]))
+        pref = [m for m in c["modes"] if m.preferred]
+        if [m.size for m in pref] != [(1024, 768)]:
+            problems.append("%s preferred modes %s, expected 1024x768" % (name, pref))
+    # What the runs rely on: run 2 sets 800x600 and 640x480 on Virtual-1, 1280x800 on Virtual-2,
+    # and 1000x700 must be a mode Virtual-2 does not list.
+    for name, listed, unlisted in (("Virtual-1", ((800, 600), (640, 480)), ()),
+                                   ("Virtual-2", ((1280, 800), (1024, 768)), ((1000, 700),))):
+        sizes = {m.size for m in conns.get(name, {"modes": []})["modes"]}
+        problems += ["%s does not list %dx%d" % ((name,) + m) for m in listed if m not in sizes]
+        problems += ["%s lists %dx%d" % ((name,) + m) for m in unlisted if m in sizes]
+    types = sorted((p["possible_crtcs"], p["type"]) for p in kms.planes)
+    for i in (0, 1):
+        for t in ("primary", "cursor"):
+            if (i, t) not in kms.plane_by:
+                problems.append("no %s plane for CRTC %d (planes %s)" % (t, i, types))
+    try:
+        kms.state()
+    except OSError as e:
+        problems.append("debugfs state: %s" % e)
+    for name in sorted(conns):
+        c = conns[name]
+        say("%s: %s, %d modes, preferred %s, user-defined %s" % (
+            name, c["status"], len(c["modes"]), [m for m in c["modes"] if m.preferred],
+            [m for m in c["modes"] if m.type & drm_info.MODE_TYPE_USERDEF]))
+    if problems:
+        raise Fail("; ".join(problems))
+    return "card0 (virtio_gpu, device driver %s): Virtual-1 and Virtual-2 connected, both prefer 1024x768, " \
+           "Virtual-2 lists 1280x800; a primary and a cursor plane per CRTC; debugfs state readable" % drv
+
+
+def kernel_warnings():
+    oops = re.compile(r"WARNING:|BUG:|Oops:|Call Trace:|general protection")
+    text = subprocess.run(["dmesg"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout.decode(
+        errors="replace")
+    try:
+        with open(os.path.join(OUT, "kiosk-dmesg.txt"), "w") as f:
+            f.write(text)
+    except OSError:
+        pass
+    bad = [line for line in text.splitlines() if oops.search(line)]
+    if bad:
+        raise Fail(" | ".join(bad[:3]))
+    return ""
+
+
+def run_phases(run, start, phases):
+    """Runs the start check, then (name, fn, args...) in order while vscanout is up; the rest are
+    recorded as not run (counted, so a vscanout that died cannot look like a shorter green run)."""
+    if not R.run(*start):
+        why = "vscanout did not come up (see %s)" % start[0].split()[0]
+        for rest in phases:
+            R.record(False, rest[0], "not run: " + why)
+        return
+    for i, (name, fn, *args) in enumerate(phases):
+        if run.vs.proc.poll() is not None:
+            why = "not run: vscanout ended (%s); %s" % (run.vs.status(), run.vs.tail())
+            for rest in phases[i:]:
+                R.record(False, rest[0], why)
+            return
+        R.run(name, fn, *args)
+
+
+def main():
+    args = sys.argv[1:]
+    src = os.path.join(ROOT, "build", "src", "vscanout")
+    if len(args) == 2 and args[0] == "--bin":
+        src = args[1]
+    elif args:
+        sys.exit(__doc__.strip().splitlines()[2])
+    print("== guest: %s, %d CPUs, out share %s" % (os.uname().release, os.cpu_count(), OUT), flush=True)
+    host = Host()
+    try:
+        kms = Kms()
+    except OSError as e:
+        R.record(False, "0 the VM has virtio-gpu KMS", "%s (modules: vscanout.modules=kms?)" % e)
+        host.end()
+        return finish()
+    if not R.run("0 the VM has virtio-gpu KMS: two connected connectors, cursor planes, debugfs", plumbing, kms):
+        host.end()
+        return finish()
+    try:
+        binary = vscanout_binary(src)
+    except Fail as e:
+        R.record(False, "vscanout binary", str(e))
+        host.end()
+        return finish()
+    say("vscanout: %s" % subprocess.run([binary, "--version"], stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT).stdout.decode(errors="replace").strip())
+
+    # ---- run 1: --mode preferred (the default)
+    vs = Kiosk("preferred", binary, [(1024, 768), (1024, 768)])
+    run = Run(kms, host, vs, {0: Expect(0, 0, (1024, 768), (1024, 768)), 1: Expect(1, 1, (1024, 768), (1024, 768))})
+
+    def cursor_off(ex):
+        ex[0].cursor = False
+
+    def disable_1(ex):
+        ex[1].signal = ex[1].cursor = False
+
+    try:
+        run_phases(run, ("1a run 1 (--mode preferred): vscanout starts on DRM with 2 sim heads", run.start), [
+            ("1b each connector 1024x768 with its head's frame and the hardware cursor at (96,96) (debugfs; host: "
+             "screendump, trace)", run.first_frames, "1:1 start"),
+            ("1c stats: heads 1024x768, cursor_path hardware", run.stats_match),
+            ("2 a static second: no framebuffer change, commits unchanged", run.static_second),
+            ("3 'mode 0 800x480': Virtual-1 stays 1024x768, the frame scaled 1.28 and letterboxed, the cursor "
+             "at the scaled hotspot", run.mode_change, 0, (800, 480), None, "letterbox 800x480 on Virtual-1"),
+            ("4 'mode 0 1024x768': back to 1:1, cursor at (96,96)", run.mode_change, 0, (1024, 768), None,
+             "back to 1:1"),
+            ("5 'cursor 0 off': Virtual-1's cursor plane off, Virtual-2's stays", run.command, "cursor 0 off",
+             cursor_off, "cursor 0 off"),
+            ("6 'disable 1': Virtual-2 keeps 1024x768 and shows no signal, its cursor off", run.command,
+             "disable 1", disable_1, "disable 1"),
+            ("7 run 1: SIGTERM -> exit 0", run.clean_exit),
+        ])
+    finally:
+        vs.cleanup()
+
+    # ---- run 2: --mode guest, heads swapped
+    vs = Kiosk("guest", binary, [(1280, 800), (800, 600)],
+               ["--mode", "guest", "--output", "HEAD-0=Virtual-2", "--output", "HEAD-1=Virtual-1"])
+    run = Run(kms, host, vs, {0: Expect(0, 1, (800, 600), (800, 600)), 1: Expect(1, 0, (1280, 800), (1280, 800))})
+    try:
+        run_phases(run, ("8a run 2 (--mode guest, --output HEAD-0=Virtual-2 HEAD-1=Virtual-1): vscanout starts",
+                         run.start), [
+            ("8b Virtual-2 1280x800 shows HEAD-0, Virtual-1 800x600 shows HEAD-1, 1:1, cursors at (96,96)",
+             run.first_frames, "guest modes, swapped"),
+            ("8c 'mode 1 640x480': Virtual-1 follows to 640x480, 1:1", run.mode_change, 1, (640, 480), (640, 480),
+             "guest mode 640x480 on Virtual-1"),
+            ("8d 'mode 0 1000x700' (not listed): Virtual-2 falls back to its preferred 1024x768, scaled",
+             run.mode_change, 0, (1000, 700), (1024, 768), "unlisted mode on Virtual-2"),
+            ("8e run 2: SIGTERM -> exit 0", run.clean_exit),
+        ])
+    finally:
+        vs.cleanup()
+
+    host.end()
+    R.run("9 no kernel warnings", kernel_warnings)
+    return finish()
+
+
+def finish():
+    print("kiosk checks: %d passed, %d failed (%.1f s)" % (R.passed, R.failed, time.monotonic() - T0), flush=True)
+    return 1 if R.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
