@@ -7,13 +7,13 @@ packages=(
 	# build
 	meson ninja-build pkg-config g++ glslc
 	libwlroots-dev libwayland-dev wayland-protocols libdrm-dev libpixman-1-dev libxkbcommon-dev
-	libvulkan-dev libxxhash-dev libgtest-dev
+	libvulkan-dev libxxhash-dev libgtest-dev libsystemd-dev
 	# run: the Vulkan loader and Mesa's lavapipe for machines without a GPU
 	libvulkan1 mesa-vulkan-drivers
 	# test and demo peers
 	grim wlr-randr wayland-utils python3 python3-pytest sway weston xvfb x11-utils x11-apps imagemagick
-	# systemd-analyze, to check the example kiosk unit
-	systemd
+	# systemd-analyze, to check the example kiosk unit; dbus-daemon for the QEMU source's tests
+	systemd dbus-daemon
 )
 
 missing=()

@@ -32,6 +32,9 @@ const char *usage() {
 	       "                            display; repeat --source for more heads, one per device\n"
 	       "                          vfio-fd:<n>[:<device>]  a VFIO device fd handed over by a launcher;\n"
 	       "                            naming its device lets vscanout notice its removal\n"
+	       "                          qemu[:<D-Bus address>]  a QEMU VM run with -display dbus, on the\n"
+	       "                            session bus or the bus given; one head per graphic console\n"
+	       "      --once            qemu source: exit when QEMU exits (default: wait for the next one)\n"
 	       "  -c, --cache N         imported buffers kept per head (LRU, default 8)\n"
 	       "  -r, --refresh MODE    generation (default): draw only when the guest changed something;\n"
 	       "                        watch: also hash the primary each poll (front-buffer drawing);\n"
@@ -59,12 +62,13 @@ const char *usage() {
 
 Result<Options> parse_options(int argc, char **argv) {
 	enum { opt_poll_hz = 1000, opt_import, opt_vk_device, opt_stats, opt_socket, opt_keep_running, opt_source,
-	       opt_output, opt_mode };
+	       opt_output, opt_mode, opt_once };
 	static const option longopts[] = {
 		{"source", required_argument, nullptr, opt_source},
 		{"output", required_argument, nullptr, opt_output},
 		{"mode", required_argument, nullptr, opt_mode},
 		{"allow-vt-switch", no_argument, nullptr, 's'},
+		{"once", no_argument, nullptr, opt_once},
 		{"cache", required_argument, nullptr, 'c'},
 		{"refresh", required_argument, nullptr, 'r'},
 		{"poll-hz", required_argument, nullptr, opt_poll_hz},
@@ -86,6 +90,7 @@ Result<Options> parse_options(int argc, char **argv) {
 		switch (c) {
 		case opt_source: o.sources.push_back(optarg); break;
 		case 's': o.allow_vt_switch = true; break;
+		case opt_once: o.once = true; break;
 		case opt_output: {
 			const std::string arg = optarg;
 			const size_t eq = arg.find('=');

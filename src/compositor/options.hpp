@@ -39,6 +39,7 @@ struct Options {
 	std::map<uint32_t, std::string> output_map; // --output HEAD-<id>=<connector>
 	ModeChoice mode = ModeChoice::preferred;
 	bool allow_vt_switch = false; // kiosk: Ctrl+Alt+Fn switches VTs
+	bool once = false;            // qemu source: exit when QEMU exits instead of waiting for the next
 	bool debug = false;
 	bool help = false;
 	bool version = false;

@@ -10,6 +10,7 @@
 #include "compositor/head.hpp"
 #include "compositor/keyboard.hpp"
 #include "core/stats.hpp"
+#include "vgpu/qemu_source.hpp"
 #include "vgpu/sim.hpp"
 #include "vgpu/vfio_source.hpp"
 
@@ -57,7 +58,8 @@ Status Server::init_source() {
 		source_ = std::move(*vfio);
 		return Ok{};
 	}
-	if (specs.size() > 1) return fail("--source " + specs[1] + ": only vfio sources can be combined");
+	if (specs.size() > 1 && spec.rfind("qemu", 0) != 0)
+		return fail("--source " + specs[1] + ": only vfio sources can be combined");
 	if (spec == "sim" || spec.rfind("sim:", 0) == 0) {
 		auto opts = vgpu::parse_sim_options(spec.size() > 4 ? std::string_view(spec).substr(4) : std::string_view());
 		if (!opts) return fail("--source " + spec + ": " + opts.error());
@@ -66,8 +68,17 @@ Status Server::init_source() {
 		source_ = std::move(*sim);
 		return Ok{};
 	}
-	if (spec.rfind("qemu", 0) == 0) return fail("--source " + spec + ": this source is not implemented yet");
-	return fail("--source " + spec + ": unknown source; use sim[:key=value,...], vfio:<device> or vfio-fd:<n>");
+	if (spec == "qemu" || spec.rfind("qemu:", 0) == 0) {
+		if (specs.size() > 1) return fail("--source " + specs[1] + ": a qemu source shows every console of its VM alone");
+		auto opts = vgpu::parse_qemu_spec(spec);
+		if (!opts) return fail("--source " + spec + ": " + opts.error());
+		opts->once = options_.once;
+		auto qemu = vgpu::QemuSource::create(std::move(*opts));
+		if (!qemu) return fail("--source " + spec + ": " + qemu.error());
+		source_ = std::move(*qemu);
+		return Ok{};
+	}
+	return fail("--source " + spec + ": unknown source; use sim[:key=value,...], vfio:<device>, vfio-fd:<n> or qemu[:<D-Bus address>]");
 }
 
 Status Server::init() {
@@ -142,6 +153,7 @@ Status Server::init() {
 		// A head whose output was closed is left alone: nothing would show what it finds.
 		if (auto it = heads_.find(h); it != heads_.end() && it->second->output()) it->second->poll();
 	};
+	events.ended = [this] { wl_display_terminate(display_); };
 	source_->set_events(std::move(events));
 	for (int fd : source_->watch_fds())
 		event_sources_.push_back(wl_event_loop_add_fd(loop, fd, WL_EVENT_READABLE, on_watch_fd, this));

@@ -19,6 +19,8 @@ struct SourceEvents {
 	// Something about this head may have changed (a flip, a mode set, a damage notice):
 	// query its planes now rather than at the next poll tick.
 	std::function<void(uint32_t head)> head_changed;
+	// The source is done for good (QEMU exited and --once was given): vscanout exits.
+	std::function<void()> ended;
 };
 
 class Source {

@@ -42,10 +42,16 @@ def test_vfio_source_with_a_bad_device():
     assert "xyz" in r.stderr and ("not implemented" in r.stderr or "device" in r.stderr), r.stderr
 
 
-def test_qemu_source_not_implemented():
-    r = run_cli(["--source", "qemu"])
+@pytest.mark.parametrize("spec, message", [
+    ("qemu", "no session bus (DBUS_SESSION_BUS_ADDRESS is not set)"),
+    ("qemu:", "needs a D-Bus address after the colon"),
+    ("qemu:unix:path=/nonexistent/bus", "cannot connect to the D-Bus bus unix:path=/nonexistent/bus"),
+])
+def test_qemu_source_needs_a_bus(spec, message, monkeypatch):
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    r = run_cli(["--source", spec])
     assert r.returncode != 0, r.stderr
-    assert "not implemented" in r.stderr, r.stderr
+    assert message in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("args, message", [

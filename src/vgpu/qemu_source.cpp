@@ -1,0 +1,768 @@
+#include "vgpu/qemu_source.hpp"
+
+#include <drm_fourcc.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <systemd/sd-bus.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "base/fd_util.hpp"
+#include "base/log.hpp"
+
+namespace vscanout::vgpu {
+namespace {
+
+constexpr const char *kService = "org.qemu";
+constexpr const char *kVmPath = "/org/qemu/Display1/VM";
+constexpr const char *kListenerPath = "/org/qemu/Display1/Listener";
+constexpr uint32_t kPixmanX8R8G8B8 = 0x20020888, kPixmanA8R8G8B8 = 0x20028888;
+constexpr uint32_t kMaxSide = 16384;
+
+std::string console_path(uint32_t console_id) { return "/org/qemu/Display1/Console_" + std::to_string(console_id); }
+
+std::string errno_text(int e) { return std::strerror(e < 0 ? -e : e); }
+
+// One property value of an a{sv} dictionary, for the types QEMU's display objects use.
+struct Prop {
+	std::string s;
+	uint64_t u = 0;
+	bool b = false;
+	std::vector<uint32_t> au;
+};
+
+// Reads an a{sv} (Properties.GetAll's answer) into name -> value; unknown types are skipped.
+bool read_props(sd_bus_message *m, std::map<std::string, Prop> &out) {
+	if (sd_bus_message_enter_container(m, 'a', "{sv}") < 0) return false;
+	while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+		const char *key = nullptr;
+		if (sd_bus_message_read(m, "s", &key) < 0) return false;
+		const char *contents = nullptr;
+		if (sd_bus_message_peek_type(m, nullptr, &contents) < 0) return false;
+		Prop p;
+		bool ok = true;
+		if (std::strcmp(contents, "s") == 0) {
+			const char *s = nullptr;
+			ok = sd_bus_message_read(m, "v", "s", &s) >= 0;
+			if (ok && s) p.s = s;
+		} else if (std::strcmp(contents, "u") == 0) {
+			uint32_t u = 0;
+			ok = sd_bus_message_read(m, "v", "u", &u) >= 0;
+			p.u = u;
+		} else if (std::strcmp(contents, "b") == 0) {
+			int b = 0;
+			ok = sd_bus_message_read(m, "v", "b", &b) >= 0;
+			p.b = b != 0;
+		} else if (std::strcmp(contents, "au") == 0) {
+			ok = sd_bus_message_enter_container(m, 'v', "au") >= 0;
+			const void *data = nullptr;
+			size_t size = 0;
+			ok = ok && sd_bus_message_read_array(m, 'u', &data, &size) >= 0;
+			if (ok && size) {
+				p.au.resize(size / sizeof(uint32_t));
+				std::memcpy(p.au.data(), data, p.au.size() * sizeof(uint32_t));
+			}
+			ok = ok && sd_bus_message_exit_container(m) >= 0;
+		} else {
+			ok = sd_bus_message_skip(m, "v") >= 0;
+		}
+		if (!ok || sd_bus_message_exit_container(m) < 0) return false;
+		out[key] = std::move(p);
+	}
+	return sd_bus_message_exit_container(m) >= 0;
+}
+
+const char *error_of(sd_bus_message *reply) {
+	const sd_bus_error *e = sd_bus_message_get_error(reply);
+	return e ? (e->message ? e->message : e->name) : nullptr;
+}
+
+// A picture in host memory: the primary's pixels (Scanout/Update) or the cursor image.
+struct Picture {
+	UniqueFd fd;
+	Mapping map;
+	uint32_t width = 0, height = 0, stride = 0;
+	uint64_t id = 0;
+
+	// A fresh zeroed picture of w x h, 4 bytes a pixel.
+	static Result<Picture> make(const char *name, uint32_t w, uint32_t h, uint64_t id) {
+		Picture p;
+		p.width = w;
+		p.height = h;
+		p.stride = w * 4;
+		p.id = id;
+		auto fd = make_memfd(name, size_t(p.stride) * h);
+		if (!fd) return fd.take_error();
+		p.fd = std::move(*fd);
+		auto map = Mapping::map(p.fd.get(), size_t(p.stride) * h, PROT_READ | PROT_WRITE);
+		if (!map) return map.take_error();
+		p.map = std::move(*map);
+		return p;
+	}
+	uint8_t *row(uint32_t y) const { return map.data() + size_t(y) * stride; }
+};
+
+// A new picture of w x h with the old one's pixels where they overlap.
+Result<Picture> resized(const Picture &old, uint32_t w, uint32_t h, uint64_t id) {
+	auto p = Picture::make("vscanout-qemu", w, h, id);
+	if (!p) return p;
+	if (old.fd)
+		for (uint32_t row = 0; row < std::min(old.height, h); row++)
+			std::memcpy(p->row(row), old.row(row), size_t(std::min(old.width, w)) * 4);
+	return p;
+}
+
+} // namespace
+
+struct QemuSource::Console {
+	QemuSource *source = nullptr;
+	uint32_t console_id = 0;
+	uint32_t head = 0;
+	std::string label;
+	sd_bus *p2p = nullptr;      // QEMU's connection to our listener object
+	sd_bus_slot *object = nullptr;
+	bool absolute = false;      // Mouse.IsAbsolute
+	// Primary plane: pixels in `picture`, or a dma-buf.
+	bool primary_on = false;
+	Picture picture;
+	UniqueFd dmabuf;
+	uint32_t dmabuf_format = 0, dmabuf_width = 0, dmabuf_height = 0, dmabuf_stride = 0;
+	uint64_t dmabuf_modifier = 0, dmabuf_id = 0;
+	bool flipped_logged = false;
+	uint64_t damage = 0;
+	// Cursor plane: the image (premultiplied ARGB8888), its hotspot, where QEMU puts it.
+	Picture cursor;
+	int32_t hot_x = 0, hot_y = 0, mouse_x = 0, mouse_y = 0;
+	bool mouse_on = false;
+
+	bool live() const { return p2p != nullptr; }
+};
+
+void QemuSource::ConsoleDeleter::operator()(Console *c) const { delete c; }
+
+namespace {
+
+// The vtable's callbacks: one C entry point, the member name picks the handler.
+int listener_method(sd_bus_message *m, void *userdata, sd_bus_error *) {
+	auto *c = static_cast<QemuSource::Console *>(userdata);
+	return c->source->on_listener_call(*c, m);
+}
+
+const sd_bus_vtable kListenerVtable[] = {
+	SD_BUS_VTABLE_START(0),
+	SD_BUS_METHOD("Scanout", "uuuuay", "", listener_method, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD("Update", "iiiiuuay", "", listener_method, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD("ScanoutDMABUF", "huuuutb", "", listener_method, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD("UpdateDMABUF", "iiii", "", listener_method, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD("Disable", "", "", listener_method, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD("MouseSet", "iii", "", listener_method, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD("CursorDefine", "iiiiay", "", listener_method, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_VTABLE_END,
+};
+
+struct Pending {
+	std::function<void(sd_bus_message *)> fn;
+};
+
+int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *) {
+	static_cast<Pending *>(userdata)->fn(m);
+	return 0;
+}
+
+void on_pending_destroy(void *userdata) { delete static_cast<Pending *>(userdata); }
+
+} // namespace
+
+Result<QemuOptions> parse_qemu_spec(const std::string &spec) {
+	QemuOptions o;
+	if (spec == "qemu") return o;
+	if (spec.rfind("qemu:", 0) != 0) return fail("expected qemu or qemu:<D-Bus address>");
+	o.address = spec.substr(5);
+	if (o.address.empty()) return fail("qemu: needs a D-Bus address after the colon (e.g. unix:path=/run/qemu-bus)");
+	return o;
+}
+
+uint32_t drm_format_of_pixman(uint32_t pixman_format) {
+	switch (pixman_format) {
+	case kPixmanX8R8G8B8: return DRM_FORMAT_XRGB8888;
+	case kPixmanA8R8G8B8: return DRM_FORMAT_XRGB8888; // a display surface's alpha means nothing
+	default: return 0;
+	}
+}
+
+Result<std::unique_ptr<QemuSource>> QemuSource::create(QemuOptions options) {
+	std::unique_ptr<QemuSource> self(new QemuSource(std::move(options)));
+	self->epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
+	self->timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+	if (!self->epoll_ || !self->timer_) return fail(std::string("qemu: ") + std::strerror(errno));
+	epoll_event ev{};
+	ev.events = EPOLLIN;
+	ev.data.ptr = nullptr; // the timer
+	::epoll_ctl(self->epoll_.get(), EPOLL_CTL_ADD, self->timer_.get(), &ev);
+	if (Status s = self->connect_bus(); !s) return s.take_error();
+	return self;
+}
+
+QemuSource::~QemuSource() {
+	for (auto &[head, c] : consoles_) {
+		if (c->object) sd_bus_slot_unref(c->object);
+		if (c->p2p) sd_bus_close_unref(c->p2p);
+	}
+	if (owner_match_) sd_bus_slot_unref(owner_match_);
+	if (bus_) sd_bus_flush_close_unref(bus_);
+}
+
+Status QemuSource::connect_bus() {
+	std::string address = options_.address;
+	if (address.empty()) {
+		const char *env = std::getenv("DBUS_SESSION_BUS_ADDRESS");
+		if (!env || !*env)
+			return fail("qemu: no session bus (DBUS_SESSION_BUS_ADDRESS is not set); "
+			            "give the bus QEMU uses: --source qemu:<address>");
+		address = env;
+	}
+	int r = sd_bus_new(&bus_);
+	if (r >= 0) r = sd_bus_set_address(bus_, address.c_str());
+	if (r >= 0) r = sd_bus_set_bus_client(bus_, 1);
+	if (r >= 0) r = sd_bus_negotiate_fds(bus_, 1);
+	if (r >= 0) r = sd_bus_start(bus_);
+	if (r < 0) return fail("qemu: cannot connect to the D-Bus bus " + address + ": " + errno_text(r));
+	// QEMU coming and going: org.qemu changes owner.
+	const std::string rule = std::string("type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+	                                     "member='NameOwnerChanged',arg0='") + kService + "'";
+	r = sd_bus_add_match_async(
+		bus_, &owner_match_, rule.c_str(),
+		[](sd_bus_message *m, void *userdata, sd_bus_error *) {
+			auto *self = static_cast<QemuSource *>(userdata);
+			const char *name = nullptr, *old_owner = nullptr, *new_owner = nullptr;
+			if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0) return 0;
+			if (new_owner && *new_owner) {
+				VLOG_INFO("qemu: a QEMU appeared on the bus");
+				self->enumerate();
+			} else {
+				self->lose_all("QEMU left the bus");
+			}
+			return 0;
+		},
+		nullptr, this);
+	if (r < 0) return fail("qemu: cannot watch for QEMU on the bus: " + errno_text(r));
+	watch(bus_);
+	VLOG_INFO("qemu: on the D-Bus bus %s", address.c_str());
+	enumerate();
+	refresh_watches();
+	return Ok{};
+}
+
+void QemuSource::call(sd_bus_message *msg, std::function<void(sd_bus_message *)> on_reply_fn) {
+	sd_bus_slot *slot = nullptr;
+	auto *p = new Pending{std::move(on_reply_fn)};
+	const int r = sd_bus_call_async(bus_, &slot, msg, on_reply, p, 0);
+	sd_bus_message_unref(msg);
+	if (r < 0) {
+		delete p;
+		VLOG_ERROR("qemu: a D-Bus call failed: %s", errno_text(r).c_str());
+		return;
+	}
+	// The bus owns the slot from now on; the Pending goes with it, answered or not.
+	sd_bus_slot_set_destroy_callback(slot, on_pending_destroy);
+	sd_bus_slot_set_floating(slot, 1);
+	sd_bus_slot_unref(slot);
+}
+
+void QemuSource::enumerate() {
+	const uint64_t gen = ++generation_;
+	sd_bus_message *m = nullptr;
+	if (sd_bus_message_new_method_call(bus_, &m, kService, kVmPath, "org.freedesktop.DBus.Properties", "GetAll") < 0 ||
+	    sd_bus_message_append(m, "s", "org.qemu.Display1.VM") < 0) {
+		sd_bus_message_unref(m);
+		return;
+	}
+	call(m, [this, gen](sd_bus_message *reply) {
+		if (gen != generation_) return;
+		if (const char *err = error_of(reply)) {
+			if (!waiting_logged_) VLOG_INFO("qemu: no QEMU display on the bus yet (%s); waiting for one", err);
+			waiting_logged_ = true;
+			return;
+		}
+		waiting_logged_ = false;
+		std::map<std::string, Prop> props;
+		if (!read_props(reply, props)) {
+			VLOG_ERROR("qemu: cannot read the VM's properties");
+			return;
+		}
+		VLOG_INFO("qemu: VM '%s' with %zu console(s)", props["Name"].s.c_str(), props["ConsoleIDs"].au.size());
+		for (uint32_t id : props["ConsoleIDs"].au) {
+			sd_bus_message *q = nullptr;
+			const std::string path = console_path(id);
+			if (sd_bus_message_new_method_call(bus_, &q, kService, path.c_str(), "org.freedesktop.DBus.Properties",
+			                                   "GetAll") < 0 ||
+			    sd_bus_message_append(q, "s", "org.qemu.Display1.Console") < 0) {
+				sd_bus_message_unref(q);
+				continue;
+			}
+			call(q, [this, gen, id](sd_bus_message *r) {
+				if (gen != generation_) return;
+				std::map<std::string, Prop> cp;
+				if (error_of(r) || !read_props(r, cp)) {
+					VLOG_ERROR("qemu: console %u: cannot read its properties", id);
+					return;
+				}
+				if (cp["Type"].s != "Graphic") {
+					VLOG_INFO("qemu: console %u is of type '%s': not shown", id, cp["Type"].s.c_str());
+					return;
+				}
+				add_console(id, static_cast<uint32_t>(cp["Head"].u), cp["Label"].s);
+			});
+		}
+	});
+}
+
+void QemuSource::add_console(uint32_t console_id, uint32_t head, const std::string &label) {
+	// Two devices may both have a head 0: the second one is known by its console id.
+	for (const auto &[h, c] : consoles_)
+		if (h == head && c->live() && c->console_id != console_id) {
+			VLOG_INFO("qemu: console %u also calls itself head %u; showing it as head %u", console_id, head,
+			          console_id);
+			head = console_id;
+			break;
+		}
+	auto it = consoles_.find(head);
+	const bool is_new = it == consoles_.end();
+	if (!is_new && it->second->live()) return; // already listening
+	if (is_new) it = consoles_.emplace(head, std::unique_ptr<Console, ConsoleDeleter>(new Console)).first;
+	Console &c = *it->second;
+	c.source = this;
+	c.console_id = console_id;
+	c.head = head;
+	c.label = label;
+
+	int sv[2];
+	if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) {
+		VLOG_ERROR("qemu: head %u: socketpair: %s", head, std::strerror(errno));
+		return;
+	}
+	UniqueFd ours(sv[0]), theirs(sv[1]);
+	// On this connection QEMU is the authentication server and we the client, though QEMU
+	// makes the calls. The object is in place before the first message can arrive.
+	sd_bus *p2p = nullptr;
+	int r = sd_bus_new(&p2p);
+	if (r >= 0) r = sd_bus_set_fd(p2p, ours.get(), ours.get());
+	if (r >= 0) ours.release(); // the bus owns it now
+	if (r >= 0) r = sd_bus_negotiate_fds(p2p, 1);
+	if (r >= 0) r = sd_bus_add_object_vtable(p2p, &c.object, kListenerPath, "org.qemu.Display1.Listener",
+	                                         kListenerVtable, &c);
+	if (r >= 0) r = sd_bus_start(p2p);
+	if (r < 0) {
+		VLOG_ERROR("qemu: head %u: cannot set up the listener connection: %s", head, errno_text(r).c_str());
+		if (c.object) c.object = sd_bus_slot_unref(c.object);
+		sd_bus_close_unref(p2p);
+		return;
+	}
+	c.p2p = p2p;
+	watch(p2p);
+
+	const std::string path = console_path(console_id);
+	sd_bus_message *m = nullptr;
+	if (sd_bus_message_new_method_call(bus_, &m, kService, path.c_str(), "org.qemu.Display1.Console",
+	                                   "RegisterListener") >= 0 &&
+	    sd_bus_message_append(m, "h", theirs.get()) >= 0) {
+		// The message holds its own copy of QEMU's end until it is sent; ours closes now, so
+		// QEMU's exit shows up as the end of the connection.
+		theirs.reset();
+		call(m, [this, head](sd_bus_message *reply) {
+			if (const char *err = error_of(reply)) {
+				VLOG_ERROR("qemu: head %u: RegisterListener failed: %s", head, err);
+				if (Console *c = console(head)) lose_console(*c, "its listener was refused");
+			}
+		});
+	} else {
+		sd_bus_message_unref(m);
+	}
+	// Whether QEMU's pointer is absolute (a tablet): then positions go as SetAbsPosition.
+	sd_bus_message *q = nullptr;
+	if (sd_bus_message_new_method_call(bus_, &q, kService, path.c_str(), "org.freedesktop.DBus.Properties", "Get") >=
+	        0 &&
+	    sd_bus_message_append(q, "ss", "org.qemu.Display1.Mouse", "IsAbsolute") >= 0) {
+		call(q, [this, head](sd_bus_message *reply) {
+			int b = 0;
+			Console *c = console(head);
+			if (c && !error_of(reply) && sd_bus_message_read(reply, "v", "b", &b) >= 0) c->absolute = b != 0;
+		});
+	} else {
+		sd_bus_message_unref(q);
+	}
+	VLOG_INFO("qemu: head %u is console %u '%s'", head, console_id, label.c_str());
+	if (is_new) {
+		if (events_.head_added) events_.head_added(head);
+	} else if (events_.head_changed) {
+		events_.head_changed(head);
+	}
+}
+
+void QemuSource::lose_console(Console &c, const char *why) {
+	if (!c.live()) return;
+	VLOG_INFO("qemu: head %u (console %u): %s; showing no signal", c.head, c.console_id, why);
+	unwatch(c.p2p);
+	if (c.object) c.object = sd_bus_slot_unref(c.object);
+	c.p2p = sd_bus_close_unref(c.p2p);
+	c.primary_on = false;
+	c.picture = Picture{};
+	c.dmabuf.reset();
+	c.cursor = Picture{};
+	c.mouse_on = false;
+	if (events_.head_changed) events_.head_changed(c.head);
+	if (options_.once && !ended_ &&
+	    std::none_of(consoles_.begin(), consoles_.end(), [](const auto &e) { return e.second->live(); })) {
+		ended_ = true;
+		VLOG_INFO("qemu: QEMU is gone and --once was given: done");
+		if (events_.ended) events_.ended();
+	}
+}
+
+void QemuSource::lose_all(const char *why) {
+	generation_++; // replies still on their way belong to the QEMU that left
+	for (auto &[head, c] : consoles_) lose_console(*c, why);
+}
+
+QemuSource::Console *QemuSource::console(uint32_t head) const {
+	auto it = consoles_.find(head);
+	return it == consoles_.end() ? nullptr : it->second.get();
+}
+
+int QemuSource::on_listener_call(Console &c, sd_bus_message *m) {
+	const char *member = sd_bus_message_get_member(m);
+	auto bad = [&](const char *why) {
+		VLOG_ERROR("qemu: head %u: %s refused: %s", c.head, member, why);
+		return sd_bus_reply_method_errorf(m, SD_BUS_ERROR_INVALID_ARGS, "%s", why);
+	};
+	if (std::strcmp(member, "Scanout") == 0 || std::strcmp(member, "Update") == 0) {
+		const bool full = member[0] == 'S';
+		int32_t x = 0, y = 0;
+		uint32_t w = 0, h = 0, stride = 0, format = 0;
+		int r;
+		if (full) {
+			r = sd_bus_message_read(m, "uuuu", &w, &h, &stride, &format);
+		} else {
+			int32_t iw = 0, ih = 0;
+			r = sd_bus_message_read(m, "iiiiuu", &x, &y, &iw, &ih, &stride, &format);
+			w = iw < 0 ? 0 : static_cast<uint32_t>(iw);
+			h = ih < 0 ? 0 : static_cast<uint32_t>(ih);
+		}
+		const void *data = nullptr;
+		size_t size = 0;
+		if (r < 0 || sd_bus_message_read_array(m, 'y', &data, &size) < 0) return bad("malformed arguments");
+		if (!drm_format_of_pixman(format)) return bad("not an x8r8g8b8 surface");
+		if (x < 0 || y < 0 || w == 0 || h == 0 || w > kMaxSide || h > kMaxSide || uint64_t(x) + w > kMaxSide ||
+		    uint64_t(y) + h > kMaxSide)
+			return bad("a rectangle outside 1..16384");
+		if (stride < w * 4 || size < uint64_t(stride) * (h - 1) + uint64_t(w) * 4) return bad("fewer bytes than the rectangle");
+		// The frame keeps its buffer (and id) while the size stays: updates are damage notices.
+		// QEMU 7.2 sends no Scanout when a console's surface changes size (VGA text mode, for
+		// one: its rows come as Updates, and the console's Width/Height properties stay as they
+		// were). An Update reaching past the frame means a new surface: one that starts at the
+		// origin begins it (the frame becomes its extent), the next ones grow it.
+		uint32_t need_w = w, need_h = h;
+		bool keep = false;
+		if (!full) {
+			const bool outside = uint64_t(x) + w > c.picture.width || uint64_t(y) + h > c.picture.height;
+			keep = !(outside && x == 0 && y == 0);
+			need_w = keep ? std::max(c.picture.width, uint32_t(x) + w) : uint32_t(x) + w;
+			need_h = keep ? std::max(c.picture.height, uint32_t(y) + h) : uint32_t(y) + h;
+		}
+		if (!c.picture.fd || c.picture.width != need_w || c.picture.height != need_h) {
+			auto p = keep ? resized(c.picture, need_w, need_h, next_buffer_id_++)
+			              : Picture::make("vscanout-qemu", need_w, need_h, next_buffer_id_++);
+			if (!p) return bad(p.error().c_str());
+			if (!full)
+				VLOG_DEBUG("qemu: head %u: an update outside the frame: now %ux%u", c.head, need_w, need_h);
+			c.picture = std::move(*p);
+		}
+		for (uint32_t row = 0; row < h; row++)
+			std::memcpy(c.picture.row(uint32_t(y) + row) + size_t(x) * 4, static_cast<const uint8_t *>(data) + size_t(row) * stride,
+			            size_t(w) * 4);
+		c.dmabuf.reset();
+		c.primary_on = true;
+		c.damage++;
+	} else if (std::strcmp(member, "ScanoutDMABUF") == 0) {
+		int fd = -1, y0_top = 1;
+		uint32_t w = 0, h = 0, stride = 0, fourcc = 0;
+		uint64_t modifier = 0;
+		if (sd_bus_message_read(m, "huuuutb", &fd, &w, &h, &stride, &fourcc, &modifier, &y0_top) < 0)
+			return bad("malformed arguments");
+		UniqueFd dup(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+		if (!dup) return bad("cannot keep the dma-buf");
+		if (!y0_top && !c.flipped_logged) {
+			VLOG_ERROR("qemu: head %u: the dma-buf is bottom-up (y0_top false); vscanout shows it as it is", c.head);
+			c.flipped_logged = true;
+		}
+		c.dmabuf = std::move(dup);
+		c.dmabuf_width = w;
+		c.dmabuf_height = h;
+		c.dmabuf_stride = stride;
+		c.dmabuf_format = fourcc;
+		c.dmabuf_modifier = modifier;
+		c.dmabuf_id = next_buffer_id_++;
+		c.picture = Picture{};
+		c.primary_on = true;
+	} else if (std::strcmp(member, "UpdateDMABUF") == 0) {
+		c.damage++;
+	} else if (std::strcmp(member, "Disable") == 0) {
+		c.primary_on = false;
+		c.picture = Picture{};
+		c.dmabuf.reset();
+	} else if (std::strcmp(member, "MouseSet") == 0) {
+		int32_t on = 0;
+		if (sd_bus_message_read(m, "iii", &c.mouse_x, &c.mouse_y, &on) < 0) return bad("malformed arguments");
+		c.mouse_on = on != 0;
+	} else if (std::strcmp(member, "CursorDefine") == 0) {
+		int32_t w = 0, h = 0, hx = 0, hy = 0;
+		const void *data = nullptr;
+		size_t size = 0;
+		if (sd_bus_message_read(m, "iiii", &w, &h, &hx, &hy) < 0 || sd_bus_message_read_array(m, 'y', &data, &size) < 0)
+			return bad("malformed arguments");
+		if (w <= 0 || h <= 0 || w > 512 || h > 512) return bad("a cursor outside 1..512 pixels");
+		if (size < size_t(w) * size_t(h) * 4) return bad("fewer bytes than the cursor");
+		auto p = Picture::make("vscanout-qemu-cursor", uint32_t(w), uint32_t(h), next_buffer_id_++);
+		if (!p) return bad(p.error().c_str());
+		// QEMU's cursor is straight ARGB; planes and our renderer take it premultiplied.
+		const auto *src = static_cast<const uint8_t *>(data);
+		for (size_t i = 0; i < size_t(w) * size_t(h); i++) {
+			const uint8_t *s = src + i * 4;
+			uint8_t *d = p->map.data() + i * 4;
+			const uint32_t a = s[3];
+			for (int k = 0; k < 3; k++) d[k] = static_cast<uint8_t>((s[k] * a + 127) / 255);
+			d[3] = static_cast<uint8_t>(a);
+		}
+		c.cursor = std::move(*p);
+		c.hot_x = hx;
+		c.hot_y = hy;
+	}
+	if (events_.head_changed) events_.head_changed(c.head);
+	return sd_bus_reply_method_return(m, "");
+}
+
+std::vector<uint32_t> QemuSource::heads() const {
+	std::vector<uint32_t> out;
+	for (const auto &[head, c] : consoles_) out.push_back(head);
+	return out;
+}
+
+Result<PlaneInfo> QemuSource::query(uint32_t head, PlaneType type) {
+	const Console *c = console(head);
+	if (!c) return fail("qemu: no head " + std::to_string(head));
+	PlaneInfo p;
+	p.head_id = head;
+	p.type = type;
+	p.state = PlaneState::disabled;
+	if (!c->primary_on) return p;
+	if (type == PlaneType::primary) {
+		p.state = PlaneState::enabled;
+		if (c->dmabuf) {
+			p.drm_format = c->dmabuf_format;
+			p.drm_format_mod = c->dmabuf_modifier;
+			p.width = c->dmabuf_width;
+			p.height = c->dmabuf_height;
+			p.stride = c->dmabuf_stride;
+			p.buffer_id = c->dmabuf_id;
+		} else {
+			p.drm_format = DRM_FORMAT_XRGB8888;
+			p.drm_format_mod = DRM_FORMAT_MOD_LINEAR;
+			p.width = c->picture.width;
+			p.height = c->picture.height;
+			p.stride = c->picture.stride;
+			p.buffer_id = c->picture.id;
+		}
+		p.size = p.stride * p.height;
+		return p;
+	}
+	if (!c->cursor.fd || !c->mouse_on) return p;
+	p.state = PlaneState::enabled;
+	p.drm_format = DRM_FORMAT_ARGB8888;
+	p.drm_format_mod = DRM_FORMAT_MOD_LINEAR;
+	p.width = c->cursor.width;
+	p.height = c->cursor.height;
+	p.stride = c->cursor.stride;
+	p.size = p.stride * p.height;
+	p.buffer_id = c->cursor.id;
+	// MouseSet places the pointer, that is the hotspot; the plane's position is the image's.
+	p.x_hot = static_cast<uint32_t>(c->hot_x);
+	p.y_hot = static_cast<uint32_t>(c->hot_y);
+	p.x_pos = c->mouse_x - c->hot_x;
+	p.y_pos = c->mouse_y - c->hot_y;
+	return p;
+}
+
+Result<GuestBuffer> QemuSource::open_buffer(const PlaneInfo &plane) {
+	const Console *c = console(plane.head_id);
+	if (!c) return fail("qemu: no head " + std::to_string(plane.head_id));
+	int fd = -1;
+	BufferKind kind = BufferKind::memfd;
+	if (plane.type == PlaneType::cursor && c->cursor.fd && c->cursor.id == plane.buffer_id) {
+		fd = c->cursor.fd.get();
+	} else if (plane.type == PlaneType::primary && c->picture.fd && c->picture.id == plane.buffer_id) {
+		fd = c->picture.fd.get();
+	} else if (plane.type == PlaneType::primary && c->dmabuf && c->dmabuf_id == plane.buffer_id) {
+		fd = c->dmabuf.get();
+		kind = BufferKind::dmabuf;
+	}
+	if (fd < 0) return fail("qemu: buffer " + std::to_string(plane.buffer_id) + " of head " +
+	                        std::to_string(plane.head_id) + " is gone");
+	GuestBuffer g;
+	g.fd = UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+	if (!g.fd) return fail(std::string("qemu: cannot duplicate a buffer fd: ") + std::strerror(errno));
+	g.kind = kind;
+	auto size = fd_byte_size(g.fd.get());
+	if (!size) return size.take_error();
+	g.byte_size = *size;
+	return g;
+}
+
+uint64_t QemuSource::damage_seq(uint32_t head) const {
+	const Console *c = console(head);
+	return c ? c->damage : 0;
+}
+
+bool QemuSource::connected(uint32_t head) const {
+	const Console *c = console(head);
+	return c && c->live();
+}
+
+// ---- the event loop side: every bus's fd in one epoll set, sd-bus's timeouts on a timerfd
+
+void QemuSource::watch(sd_bus *bus) {
+	epoll_event ev{};
+	ev.events = EPOLLIN;
+	ev.data.ptr = bus;
+	::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, sd_bus_get_fd(bus), &ev);
+}
+
+void QemuSource::unwatch(sd_bus *bus) { ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, sd_bus_get_fd(bus), nullptr); }
+
+void QemuSource::refresh_watches() {
+	uint64_t earliest = UINT64_MAX;
+	auto update = [&](sd_bus *bus) {
+		const int want = sd_bus_get_events(bus);
+		if (want < 0) return;
+		epoll_event ev{};
+		ev.events = ((want & POLLIN) ? uint32_t{EPOLLIN} : 0u) | ((want & POLLOUT) ? uint32_t{EPOLLOUT} : 0u);
+		ev.data.ptr = bus;
+		::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, sd_bus_get_fd(bus), &ev);
+		uint64_t t = UINT64_MAX;
+		if (sd_bus_get_timeout(bus, &t) >= 0) earliest = std::min(earliest, t);
+	};
+	if (bus_) update(bus_);
+	for (auto &[head, c] : consoles_)
+		if (c->live()) update(c->p2p);
+	itimerspec its{};
+	if (earliest != UINT64_MAX) {
+		// sd-bus gives CLOCK_MONOTONIC microseconds; 0 means "now": 1 ns keeps the timer armed.
+		its.it_value.tv_sec = static_cast<time_t>(earliest / 1000000);
+		its.it_value.tv_nsec = static_cast<long>(earliest % 1000000) * 1000;
+		if (earliest == 0) its.it_value.tv_nsec = 1;
+	}
+	::timerfd_settime(timer_.get(), TFD_TIMER_ABSTIME, &its, nullptr);
+}
+
+void QemuSource::dispatch(int fd) {
+	if (fd != epoll_.get()) return;
+	epoll_event evs[8];
+	(void)::epoll_wait(epoll_.get(), evs, 8, 0);
+	uint64_t expirations;
+	while (::read(timer_.get(), &expirations, sizeof expirations) > 0) {
+	}
+	// A few connections: process them all. Handlers may drop a console, so go by head id.
+	auto drain = [](sd_bus *bus) {
+		for (int i = 0; i < 256; i++) { // bounded: QEMU can never keep vscanout's loop busy
+			const int r = sd_bus_process(bus, nullptr);
+			if (r <= 0) return r;
+		}
+		return 1;
+	};
+	if (bus_ && drain(bus_) < 0) {
+		VLOG_ERROR("qemu: lost the D-Bus bus; no QEMU can be shown any more");
+		lose_all("the bus went away");
+		unwatch(bus_);
+		bus_ = sd_bus_close_unref(bus_);
+	}
+	std::vector<uint32_t> live;
+	for (auto &[head, c] : consoles_)
+		if (c->live()) live.push_back(head);
+	for (uint32_t head : live) {
+		Console *c = console(head);
+		if (!c || !c->live()) continue;
+		const int r = drain(c->p2p);
+		if (r < 0 || sd_bus_is_open(c->p2p) <= 0) lose_console(*c, "QEMU closed the connection");
+	}
+	refresh_watches();
+}
+
+// ---- input
+
+void QemuSource::call_console(uint32_t head, const char *iface, const char *member, const char *types, uint32_t a,
+                              uint32_t b) {
+	Console *c = console(head);
+	if (!c || !c->live() || !bus_) return;
+	sd_bus_message *m = nullptr;
+	const std::string path = console_path(c->console_id);
+	if (sd_bus_message_new_method_call(bus_, &m, kService, path.c_str(), iface, member) < 0) return;
+	int r = std::strlen(types) == 2 ? sd_bus_message_append(m, types, a, b) : sd_bus_message_append(m, types, a);
+	if (r < 0) {
+		sd_bus_message_unref(m);
+		return;
+	}
+	call(m, [head, member](sd_bus_message *reply) {
+		if (const char *err = error_of(reply)) VLOG_DEBUG("qemu: head %u: %s: %s", head, member, err);
+	});
+	refresh_watches();
+}
+
+void QemuSource::key(uint32_t head, uint32_t qemu_key, bool pressed) {
+	call_console(head, "org.qemu.Display1.Keyboard", pressed ? "Press" : "Release", "u", qemu_key);
+}
+
+void QemuSource::button(uint32_t head, uint32_t qemu_button, bool pressed) {
+	call_console(head, "org.qemu.Display1.Mouse", pressed ? "Press" : "Release", "u", qemu_button);
+}
+
+void QemuSource::move_to(uint32_t head, uint32_t x, uint32_t y) {
+	call_console(head, "org.qemu.Display1.Mouse", "SetAbsPosition", "uu", x, y);
+}
+
+void QemuSource::move_by(uint32_t head, int32_t dx, int32_t dy) {
+	call_console(head, "org.qemu.Display1.Mouse", "RelMotion", "ii", static_cast<uint32_t>(dx),
+	             static_cast<uint32_t>(dy));
+}
+
+bool QemuSource::absolute_pointer(uint32_t head) const {
+	const Console *c = console(head);
+	return c && c->absolute;
+}
+
+void QemuSource::ui_info(uint32_t head, uint32_t width, uint32_t height) {
+	Console *c = console(head);
+	if (!c || !c->live() || !bus_) return;
+	sd_bus_message *m = nullptr;
+	const std::string path = console_path(c->console_id);
+	if (sd_bus_message_new_method_call(bus_, &m, kService, path.c_str(), "org.qemu.Display1.Console", "SetUIInfo") < 0)
+		return;
+	// Physical size unknown (0 mm); the window sits at the origin.
+	if (sd_bus_message_append(m, "qqiiuu", uint16_t{0}, uint16_t{0}, int32_t{0}, int32_t{0}, width, height) < 0) {
+		sd_bus_message_unref(m);
+		return;
+	}
+	call(m, [head](sd_bus_message *reply) {
+		if (const char *err = error_of(reply)) VLOG_DEBUG("qemu: head %u: SetUIInfo: %s", head, err);
+	});
+	refresh_watches();
+}
+
+} // namespace vscanout::vgpu

@@ -1,0 +1,104 @@
+// The QEMU source: a running QEMU VM's display through `-display dbus` (QEMU 7.0+).
+//
+// On the bus (the session bus, or an address given), /org/qemu/Display1/VM lists the consoles;
+// each console of type Graphic is one head, its id the console's Head property. For each,
+// vscanout hands QEMU one end of a socketpair (Console.RegisterListener); on it QEMU is the
+// D-Bus authentication server and calls our /org/qemu/Display1/Listener object: Scanout and
+// Update carry pixels inline (copied into a memfd per head: the same buffer id while the size
+// stays, a damage notice for each update), ScanoutDMABUF hands a dma-buf (a new buffer id),
+// Disable turns the plane off, CursorDefine and MouseSet make the cursor plane.
+//
+// Nothing here blocks: every call into QEMU is asynchronous, and every connection is served from
+// the compositor's event loop through one epoll fd (QEMU's main loop waits on its listeners).
+// When QEMU exits its heads lose their planes (connected() is false: the no-signal frame) and
+// come back when a QEMU owns org.qemu again.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/mapping.hpp"
+#include "base/result.hpp"
+#include "base/unique_fd.hpp"
+#include "vgpu/source.hpp"
+
+struct sd_bus;
+struct sd_bus_message;
+struct sd_bus_slot;
+
+namespace vscanout::vgpu {
+
+struct QemuOptions {
+	std::string address; // D-Bus address; empty: the session bus (DBUS_SESSION_BUS_ADDRESS)
+	bool once = false;   // QEMU exiting ends the source (SourceEvents::ended) instead of waiting
+};
+
+// "qemu" or "qemu:<address>" -> options; other text is an error.
+Result<QemuOptions> parse_qemu_spec(const std::string &spec);
+
+// QEMU's pixman formats of the listener API, as DRM fourccs (0 where vscanout has none).
+uint32_t drm_format_of_pixman(uint32_t pixman_format);
+
+class QemuSource final : public Source {
+public:
+	static Result<std::unique_ptr<QemuSource>> create(QemuOptions options);
+	~QemuSource() override;
+
+	std::string name() const override { return "qemu"; }
+	std::vector<uint32_t> heads() const override;
+	Result<PlaneInfo> query(uint32_t head, PlaneType type) override;
+	Result<GuestBuffer> open_buffer(const PlaneInfo &plane) override;
+	uint64_t damage_seq(uint32_t head) const override;
+	bool connected(uint32_t head) const override;
+	std::vector<int> watch_fds() const override { return {epoll_.get()}; }
+	void dispatch(int fd) override;
+
+	// Input for a head's console; ignored while its QEMU is gone. Keys are QEMU key numbers
+	// (qcodes of the Keyboard interface), buttons QEMU's (0 left, 1 middle, 2 right, 3/4 wheel).
+	void key(uint32_t head, uint32_t qemu_key, bool pressed);
+	void button(uint32_t head, uint32_t qemu_button, bool pressed);
+	// Absolute pointer position in guest pixels; QEMU maps it to its tablet.
+	void move_to(uint32_t head, uint32_t x, uint32_t y);
+	void move_by(uint32_t head, int32_t dx, int32_t dy);
+	bool absolute_pointer(uint32_t head) const;
+	// The window showing the head has this size (a guest that follows may change its mode).
+	void ui_info(uint32_t head, uint32_t width, uint32_t height);
+
+	// A listener method call as QEMU makes it; public for the sd-bus vtable's C callbacks.
+	struct Console;
+	int on_listener_call(Console &c, sd_bus_message *m);
+
+private:
+	explicit QemuSource(QemuOptions options) : options_(std::move(options)) {}
+	Status connect_bus();
+	void enumerate();
+	void add_console(uint32_t console_id, uint32_t head, const std::string &label);
+	void lose_console(Console &c, const char *why);
+	void lose_all(const char *why);
+	void watch(sd_bus *bus);
+	void unwatch(sd_bus *bus);
+	void refresh_watches();
+	void call(sd_bus_message *msg, std::function<void(sd_bus_message *)> on_reply);
+	void call_console(uint32_t head, const char *iface, const char *member, const char *types, uint32_t a,
+	                  uint32_t b = 0);
+	Console *console(uint32_t head) const;
+
+	QemuOptions options_;
+	UniqueFd epoll_;
+	UniqueFd timer_; // sd-bus timeouts (method call replies)
+	sd_bus *bus_ = nullptr;
+	sd_bus_slot *owner_match_ = nullptr;
+	struct ConsoleDeleter {
+		void operator()(Console *c) const;
+	};
+	std::map<uint32_t, std::unique_ptr<Console, ConsoleDeleter>> consoles_; // by head id
+	uint64_t next_buffer_id_ = 1;
+	uint64_t generation_ = 0; // enumerations started: stale replies are dropped
+	bool waiting_logged_ = false;
+	bool ended_ = false;
+};
+
+} // namespace vscanout::vgpu

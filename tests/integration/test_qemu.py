@@ -1,0 +1,178 @@
+"""The QEMU source against a real QEMU 7.2 (`-display dbus`, TCG) on a private session bus.
+
+These run on the host with no guest OS: SeaBIOS on the standard VGA card draws its text screen,
+which is all a console needs to show. What vscanout shows is compared with what QEMU itself says
+the console shows (QMP `screendump`). The formulas of a real guest on two virtio-gpu heads, the
+cursor plane and input are checked in the VM test (tests/vm/qemu_dbus_test.sh)."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import wait_until
+from vscanout_pixels import describe_difference, parse_ppm
+
+QEMU = shutil.which("qemu-system-x86_64")
+
+
+class Bus:
+    """A private D-Bus session bus (dbus-daemon), stopped at teardown."""
+
+    def __init__(self):
+        r = subprocess.run(["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1"],
+                           stdout=subprocess.PIPE, text=True, timeout=20, check=True)
+        lines = r.stdout.split()
+        self.address, self.pid = lines[0], int(lines[1])
+
+    def stop(self):
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+class Qemu:
+    """QEMU with the standard VGA card shown over D-Bus, and a QMP socket to ask it for its own
+    picture of the console."""
+
+    def __init__(self, bus, workdir):
+        self.dir = tempfile.mkdtemp(prefix="qemu-", dir=workdir)
+        self.qmp_path = os.path.join(self.dir, "qmp.sock")
+        self.log_path = os.path.join(self.dir, "qemu.log")
+        env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=bus.address)
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [QEMU, "-accel", "tcg", "-machine", "q35", "-m", "128", "-nodefaults", "-no-user-config",
+             "-device", "VGA", "-display", "dbus", "-serial", "none", "-monitor", "none",
+             "-qmp", f"unix:{self.qmp_path},server=on,wait=off"],
+            env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until(lambda: os.path.exists(self.qmp_path) or self.proc.poll() is not None, 20, what="QEMU's QMP socket")
+        assert self.proc.poll() is None, f"QEMU exited: {open(self.log_path).read()}"
+        self.qmp = socket.socket(socket.AF_UNIX)
+        self.qmp.connect(self.qmp_path)
+        self.qmp_file = self.qmp.makefile("rw")
+        self.qmp_file.readline()  # the greeting
+        self.command("qmp_capabilities")
+
+    def command(self, name, **arguments):
+        self.qmp_file.write(json.dumps({"execute": name, "arguments": arguments}) + "\n")
+        self.qmp_file.flush()
+        while True:
+            reply = json.loads(self.qmp_file.readline())
+            if "event" not in reply:
+                assert "error" not in reply, reply
+                return reply
+
+    def screendump(self):
+        path = os.path.join(self.dir, "screendump.ppm")
+        self.command("screendump", filename=path)
+        with open(path, "rb") as f:
+            return parse_ppm(f.read())
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.qmp.close()
+        self.log.close()
+
+
+@pytest.fixture
+def qemu_bus(tmp_path):
+    """(bus, start_qemu): a private bus and a factory for QEMUs on it; all stopped at teardown."""
+    if QEMU is None:
+        pytest.fail("qemu-system-x86_64 is missing: run scripts/setup.sh")
+    bus = Bus()
+    started = []
+
+    def start():
+        q = Qemu(bus, str(tmp_path))
+        started.append(q)
+        return q
+
+    yield bus, start
+    for q in started:
+        q.stop()
+    bus.stop()
+
+
+def wait_same_as_qemu(vs, qemu, head=0, timeout=20):
+    """Until vscanout's capture of the head equals QEMU's own screendump taken right before it
+    (SeaBIOS's text cursor blinks: a capture between two blinks matches)."""
+    last = None
+
+    def same():
+        nonlocal last
+        vs.check_alive()
+        want = qemu.screendump()
+        last = describe_difference(vs.capture(head), want)
+        return last is None
+
+    try:
+        wait_until(same, timeout, interval=0.1, what="vscanout to show what QEMU shows")
+    except AssertionError as e:
+        raise AssertionError(f"HEAD-{head} differs from QEMU's screendump: {last or e}") from None
+
+
+def test_qemu_console_shown_as_qemu_sees_it(vscanout, qemu_bus):
+    bus, start_qemu = qemu_bus
+    qemu = start_qemu()
+    vs = vscanout(source="qemu", env={"DBUS_SESSION_BUS_ADDRESS": bus.address})
+    wait_until(lambda: "HEAD-0" in vs.randr(), 20, what="HEAD-0 for the VGA console")
+    vs.wait_log(r"qemu: head 0 is console 0 'VGA'")
+    wait_same_as_qemu(vs, qemu)
+    w, h = vs.randr()["HEAD-0"]
+    dump = qemu.screendump()
+    assert (w, h) == dump.size, f"HEAD-0 is {w}x{h}, QEMU's console {dump.width}x{dump.height}"
+
+
+def test_qemu_exit_shows_no_signal_and_the_next_qemu_is_shown(vscanout, qemu_bus):
+    bus, start_qemu = qemu_bus
+    qemu = start_qemu()
+    vs = vscanout(source="qemu", env={"DBUS_SESSION_BUS_ADDRESS": bus.address})
+    wait_until(lambda: "HEAD-0" in vs.randr(), 20, what="HEAD-0")
+    wait_same_as_qemu(vs, qemu)
+    size = vs.randr()["HEAD-0"]
+    qemu.stop()
+    vs.wait_log(r"qemu: head 0 \(console 0\): QEMU closed the connection; showing no signal")
+    vs.wait_no_signal(0, size)
+    st = vs.stats()
+    assert st[0]["connected"] is False, st[0]
+    qemu2 = start_qemu()
+    vs.wait_log(r"qemu: a QEMU appeared on the bus")
+    wait_same_as_qemu(vs, qemu2)
+    assert vs.stats()[0]["connected"] is True
+    vs.stop()
+
+
+def test_qemu_once_exits_0_when_qemu_exits(vscanout, qemu_bus):
+    bus, start_qemu = qemu_bus
+    qemu = start_qemu()
+    vs = vscanout(args=["--once"], source="qemu", env={"DBUS_SESSION_BUS_ADDRESS": bus.address})
+    wait_until(lambda: "HEAD-0" in vs.randr(), 20, what="HEAD-0")
+    qemu.stop()
+    t0 = time.monotonic()
+    rc = vs.proc.wait(20)
+    assert rc == 0, f"vscanout --once exited with {rc} after QEMU exited"
+    assert time.monotonic() - t0 < 10
+
+
+def test_vscanout_waits_for_a_qemu_that_comes_later(vscanout, qemu_bus):
+    bus, start_qemu = qemu_bus
+    vs = vscanout(source="qemu", env={"DBUS_SESSION_BUS_ADDRESS": bus.address})
+    vs.wait_log(r"qemu: no QEMU display on the bus yet .*; waiting for one")
+    assert vs.randr() == {}
+    qemu = start_qemu()
+    wait_until(lambda: "HEAD-0" in vs.randr(), 20, what="HEAD-0 once QEMU is up")
+    wait_same_as_qemu(vs, qemu)
