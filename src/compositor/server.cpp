@@ -158,6 +158,10 @@ Status Server::init() {
 	for (int fd : source_->watch_fds())
 		event_sources_.push_back(wl_event_loop_add_fd(loop, fd, WL_EVENT_READABLE, on_watch_fd, this));
 	for (uint32_t h : source_->heads()) add_head(h);
+	// wlroots 0.15 sends output-management clients a `done` with serial 0 until a configuration
+	// with a head is set, and wlr-randr waits for another: with no head yet (a QEMU source before
+	// QEMU is up) it would never return. A serial of our own makes "no outputs" an answer.
+	if (heads_.empty()) output_manager_->serial = wl_display_next_serial(display_);
 
 	const int poll_hz = options_.refresh == RefreshPolicy::watch ? options_.poll_hz : source_->poll_hz();
 	if (poll_hz > 0) {

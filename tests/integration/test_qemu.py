@@ -107,15 +107,20 @@ def qemu_bus(tmp_path):
     bus.stop()
 
 
-def wait_same_as_qemu(vs, qemu, head=0, timeout=20):
-    """Until vscanout's capture of the head equals QEMU's own screendump taken right before it
-    (SeaBIOS's text cursor blinks: a capture between two blinks matches)."""
+def wait_same_as_qemu(vs, qemu, head=0, timeout=30):
+    """Until vscanout's capture of the head equals QEMU's own screendump taken right before it,
+    once SeaBIOS has written its text screen (720x400 VGA text mode, reached from its 640x480
+    start through updates alone: QEMU 7.2 sends no Scanout for it). SeaBIOS's text cursor
+    blinks: a capture between two blinks matches."""
     last = None
 
     def same():
         nonlocal last
         vs.check_alive()
         want = qemu.screendump()
+        if want.size != (720, 400) or not any(want.data):
+            last = f"QEMU not in text mode with text yet ({want.width}x{want.height})"
+            return False
         last = describe_difference(vs.capture(head), want)
         return last is None
 
