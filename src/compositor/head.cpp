@@ -116,10 +116,14 @@ void Head::attach_output(wlr_output *o) {
 		if (!kms_) dirty_ = true;
 		if (output_) wlr_output_schedule_frame(output_);
 	});
-	// A nested window resized by the user: draw the guest frame again, scaled to the new size.
+	// A nested window resized by the user: draw the guest frame again, scaled to the new size,
+	// and tell the guest (a QEMU guest may take the size as its new mode).
 	mode_.connect(&o->events.mode, [this](void *) {
 		dirty_ = true;
-		if (output_) wlr_output_schedule_frame(output_);
+		if (!output_) return;
+		wlr_output_schedule_frame(output_);
+		const auto w = static_cast<uint32_t>(output_->width), h = static_cast<uint32_t>(output_->height);
+		if (!kms_ && (w != mode_w_ || h != mode_h_)) server_.source().window_resized(id_, w, h);
 	});
 	destroy_.connect(&o->events.destroy, [this](void *) { on_output_destroy(); });
 	mode_w_ = mode_h_ = 0;

@@ -1,17 +1,54 @@
 #include "compositor/keyboard.hpp"
 
+#include <linux/input-event-codes.h>
 #include <xkbcommon/xkbcommon.h>
 
-namespace vscanout::compositor {
+#include <map>
+#include <utility>
 
-Keyboard::Keyboard(wlr_input_device *device, wlr_session *session, bool allow_vt_switch)
-	: device_(device), session_(session), allow_vt_switch_(allow_vt_switch) {
-	xkb_context *ctx = xkb_context_new(XKB_CONTEXT_NO_FLAGS);
-	xkb_keymap *keymap = ctx ? xkb_keymap_new_from_names(ctx, nullptr, XKB_KEYMAP_COMPILE_NO_FLAGS) : nullptr;
-	if (keymap) wlr_keyboard_set_keymap(device->keyboard, keymap);
-	else wlr_log(WLR_ERROR, "keyboard %s: no XKB keymap (check XKB_DEFAULT_LAYOUT)", device->name);
-	xkb_keymap_unref(keymap);
-	xkb_context_unref(ctx);
+namespace vscanout::compositor {
+namespace {
+
+constexpr uint32_t kXkbOffset = 8; // XKB keycode = evdev code + 8
+
+// keysym -> (evdev code, needs Shift) in the default layout (XKB_DEFAULT_*, else us).
+const std::map<xkb_keysym_t, std::pair<uint32_t, bool>> &default_layout() {
+	static const auto table = [] {
+		std::map<xkb_keysym_t, std::pair<uint32_t, bool>> t;
+		xkb_context *ctx = xkb_context_new(XKB_CONTEXT_NO_FLAGS);
+		xkb_keymap *map = ctx ? xkb_keymap_new_from_names(ctx, nullptr, XKB_KEYMAP_COMPILE_NO_FLAGS) : nullptr;
+		if (map) {
+			for (xkb_keycode_t kc = xkb_keymap_min_keycode(map); kc <= xkb_keymap_max_keycode(map); kc++) {
+				if (kc < kXkbOffset) continue;
+				for (xkb_level_index_t level = 0; level < 2; level++) {
+					const xkb_keysym_t *syms = nullptr;
+					const int n = xkb_keymap_key_get_syms_by_level(map, kc, 0, level, &syms);
+					// Plain keys first: a keysym on two keys keeps its unshifted one.
+					for (int i = 0; i < n; i++) t.emplace(syms[i], std::make_pair(kc - kXkbOffset, level == 1));
+				}
+			}
+		}
+		xkb_keymap_unref(map);
+		xkb_context_unref(ctx);
+		return t;
+	}();
+	return table;
+}
+
+} // namespace
+
+Keyboard::Keyboard(wlr_input_device *device, bool is_virtual, wlr_session *session, bool allow_vt_switch,
+                   KeySink sink)
+	: device_(device), virtual_(is_virtual), session_(session), allow_vt_switch_(allow_vt_switch),
+	  sink_(std::move(sink)) {
+	if (!virtual_) {
+		xkb_context *ctx = xkb_context_new(XKB_CONTEXT_NO_FLAGS);
+		xkb_keymap *keymap = ctx ? xkb_keymap_new_from_names(ctx, nullptr, XKB_KEYMAP_COMPILE_NO_FLAGS) : nullptr;
+		if (keymap) wlr_keyboard_set_keymap(device->keyboard, keymap);
+		else wlr_log(WLR_ERROR, "keyboard %s: no XKB keymap (check XKB_DEFAULT_LAYOUT)", device->name);
+		xkb_keymap_unref(keymap);
+		xkb_context_unref(ctx);
+	}
 	key_.connect(&device->keyboard->events.key,
 	             [this](void *data) { on_key(*static_cast<wlr_event_keyboard_key *>(data)); });
 	destroy_.connect(&device->events.destroy, [this](void *) {
@@ -26,20 +63,53 @@ Keyboard::~Keyboard() {
 	destroy_.disconnect();
 }
 
-void Keyboard::on_key(const wlr_event_keyboard_key &event) {
+bool Keyboard::vt_switch(uint32_t keycode) {
 	xkb_state *state = device_->keyboard->xkb_state;
-	if (!state || event.state != WL_KEYBOARD_KEY_STATE_PRESSED) return;
+	if (!state) return false;
 	const xkb_keysym_t *syms = nullptr;
-	const int n = xkb_state_key_get_syms(state, event.keycode + 8, &syms); // evdev code -> XKB keycode
+	const int n = xkb_state_key_get_syms(state, keycode + kXkbOffset, &syms);
 	for (int i = 0; i < n; i++) {
 		if (syms[i] < XKB_KEY_XF86Switch_VT_1 || syms[i] > XKB_KEY_XF86Switch_VT_12) continue;
 		const unsigned vt = syms[i] - XKB_KEY_XF86Switch_VT_1 + 1;
 		if (!allow_vt_switch_) {
 			wlr_log(WLR_INFO, "Ctrl+Alt+F%u ignored: VT switching is off (start vscanout with -s to allow it)", vt);
-		} else if (session_) {
+			return false;
+		}
+		if (session_) {
 			wlr_log(WLR_INFO, "switching to VT %u", vt);
 			wlr_session_change_vt(session_, vt);
 		}
+		return true;
+	}
+	return false;
+}
+
+void Keyboard::on_key(const wlr_event_keyboard_key &event) {
+	const bool pressed = event.state == WL_KEYBOARD_KEY_STATE_PRESSED;
+	if (!virtual_) {
+		if (pressed && vt_switch(event.keycode)) return;
+		if (sink_) sink_(event.keycode, pressed);
+		return;
+	}
+	// A virtual keyboard: its keycode means what its own keymap says.
+	xkb_state *state = device_->keyboard->xkb_state;
+	if (!state || !sink_) return;
+	const xkb_keysym_t sym = xkb_state_key_get_one_sym(state, event.keycode + kXkbOffset);
+	const auto &layout = default_layout();
+	auto it = layout.find(sym);
+	if (it == layout.end()) {
+		char name[64];
+		xkb_keysym_get_name(sym, name, sizeof name);
+		wlr_log(WLR_INFO, "virtual keyboard: no key gives %s in the default layout; dropped", name);
+		return;
+	}
+	const auto [code, shift] = it->second;
+	if (pressed) {
+		if (shift) sink_(KEY_LEFTSHIFT, true);
+		sink_(code, true);
+	} else {
+		sink_(code, false);
+		if (shift) sink_(KEY_LEFTSHIFT, false);
 	}
 }
 

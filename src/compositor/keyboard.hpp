@@ -1,19 +1,26 @@
-// A keyboard of the seat (kiosk: libinput). vscanout has no clients to type into yet; the one
-// thing a keyboard does is Ctrl+Alt+F<n>, which switches virtual terminals only when the user
-// allowed it (-s, as cage does): a kiosk is not left through the keyboard by default.
+// A keyboard of the seat: the kiosk's (libinput), a nested window's (the parent's keyboard
+// focus), or a virtual keyboard a client made (zwp_virtual_keyboard_v1, e.g. `wtype`).
+// Keys go on to the guest as Linux evdev codes, which is what a VM's keyboard takes (the guest
+// applies its own layout). A virtual keyboard brings its own keymap, with keycodes of its own
+// choosing: its keys are translated through that keymap to a keysym and back to the evdev key
+// that gives the keysym in the default layout (with Shift where the keysym needs it).
+// Ctrl+Alt+F<n> switches virtual terminals only when the user allowed it (-s, as cage does).
 #pragma once
+
+#include <cstdint>
+#include <functional>
 
 #include "compositor/listener.hpp"
 #include "compositor/wlr.hpp"
-
-struct xkb_keymap;
 
 namespace vscanout::compositor {
 
 class Keyboard {
 public:
-	// The keymap comes from XKB_DEFAULT_* (the usual xkbcommon environment).
-	Keyboard(wlr_input_device *device, wlr_session *session, bool allow_vt_switch);
+	using KeySink = std::function<void(uint32_t evdev_code, bool pressed)>;
+	// The keymap of a real keyboard comes from XKB_DEFAULT_* (the usual xkbcommon environment);
+	// a virtual keyboard keeps the one its client gave.
+	Keyboard(wlr_input_device *device, bool is_virtual, wlr_session *session, bool allow_vt_switch, KeySink sink);
 	~Keyboard();
 	Keyboard(const Keyboard &) = delete;
 	Keyboard &operator=(const Keyboard &) = delete;
@@ -23,10 +30,13 @@ public:
 
 private:
 	void on_key(const wlr_event_keyboard_key &event);
+	bool vt_switch(uint32_t keycode);
 
 	wlr_input_device *device_;
+	bool virtual_;
 	wlr_session *session_;
 	bool allow_vt_switch_;
+	KeySink sink_;
 	Listener key_, destroy_;
 };
 

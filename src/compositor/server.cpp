@@ -9,6 +9,7 @@
 #include "base/log.hpp"
 #include "compositor/head.hpp"
 #include "compositor/keyboard.hpp"
+#include "compositor/pointer.hpp"
 #include "core/stats.hpp"
 #include "vgpu/qemu_source.hpp"
 #include "vgpu/sim.hpp"
@@ -26,8 +27,10 @@ Server::~Server() {
 	heads_.clear();
 	new_output_.disconnect();
 	new_input_.disconnect();
+	new_virtual_keyboard_.disconnect();
 	free_outputs_.clear();
 	keyboards_.clear();
+	pointers_.clear();
 	output_apply_.disconnect();
 	output_test_.disconnect();
 	if (backend_) wlr_backend_destroy(backend_); // destroys the outputs
@@ -124,9 +127,7 @@ Status Server::init() {
 	new_output_.connect(&backend_->events.new_output, [this](void *data) {
 		on_new_output(static_cast<wlr_output *>(data));
 	});
-	new_input_.connect(&backend_->events.new_input, [this](void *data) {
-		on_new_input(static_cast<wlr_input_device *>(data));
-	});
+	init_input();
 
 	const char *socket = nullptr;
 	if (!options_.socket.empty()) {
@@ -310,13 +311,6 @@ void Server::assign_outputs() {
 		free_outputs_.erase(pick);
 		attach(*head, output);
 	}
-}
-
-void Server::on_new_input(wlr_input_device *device) {
-	if (device->type != WLR_INPUT_DEVICE_KEYBOARD) return;
-	std::erase_if(keyboards_, [](const auto &k) { return !k->alive(); });
-	keyboards_.push_back(
-		std::make_unique<Keyboard>(device, wlr_backend_get_session(backend_), options_.allow_vt_switch));
 }
 
 void Server::output_closed(Head &head) {

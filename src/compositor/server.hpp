@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@ namespace vscanout::compositor {
 
 class Head;
 class Keyboard;
+class Pointer;
 
 class Server {
 public:
@@ -51,7 +53,12 @@ private:
 	void drain_presents();
 	bool create_output();
 	void on_new_output(wlr_output *output);
+	// Input (input.cpp): keyboards and pointers go to the guest of the focused head.
+	void init_input();
 	void on_new_input(wlr_input_device *device);
+	void add_keyboard(wlr_input_device *device, bool is_virtual);
+	Head *focused_head();
+	Head *head_of_device(wlr_input_device *device); // a nested window's pointer, else the focus
 	// KMS: connectors no head shows yet, in the order they came.
 	void add_free_output(wlr_output *output);
 	void assign_outputs();
@@ -82,7 +89,18 @@ private:
 	};
 	std::vector<std::unique_ptr<FreeOutput>> free_outputs_;
 	std::vector<std::unique_ptr<Keyboard>> keyboards_;
-	Listener new_output_, new_input_, output_apply_, output_test_;
+	std::vector<std::unique_ptr<Pointer>> pointers_;
+	wlr_seat *seat_ = nullptr;
+	uint32_t focus_ = UINT32_MAX; // the head keys go to (the pointer's last head); none yet: the first
+	std::map<uint32_t, std::pair<int32_t, int32_t>> pointer_last_; // per head, for relative guests
+	Listener new_output_, new_input_, new_virtual_keyboard_, output_apply_, output_test_;
+
+public:
+	// From a Pointer: positions 0..1 over the device's window (absolute) or deltas (relative).
+	void pointer_absolute(wlr_input_device *device, double x, double y);
+	void pointer_relative(wlr_input_device *device, double dx, double dy);
+	void pointer_button(wlr_input_device *device, uint32_t button, bool pressed);
+	void pointer_wheel(wlr_input_device *device, int32_t steps);
 };
 
 } // namespace vscanout::compositor

@@ -725,29 +725,45 @@ void QemuSource::call_console(uint32_t head, const char *iface, const char *memb
 	refresh_watches();
 }
 
-void QemuSource::key(uint32_t head, uint32_t qemu_key, bool pressed) {
-	call_console(head, "org.qemu.Display1.Keyboard", pressed ? "Press" : "Release", "u", qemu_key);
+void QemuSource::key(uint32_t head, uint32_t evdev_code, bool pressed) {
+	const uint32_t qnum = qemu_key_number(evdev_code);
+	if (!qnum) {
+		VLOG_DEBUG("qemu: no QEMU key number for evdev key %u; dropped", evdev_code);
+		return;
+	}
+	call_console(head, "org.qemu.Display1.Keyboard", pressed ? "Press" : "Release", "u", qnum);
 }
 
-void QemuSource::button(uint32_t head, uint32_t qemu_button, bool pressed) {
-	call_console(head, "org.qemu.Display1.Mouse", pressed ? "Press" : "Release", "u", qemu_button);
+void QemuSource::pointer_button(uint32_t head, uint32_t evdev_button, bool pressed) {
+	const int b = qemu_button(evdev_button);
+	if (b < 0) return;
+	call_console(head, "org.qemu.Display1.Mouse", pressed ? "Press" : "Release", "u", static_cast<uint32_t>(b));
 }
 
-void QemuSource::move_to(uint32_t head, uint32_t x, uint32_t y) {
+void QemuSource::pointer_to(uint32_t head, uint32_t x, uint32_t y) {
 	call_console(head, "org.qemu.Display1.Mouse", "SetAbsPosition", "uu", x, y);
 }
 
-void QemuSource::move_by(uint32_t head, int32_t dx, int32_t dy) {
+void QemuSource::pointer_by(uint32_t head, int32_t dx, int32_t dy) {
 	call_console(head, "org.qemu.Display1.Mouse", "RelMotion", "ii", static_cast<uint32_t>(dx),
 	             static_cast<uint32_t>(dy));
 }
 
-bool QemuSource::absolute_pointer(uint32_t head) const {
+void QemuSource::pointer_wheel(uint32_t head, int32_t steps) {
+	// QEMU's wheel is two buttons (3 up, 4 down), pressed and released once a step.
+	const uint32_t button = steps > 0 ? 4 : 3;
+	for (int32_t i = 0; i < std::abs(steps); i++) {
+		call_console(head, "org.qemu.Display1.Mouse", "Press", "u", button);
+		call_console(head, "org.qemu.Display1.Mouse", "Release", "u", button);
+	}
+}
+
+bool QemuSource::pointer_absolute(uint32_t head) const {
 	const Console *c = console(head);
 	return c && c->absolute;
 }
 
-void QemuSource::ui_info(uint32_t head, uint32_t width, uint32_t height) {
+void QemuSource::window_resized(uint32_t head, uint32_t width, uint32_t height) {
 	Console *c = console(head);
 	if (!c || !c->live() || !bus_) return;
 	sd_bus_message *m = nullptr;

@@ -42,6 +42,13 @@ Result<QemuOptions> parse_qemu_spec(const std::string &spec);
 // QEMU's pixman formats of the listener API, as DRM fourccs (0 where vscanout has none).
 uint32_t drm_format_of_pixman(uint32_t pixman_format);
 
+// The key number QEMU's Keyboard interface takes (its "qnum": PC XT scancode set 1, 0x80 added
+// for E0-prefixed keys) for a Linux evdev KEY_* code; 0 for keys QEMU has no number for.
+uint32_t qemu_key_number(uint32_t evdev_code);
+// QEMU's Mouse button for an evdev BTN_* code (0 left, 1 middle, 2 right, 5 side, 6 extra);
+// -1 for others.
+int qemu_button(uint32_t evdev_button);
+
 class QemuSource final : public Source {
 public:
 	static Result<std::unique_ptr<QemuSource>> create(QemuOptions options);
@@ -56,16 +63,15 @@ public:
 	std::vector<int> watch_fds() const override { return {epoll_.get()}; }
 	void dispatch(int fd) override;
 
-	// Input for a head's console; ignored while its QEMU is gone. Keys are QEMU key numbers
-	// (qcodes of the Keyboard interface), buttons QEMU's (0 left, 1 middle, 2 right, 3/4 wheel).
-	void key(uint32_t head, uint32_t qemu_key, bool pressed);
-	void button(uint32_t head, uint32_t qemu_button, bool pressed);
-	// Absolute pointer position in guest pixels; QEMU maps it to its tablet.
-	void move_to(uint32_t head, uint32_t x, uint32_t y);
-	void move_by(uint32_t head, int32_t dx, int32_t dy);
-	bool absolute_pointer(uint32_t head) const;
-	// The window showing the head has this size (a guest that follows may change its mode).
-	void ui_info(uint32_t head, uint32_t width, uint32_t height);
+	// Input for a head's console; ignored while its QEMU is gone.
+	bool takes_input() const override { return true; }
+	void key(uint32_t head, uint32_t evdev_code, bool pressed) override;
+	void pointer_button(uint32_t head, uint32_t evdev_button, bool pressed) override;
+	void pointer_to(uint32_t head, uint32_t x, uint32_t y) override;
+	void pointer_by(uint32_t head, int32_t dx, int32_t dy) override;
+	void pointer_wheel(uint32_t head, int32_t steps) override;
+	bool pointer_absolute(uint32_t head) const override;
+	void window_resized(uint32_t head, uint32_t width, uint32_t height) override;
 
 	// A listener method call as QEMU makes it; public for the sd-bus vtable's C callbacks.
 	struct Console;

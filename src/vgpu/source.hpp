@@ -56,6 +56,19 @@ public:
 	// Sources without change notices are polled at this rate (0: never polled on a timer).
 	virtual int poll_hz() const { return 0; }
 
+	// Input for the guest behind a head, for sources that can deliver it (QEMU); others ignore
+	// it. Keys and buttons are Linux evdev codes (KEY_*, BTN_*); positions are guest pixels.
+	virtual bool takes_input() const { return false; }
+	virtual void key(uint32_t head, uint32_t evdev_code, bool pressed) {}
+	virtual void pointer_button(uint32_t head, uint32_t evdev_button, bool pressed) {}
+	virtual void pointer_to(uint32_t head, uint32_t x, uint32_t y) {}
+	virtual void pointer_by(uint32_t head, int32_t dx, int32_t dy) {}
+	virtual void pointer_wheel(uint32_t head, int32_t steps) {} // > 0: down
+	// Whether the guest's pointer is absolute (a tablet): positions then go as pointer_to.
+	virtual bool pointer_absolute(uint32_t head) const { return false; }
+	// The window showing a head got this size; a guest may follow with a mode change.
+	virtual void window_resized(uint32_t head, uint32_t width, uint32_t height) {}
+
 	void set_events(SourceEvents events) { events_ = std::move(events); }
 
 protected:

@@ -1,0 +1,149 @@
+// Input to the guest: the seat's keyboards (real and virtual) and pointers, for sources that
+// take input (QEMU). Keys go to the focused head: the one the pointer was last over, at first
+// the lowest-numbered head.
+#include <linux/input-event-codes.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "compositor/head.hpp"
+#include "compositor/keyboard.hpp"
+#include "compositor/pointer.hpp"
+#include "compositor/server.hpp"
+#include "render/head_renderer.hpp"
+
+namespace vscanout::compositor {
+
+Pointer::Pointer(Server &server, wlr_input_device *device) : device_(device) {
+	wlr_pointer *p = device->pointer;
+	motion_.connect(&p->events.motion, [&server](void *data) {
+		auto *e = static_cast<wlr_event_pointer_motion *>(data);
+		server.pointer_relative(e->device, e->delta_x, e->delta_y);
+	});
+	motion_absolute_.connect(&p->events.motion_absolute, [&server](void *data) {
+		auto *e = static_cast<wlr_event_pointer_motion_absolute *>(data);
+		server.pointer_absolute(e->device, e->x, e->y);
+	});
+	button_.connect(&p->events.button, [&server](void *data) {
+		auto *e = static_cast<wlr_event_pointer_button *>(data);
+		server.pointer_button(e->device, e->button, e->state == WLR_BUTTON_PRESSED);
+	});
+	axis_.connect(&p->events.axis, [&server](void *data) {
+		auto *e = static_cast<wlr_event_pointer_axis *>(data);
+		if (e->orientation != WLR_AXIS_ORIENTATION_VERTICAL) return;
+		const int32_t steps = e->delta_discrete ? e->delta_discrete : (e->delta > 0 ? 1 : e->delta < 0 ? -1 : 0);
+		if (steps) server.pointer_wheel(e->device, steps);
+	});
+	destroy_.connect(&device->events.destroy, [this](void *) {
+		motion_.disconnect();
+		motion_absolute_.disconnect();
+		button_.disconnect();
+		axis_.disconnect();
+		destroy_.disconnect();
+		device_ = nullptr;
+	});
+}
+
+Pointer::~Pointer() {
+	motion_.disconnect();
+	motion_absolute_.disconnect();
+	button_.disconnect();
+	axis_.disconnect();
+	destroy_.disconnect();
+}
+
+void Server::init_input() {
+	new_input_.connect(&backend_->events.new_input,
+	                   [this](void *data) { on_new_input(static_cast<wlr_input_device *>(data)); });
+	// A seat, so that clients such as wtype can make a virtual keyboard on it.
+	seat_ = wlr_seat_create(display_, "seat0");
+	wlr_seat_set_capabilities(seat_, WL_SEAT_CAPABILITY_KEYBOARD | WL_SEAT_CAPABILITY_POINTER);
+	wlr_virtual_keyboard_manager_v1 *vk = wlr_virtual_keyboard_manager_v1_create(display_);
+	new_virtual_keyboard_.connect(&vk->events.new_virtual_keyboard, [this](void *data) {
+		auto *keyboard = static_cast<wlr_virtual_keyboard_v1 *>(data);
+		add_keyboard(&keyboard->input_device, true);
+	});
+}
+
+void Server::on_new_input(wlr_input_device *device) {
+	if (device->type == WLR_INPUT_DEVICE_KEYBOARD) {
+		add_keyboard(device, false);
+	} else if (device->type == WLR_INPUT_DEVICE_POINTER) {
+		std::erase_if(pointers_, [](const auto &p) { return !p->alive(); });
+		pointers_.push_back(std::make_unique<Pointer>(*this, device));
+	}
+}
+
+void Server::add_keyboard(wlr_input_device *device, bool is_virtual) {
+	std::erase_if(keyboards_, [](const auto &k) { return !k->alive(); });
+	auto sink = [this](uint32_t code, bool pressed) {
+		if (Head *h = focused_head(); h && source_->takes_input()) source_->key(h->id(), code, pressed);
+	};
+	keyboards_.push_back(std::make_unique<Keyboard>(device, is_virtual, wlr_backend_get_session(backend_),
+	                                                options_.allow_vt_switch, sink));
+	wlr_log(WLR_INFO, "keyboard %s%s: keys go to the focused head's guest", device->name,
+	        is_virtual ? " (virtual)" : "");
+}
+
+Head *Server::focused_head() {
+	if (auto it = heads_.find(focus_); it != heads_.end()) return it->second.get();
+	return heads_.empty() ? nullptr : heads_.begin()->second.get();
+}
+
+Head *Server::head_of_device(wlr_input_device *device) {
+	// The wayland backend gives each window its own pointer device, named after its output.
+	if (device->output_name) {
+		const std::string name = device->output_name;
+		for (auto &[id, head] : heads_)
+			if (head->output() && name == head->output()->name) return head.get();
+	}
+	return focused_head();
+}
+
+void Server::pointer_absolute(wlr_input_device *device, double x, double y) {
+	Head *head = head_of_device(device);
+	if (!head || !head->output() || !source_->takes_input()) return;
+	focus_ = head->id();
+	// From the window back to the guest frame: undo the letterbox and the scale.
+	const core::ShownPlane &p = head->tracker().primary();
+	if (!p.visible()) return;
+	const uint32_t ow = static_cast<uint32_t>(head->output()->width), oh = static_cast<uint32_t>(head->output()->height);
+	const render::Rect r = render::place_frame(p.info.width, p.info.height, ow, oh);
+	if (r.w <= 0 || r.h <= 0) return;
+	const double gx = (x * ow - r.x) * p.info.width / r.w, gy = (y * oh - r.y) * p.info.height / r.h;
+	const auto clamp = [](double v, uint32_t size) {
+		return static_cast<uint32_t>(std::clamp(v, 0.0, static_cast<double>(size - 1)));
+	};
+	const uint32_t px = clamp(gx, p.info.width), py = clamp(gy, p.info.height);
+	if (source_->pointer_absolute(head->id())) {
+		source_->pointer_to(head->id(), px, py);
+	} else {
+		// A relative guest pointer follows by the difference from the last position.
+		auto &last = pointer_last_[head->id()];
+		if (last.first >= 0)
+			source_->pointer_by(head->id(), static_cast<int32_t>(px) - last.first,
+			                    static_cast<int32_t>(py) - last.second);
+		last = {static_cast<int32_t>(px), static_cast<int32_t>(py)};
+	}
+}
+
+void Server::pointer_relative(wlr_input_device *device, double dx, double dy) {
+	Head *head = head_of_device(device);
+	if (!head || !source_->takes_input()) return;
+	source_->pointer_by(head->id(), static_cast<int32_t>(std::lround(dx)), static_cast<int32_t>(std::lround(dy)));
+}
+
+void Server::pointer_button(wlr_input_device *device, uint32_t button, bool pressed) {
+	Head *head = head_of_device(device);
+	if (!head || !source_->takes_input()) return;
+	focus_ = head->id();
+	source_->pointer_button(head->id(), button, pressed);
+}
+
+void Server::pointer_wheel(wlr_input_device *device, int32_t steps) {
+	Head *head = head_of_device(device);
+	if (head && source_->takes_input()) source_->pointer_wheel(head->id(), steps);
+}
+
+} // namespace vscanout::compositor
