@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -181,3 +182,55 @@ def test_vscanout_waits_for_a_qemu_that_comes_later(vscanout, qemu_bus):
     qemu = start_qemu()
     wait_until(lambda: "HEAD-0" in vs.randr(), 20, what="HEAD-0 once QEMU is up")
     wait_same_as_qemu(vs, qemu)
+
+
+class BusMonitor:
+    """dbus-monitor on the private bus: the calls vscanout makes into QEMU's consoles."""
+
+    def __init__(self, bus, rule):
+        self.proc = subprocess.Popen(["dbus-monitor", "--address", bus.address, rule],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.lines = []
+        threading.Thread(target=self._read, daemon=True).start()
+        # dbus-monitor shows its own NameAcquired once it listens
+        wait_until(lambda: any("NameAcquired" in line for line in self.lines), 10, what="dbus-monitor listening")
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def calls(self, interface):
+        """(member, [arguments as text]) of each method call on `interface`, in order."""
+        out = []
+        for line in list(self.lines):
+            if line.startswith("method call") and f"interface={interface};" in line:
+                out.append((line.split("member=")[1].strip(), []))
+            elif out and line.startswith("   ") and not line.startswith("method"):
+                out[-1][1].append(line.strip())
+        return out
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait(5)
+
+
+def test_wtype_keys_reach_the_console_as_qemu_key_numbers(vscanout, qemu_bus):
+    """A virtual keyboard (wtype) brings its own keymap; vscanout turns its keys back into the
+    keys of the default layout and calls Keyboard.Press/Release with QEMU's key numbers:
+    "Hi" is Shift+H, I (evdev 42, 35, 23, the same numbers in QEMU's XT set 1)."""
+    bus, start_qemu = qemu_bus
+    start_qemu()
+    vs = vscanout(source="qemu", env={"DBUS_SESSION_BUS_ADDRESS": bus.address})
+    wait_until(lambda: "HEAD-0" in vs.randr(), 20, what="HEAD-0")
+    mon = BusMonitor(bus, "interface='org.qemu.Display1.Keyboard'")
+    try:
+        r = vs.run_client(["wtype", "Hi"])
+        assert r.returncode == 0, r.stderr
+        want = [("Press", ["uint32 42"]), ("Press", ["uint32 35"]), ("Release", ["uint32 35"]),
+                ("Release", ["uint32 42"]), ("Press", ["uint32 23"]), ("Release", ["uint32 23"])]
+        wait_until(lambda: mon.calls("org.qemu.Display1.Keyboard") == want, 10,
+                   what=f"the key calls {want}, seen {mon.calls('org.qemu.Display1.Keyboard')}")
+        assert all("path=/org/qemu/Display1/Console_0;" in line
+                   for line in mon.lines if line.startswith("method call")), "keys went to another console"
+    finally:
+        mon.stop()
