@@ -68,6 +68,7 @@ void Head::forget_output() {
 	destroy_.disconnect();
 	targets_.clear();
 	kms_cursor_.reset();
+	parent_cursor_ = nullptr; // wlroots destroys output cursors with the output
 	if (front_) wlr_buffer_unlock(front_);
 	front_ = nullptr;
 	drop_scanout_buffers();
@@ -207,6 +208,7 @@ void Head::poll() {
 		// A new frame size moves and scales the cursor with the frame.
 		update_hardware_cursor(changes.cursor_image || changes.mode, changes.cursor_position || changes.mode);
 	}
+	update_parent_cursor(changes.cursor_image);
 	if (software_cursor_ && (changes.cursor_image || changes.cursor_position)) dirty_ = true;
 	if (changes.frame || changes.mode) dirty_ = true;
 	if (dirty_) wlr_output_schedule_frame(output_);
@@ -261,6 +263,53 @@ void Head::update_hardware_cursor(bool image, bool position) {
 	const int64_t gw = p.info.width, gh = p.info.height;
 	kms_cursor_->move(static_cast<int32_t>(r.x + (2 * gx * r.w + gw) / (2 * gw)),
 	                  static_cast<int32_t>(r.y + (2 * gy * r.h + gh) / (2 * gh)));
+}
+
+void Head::update_parent_cursor(bool image_changed) {
+	// Nested, with a guest whose pointer is absolute (QEMU with a tablet): the parent's pointer
+	// is the guest's pointer, so it takes the guest cursor image (the parent places it) and the
+	// frame shows none. Otherwise the guest cursor is drawn into the frame where the guest puts it.
+	const bool want = (wlr_output_is_wl(output_) || wlr_output_is_x11(output_)) && server_.source().takes_input() &&
+	                  server_.source().pointer_absolute(id_);
+	if (want == (parent_cursor_ != nullptr) && !image_changed) return;
+	auto &stats = tracker_.stats();
+	if (!want) {
+		if (!parent_cursor_) return; // the frame (or the KMS cursor plane) shows the cursor
+		wlr_output_cursor_destroy(parent_cursor_);
+		parent_cursor_ = nullptr;
+		software_cursor_ = true;
+		stats.cursor_path = "software";
+		dirty_ = true;
+		return;
+	}
+	if (!parent_cursor_) {
+		parent_cursor_ = wlr_output_cursor_create(output_);
+		software_cursor_ = false;
+		stats.cursor_path = "parent";
+		dirty_ = true;
+	}
+	const core::ShownPlane &c = tracker_.cursor();
+	stats.cursor_images++;
+	if (!c.visible() || !c.buffer->cpu_data()) {
+		wlr_output_cursor_set_image(parent_cursor_, nullptr, 0, 0, 0, 0, 0);
+		return;
+	}
+	const bool has_hot = c.info.x_hot != vgpu::kNoHotspot;
+	auto *imp = static_cast<const render::GuestImport *>(c.buffer.get());
+	imp->begin_read();
+	wlr_output_cursor_set_image(parent_cursor_, c.buffer->cpu_data() + c.info.offset, static_cast<int32_t>(c.info.stride / 4),
+	                            c.info.width, c.info.height, has_hot ? static_cast<int32_t>(c.info.x_hot) : 0,
+	                            has_hot ? static_cast<int32_t>(c.info.y_hot) : 0);
+	imp->end_read();
+	if (output_->hardware_cursor != parent_cursor_) {
+		wlr_log(WLR_INFO, "%s: the parent does not take the guest cursor as its pointer image; drawing it",
+		        output_->name);
+		wlr_output_cursor_destroy(parent_cursor_);
+		parent_cursor_ = nullptr;
+		software_cursor_ = true;
+		stats.cursor_path = "software";
+		dirty_ = true;
+	}
 }
 
 void Head::on_frame() {

@@ -62,6 +62,7 @@ private:
 	void apply_mode();
 	void choose_kms_mode();
 	void update_hardware_cursor(bool image, bool position);
+	void update_parent_cursor(bool image_changed);
 	bool draw_and_commit();
 	bool try_direct_scanout();
 	wlr_buffer *scanout_buffer(const std::shared_ptr<core::ImportedBuffer> &buffer);
@@ -78,6 +79,7 @@ private:
 	bool kms_ = false;                     // a DRM connector, not an output we made
 	std::string connector_;
 	std::unique_ptr<KmsCursor> kms_cursor_; // the cursor plane, where the output has one
+	wlr_output_cursor *parent_cursor_ = nullptr; // nested: the parent's pointer shows the guest cursor
 	wlr_buffer *front_ = nullptr;          // KMS: the last buffer committed, locked, for cursor-only commits
 	// KMS direct scan-out: wlr_buffers made for recent guest dma-bufs, and the configurations
 	// (format, modifier, width, height, stride) the driver refused.
