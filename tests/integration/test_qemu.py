@@ -143,6 +143,7 @@ def test_qemu_console_shown_as_qemu_sees_it(vscanout, qemu_bus):
     assert (w, h) == dump.size, f"HEAD-0 is {w}x{h}, QEMU's console {dump.width}x{dump.height}"
 
 
+@pytest.mark.sanitizer
 def test_qemu_exit_shows_no_signal_and_the_next_qemu_is_shown(vscanout, qemu_bus):
     bus, start_qemu = qemu_bus
     qemu = start_qemu()
@@ -214,6 +215,7 @@ class BusMonitor:
         self.proc.wait(5)
 
 
+@pytest.mark.sanitizer
 def test_wtype_keys_reach_the_console_as_qemu_key_numbers(vscanout, qemu_bus):
     """A virtual keyboard (wtype) brings its own keymap; vscanout turns its keys back into the
     keys of the default layout and calls Keyboard.Press/Release with QEMU's key numbers:
@@ -234,3 +236,4 @@ def test_wtype_keys_reach_the_console_as_qemu_key_numbers(vscanout, qemu_bus):
                    for line in mon.lines if line.startswith("method call")), "keys went to another console"
     finally:
         mon.stop()
+    vs.stop()
