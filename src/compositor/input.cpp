@@ -80,8 +80,8 @@ void Server::add_keyboard(wlr_input_device *device, bool is_virtual) {
 	auto sink = [this](uint32_t code, bool pressed) {
 		if (Head *h = focused_head(); h && source_->takes_input()) source_->key(h->id(), code, pressed);
 	};
-	keyboards_.push_back(std::make_unique<Keyboard>(device, is_virtual, wlr_backend_get_session(backend_),
-	                                                options_.allow_vt_switch, sink));
+	keyboards_.push_back(std::make_unique<Keyboard>(device, is_virtual, wl_display_get_event_loop(display_),
+	                                                wlr_backend_get_session(backend_), options_.allow_vt_switch, sink));
 	wlr_log(WLR_INFO, "keyboard %s%s: keys go to the focused head's guest", device->name,
 	        is_virtual ? " (virtual)" : "");
 }

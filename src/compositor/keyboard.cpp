@@ -3,6 +3,7 @@
 #include <linux/input-event-codes.h>
 #include <xkbcommon/xkbcommon.h>
 
+#include <cstdlib>
 #include <map>
 #include <utility>
 
@@ -37,8 +38,8 @@ const std::map<xkb_keysym_t, std::pair<uint32_t, bool>> &default_layout() {
 
 } // namespace
 
-Keyboard::Keyboard(wlr_input_device *device, bool is_virtual, wlr_session *session, bool allow_vt_switch,
-                   KeySink sink)
+Keyboard::Keyboard(wlr_input_device *device, bool is_virtual, wl_event_loop *loop, wlr_session *session,
+                   bool allow_vt_switch, KeySink sink)
 	: device_(device), virtual_(is_virtual), session_(session), allow_vt_switch_(allow_vt_switch),
 	  sink_(std::move(sink)) {
 	if (!virtual_) {
@@ -51,7 +52,12 @@ Keyboard::Keyboard(wlr_input_device *device, bool is_virtual, wlr_session *sessi
 	}
 	key_.connect(&device->keyboard->events.key,
 	             [this](void *data) { on_key(*static_cast<wlr_event_keyboard_key *>(data)); });
-	destroy_.connect(&device->events.destroy, [this](void *) {
+	destroy_.connect(&device->events.destroy, [this, loop](void *) {
+		// wlroots 0.15 never frees a virtual keyboard's wlr_keyboard (its destroy hook is empty;
+		// LeakSanitizer shows 352 bytes per wtype run). It is still used while this device is
+		// torn down, so free it once the loop is idle again.
+		if (virtual_ && loop)
+			wl_event_loop_add_idle(loop, [](void *kb) { std::free(kb); }, device_->keyboard);
 		key_.disconnect();
 		destroy_.disconnect();
 		device_ = nullptr;

@@ -20,7 +20,8 @@ public:
 	using KeySink = std::function<void(uint32_t evdev_code, bool pressed)>;
 	// The keymap of a real keyboard comes from XKB_DEFAULT_* (the usual xkbcommon environment);
 	// a virtual keyboard keeps the one its client gave.
-	Keyboard(wlr_input_device *device, bool is_virtual, wlr_session *session, bool allow_vt_switch, KeySink sink);
+	Keyboard(wlr_input_device *device, bool is_virtual, wl_event_loop *loop, wlr_session *session, bool allow_vt_switch,
+	         KeySink sink);
 	~Keyboard();
 	Keyboard(const Keyboard &) = delete;
 	Keyboard &operator=(const Keyboard &) = delete;
