@@ -101,7 +101,8 @@ void Head::attach_output(wlr_output *o) {
 	wlr_output_set_description(o, desc.c_str());
 	if (wlr_output_is_wl(o)) wlr_wl_output_set_title(o, ("vscanout — " + server_.source().name() + " " + name).c_str());
 	if (wlr_output_is_x11(o)) wlr_x11_output_set_title(o, ("vscanout — " + server_.source().name() + " " + name).c_str());
-	if (!wlr_output_init_render(o, server_.allocator(), server_.renderer()))
+	// A connector given back by a head that went away keeps the renderer it was set up with.
+	if (!o->allocator && !wlr_output_init_render(o, server_.allocator(), server_.renderer()))
 		wlr_log(WLR_ERROR, "%s: cannot set up rendering for this output", name.c_str());
 
 	// wayland/x11 take a cursor image but the parent's pointer places it, and headless has no

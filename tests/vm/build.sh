@@ -2,6 +2,7 @@
 # Builds what run.sh boots, under $VM_BUILD (default: build-vm/ at the repository root, which
 # the repository's .gitignore already keeps out of git):
 #   samples/   mbochs.c, mdpy.c and mdpy-defs.h from linux-source-6.1, with mbochs fixed (below),
+#              and udmabuf.c (drivers/dma-buf; Debian builds its kernel without CONFIG_UDMABUF),
 #              compiled out of tree against the pinned kernel's headers
 #   initramfs.cpio.gz   busybox, the modules the tests need (dependencies resolved with modinfo)
 #              and tests/vm/init
@@ -72,7 +73,8 @@ else
 	tar -xJf "$tarball" -C "$build/extract" --strip-components=3 \
 		linux-source-6.1/samples/vfio-mdev/mbochs.c \
 		linux-source-6.1/samples/vfio-mdev/mdpy.c \
-		linux-source-6.1/samples/vfio-mdev/mdpy-defs.h
+		linux-source-6.1/samples/vfio-mdev/mdpy-defs.h \
+		linux-source-6.1/drivers/dma-buf/udmabuf.c
 	mv "$build/extract"/* "$src/"
 	rmdir "$build/extract"
 
@@ -149,19 +151,48 @@ EOF
  		}
  	}
 EOF
+	# udmabuf (/dev/udmabuf: dma-bufs over sealed memfds; the sim source's dmabuf=on, used by the
+	# kiosk test) is a bool in 6.1's Kconfig and Debian leaves it off. Out of tree it lacks three
+	# symbols the kernel does not export: shmem_mapping() (a tmpfs inode's superblock magic says
+	# the same for a memfd), memfd_fcntl(F_GET_SEALS) (the seals are in the shmem inode) and
+	# hugetlbfs_file_operations (hugetlb memfds are refused instead); it also has to import the
+	# DMA_BUF symbol namespace itself.
+	if ! patch --quiet --forward --fuzz=0 --no-backup-if-mismatch -p1 -d "$src" <<'EOF'
+--- a/udmabuf.c
++++ b/udmabuf.c
+@@ -12,6 +12,14 @@
+ #include <linux/slab.h>
+ #include <linux/udmabuf.h>
+ #include <linux/hugetlb.h>
++#include <linux/magic.h>
++
++/* Built out of tree: shmem_mapping(), memfd_fcntl() and hugetlbfs_file_operations are not exported. */
++#define shmem_mapping(mapping) ((mapping)->host->i_sb->s_magic == TMPFS_MAGIC)
++#define memfd_fcntl(file, cmd, arg) ((int)SHMEM_I(file_inode(file))->seals)
++#undef is_file_hugepages
++#define is_file_hugepages(file) false
++MODULE_IMPORT_NS(DMA_BUF);
+ 
+ static int list_limit = 1024;
+ module_param(list_limit, int, 0644);
+EOF
+	then
+		echo "vm build: the udmabuf out-of-tree patch no longer applies to $tarball" >&2
+		exit 1
+	fi
 	echo "vm build: samples extracted and fixed in $(ms_since "$t") ms"
 	mark_done sources "$src_key"
 fi
 
 # --- 2. the modules --------------------------------------------------------------------------
-mod_key=$( { echo "$self_digest $kver"; cat "$src/mbochs.c" "$src/mdpy.c" "$src/mdpy-defs.h"; } | digest)
-if up_to_date modules "$mod_key" && [ -f "$src/mbochs.ko" ] && [ -f "$src/mdpy.ko" ]; then
-	echo "vm build: mbochs.ko, mdpy.ko up to date"
+mod_key=$( { echo "$self_digest $kver"; cat "$src/mbochs.c" "$src/mdpy.c" "$src/mdpy-defs.h" "$src/udmabuf.c"; } | digest)
+if up_to_date modules "$mod_key" && [ -f "$src/mbochs.ko" ] && [ -f "$src/mdpy.ko" ] && [ -f "$src/udmabuf.ko" ]; then
+	echo "vm build: mbochs.ko, mdpy.ko, udmabuf.ko up to date"
 else
 	t=$(date +%s%N)
-	printf 'obj-m := mbochs.o mdpy.o\n' > "$src/Kbuild"
+	printf 'obj-m := mbochs.o mdpy.o udmabuf.o\n' > "$src/Kbuild"
 	make -s -C "$kbuild" M="$src" -j"$(nproc)" modules
-	echo "vm build: mbochs.ko, mdpy.ko built in $(ms_since "$t") ms"
+	echo "vm build: mbochs.ko, mdpy.ko, udmabuf.ko built in $(ms_since "$t") ms"
 	mark_done modules "$mod_key"
 fi
 
@@ -203,6 +234,8 @@ fi
 #   kms (optional): virtio_gpu, the KMS driver of QEMU's virtio-vga / virtio-gpu-pci (connectors
 #         Virtual-N, a primary and a cursor plane per CRTC), with drm, drm_kms_helper,
 #         drm_shmem_helper and virtio_dma_buf from modinfo (tests/vm/kiosk_test.sh)
+#   udmabuf (optional): /dev/udmabuf, built here from the kernel's source (step 1); the sim
+#         source's dmabuf=on makes its buffers with it (tests/vm/kiosk_test.sh)
 #   input (optional): evdev (/dev/input/event*; the i8042 PS/2 keyboard and atkbd are built into
 #         Debian's kernel, psmouse is not loaded) and virtio_input for QEMU's virtio-tablet-pci /
 #         virtio-keyboard-pci (tests/vm/qemu_dbus_test.sh)
@@ -210,9 +243,10 @@ declare -A groups=(
 	[base]="virtio_pci 9pnet_virtio 9p vfio vfio_iommu_type1 mdev $src/mbochs.ko $src/mdpy.ko"
 	[vgem]="vgem"
 	[kms]="virtio_gpu"
+	[udmabuf]="$src/udmabuf.ko"
 	[input]="evdev virtio_input"
 )
-group_order=(base vgem kms input)
+group_order=(base vgem kms udmabuf input)
 
 declare -A seen=() # module name -> its index in order
 order=() # "name group[,group...] path" in load order

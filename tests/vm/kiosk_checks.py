@@ -11,7 +11,7 @@ script checks from inside what the kernel scans out (debugfs atomic state: each 
 plane's framebuffer and position; vscanout's --stats), while kiosk_host.py checks from outside what
 QEMU shows (QMP screendump of each head, QEMU's trace of the cursor and scanout commands).
 
-Two runs of vscanout:
+Four runs of vscanout:
   run 1, --mode preferred (default), sim modes 1024x768/1024x768: both heads 1:1 on their
     connectors with the hardware cursor at (96, 96); a static second changes nothing; `mode 0
     800x480` letterboxes head 0 on Virtual-1 (still 1024x768, scale 1.28) and moves its cursor;
@@ -20,6 +20,20 @@ Two runs of vscanout:
     sim modes 1280x800/800x600: each connector takes its head's mode; `mode 1 640x480` follows;
     `mode 0 1000x700` (not a mode Virtual-2 lists) falls back to its preferred 1024x768, scaled;
     SIGTERM -> 0.
+  run 3, more heads than connectors: sim heads 0, 1, 2 (1024x768) and `--output
+    HEAD-7=Virtual-9`: HEAD-0 and HEAD-1 take Virtual-1 and Virtual-2 (connector order), HEAD-2
+    waits; `plug 7 1024x768`: HEAD-7 waits for Virtual-9 (there is none), nothing on screen
+    changes; `unplug 0`: HEAD-2 takes the released Virtual-1 while Virtual-2 stays untouched (same
+    framebuffer, no virtio-gpu command for it); `plug 5 1024x768`: HEAD-5 waits; `unplug 1`: HEAD-5
+    takes Virtual-2; `unplug 2`: Virtual-1 goes dark, HEAD-7 does not take it; SIGTERM -> 0.
+  run 4, guest dma-bufs (sim dmabuf=on: udmabuf over memfd; the VM loads udmabuf.ko): the first
+    frames (a mode set: composed); `flip *` makes vscanout try the guest buffer on the primary plane
+    with a test-only commit. Either virtio-gpu takes it (stats `scanouts` count, `renders` stay,
+    the screendump is the guest buffer itself) or it refuses (one `cannot scan out the guest
+    buffer` line per head and configuration, composed frames, `scanouts` 0); the RESULT line says
+    which, with the kernel's answer to DRM_IOCTL_PRIME_FD_TO_HANDLE (drm.debug during the flip);
+    `flip 0` then shows frame 2 of head 0 the same way (no second refusal line) while head 1 and
+    Virtual-2 stay as they are; SIGTERM -> 0.
 
 Guest and host meet through files in the out share ($VSCANOUT_VM_OUT/sync): the guest writes
 phase-NN.json (what each connector should show now) and waits for the host's done-NN.json; the
@@ -28,6 +42,7 @@ host prints its own RESULT lines. Every wait has a deadline. Each check prints o
 exit status 1 if any check failed. Debian's /usr/bin/python3 and the standard library only.
 """
 
+import errno
 import json
 import os
 import re
@@ -292,10 +307,11 @@ class Host:
         self.present = None
         os.makedirs(SYNC, exist_ok=True)
 
-    def ask(self, name, expects, static_since=None):
+    def ask(self, name, expects, static_since=None, untouched=None, off=()):
         """Phase `name`: the host screendumps every connector and reads QEMU's trace; returns its
         answer ({"results": [...]}). static_since: the phase number since whose answer QEMU must
-        have seen no scanout, flush or cursor command."""
+        have seen no scanout, flush or cursor command. untouched: (phase, [scanout, ...]): the
+        same for those scanouts only. off: scanouts whose last SET_SCANOUT must have no resource."""
         if self.present is None:
             try:
                 wait_until(lambda: os.path.exists(os.path.join(SYNC, "host-ready")), 15, 0.1, "kiosk_host.py")
@@ -307,7 +323,9 @@ class Host:
         if not self.present:
             return None
         self.n += 1
-        phase = {"n": self.n, "name": name, "expects": [e.to_json() for e in expects], "static_since": static_since}
+        phase = {"n": self.n, "name": name, "expects": [e.to_json() for e in expects], "static_since": static_since,
+                 "untouched": {"since": untouched[0], "scanouts": list(untouched[1])} if untouched else None,
+                 "off": list(off)}
         path = os.path.join(SYNC, "phase-%02d.json" % self.n)
         with open(path + ".part", "w") as f:
             json.dump(phase, f)
@@ -360,7 +378,7 @@ def vscanout_binary(src):
 class Kiosk:
     """One vscanout on wlroots' DRM backend with the sim source and its control FIFO."""
 
-    def __init__(self, label, binary, modes, args=()):
+    def __init__(self, label, binary, modes, args=(), heads=2, options=""):
         self.label = label
         self.dir = tempfile.mkdtemp(prefix="kiosk-%s-" % label, dir="/run")
         os.chmod(self.dir, 0o700)
@@ -368,7 +386,8 @@ class Kiosk:
         self.ctl_path = os.path.join(self.dir, "ctl")
         self.out_path = os.path.join(self.dir, "stdout")
         self.err_path = os.path.join(self.dir, "stderr")
-        source = "sim:heads=2,fps=0,modes=%s,control=%s" % ("/".join("%dx%d" % m for m in modes), self.ctl_path)
+        source = "sim:heads=%d,fps=0,modes=%s%s,control=%s" % (
+            heads, "/".join("%dx%d" % m for m in modes), "," + options if options else "", self.ctl_path)
         self.argv = [binary, "--source", source, "--stats", self.stats_path] + list(args)
         env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "DISPLAY", "WAYLAND_SOCKET")}
         env.update(WLR_BACKENDS="drm", WLR_DRM_DEVICES=CARD, WLR_LIBINPUT_NO_DEVICES="1",
@@ -388,6 +407,20 @@ class Kiosk:
     def stdout(self):
         with open(self.out_path, "rb") as f:
             return f.read().decode(errors="replace")
+
+    def log_matches(self, rx):
+        return re.findall(rx, self.log(), re.M)
+
+    def wait_log(self, rx, timeout=8):
+        """Waits for a line of vscanout's log matching rx; returns that line."""
+        def found():
+            self.check_alive()
+            m = re.search(r"^.*(?:%s).*$" % rx, self.log(), re.M)
+            return m and m.group(0)
+
+        line = wait_until(found, timeout, 0.05, "the log line /%s/" % rx)
+        say("%s log: %s" % (self.label, line.strip()))
+        return line
 
     def tail(self, n=12):
         """Prints the last lines of vscanout's log; returns the one that says most (an assertion,
@@ -649,6 +682,224 @@ class Run:
             say("expect %s" % e.describe())
         return self.show(phase, "DRM state")
 
+    # ---- heads coming and going (run 3)
+
+    def start_waiting(self, heads, waiting):
+        """The start, with the log line of each head that finds no connector."""
+        detail = self.start(heads)
+        lines = [self.vs.wait_log(r"HEAD-%d: waiting for an output \(no free connector\)" % h) for h in waiting]
+        return "%s; %s" % (detail, "; ".join(re.sub(r"^.*\] ", "", line) for line in lines))
+
+    def hotplug(self, line, logs, change, phase, gone=(), heads=None, never=()):
+        """A control command that adds or removes a sim head. logs: log lines (regexes) that must
+        follow; change(expects) updates the expectations (None: nothing on screen changes);
+        gone: connectors (scanout indices) that must end up off; heads: the head ids the stats
+        must list then; never: log lines that must not appear. The connectors whose head and frame
+        stay must keep their framebuffers (debugfs) and see no virtio-gpu command (host)."""
+        old = {e.scanout: (e.head, e.n) for e in self.current()}
+        fbs_before = self.kms.fbs(self.kms.state(), self.current())
+        self.vs.control(line)
+        found = [re.sub(r"^.*\] ", "", self.vs.wait_log(rx)) for rx in logs]
+        if change:
+            change(self.expects)
+        exp = self.current()
+        keep = [e for e in exp if old.get(e.scanout) == (e.head, e.n)]
+        for e in exp:
+            say("expect %s%s" % (e.describe(), " (untouched)" if e in keep else ""))
+        problems = []
+        try:
+            st = self.kms.wait(exp, tag="%02d-%s" % (self.host.n + 1, phase))
+        except Fail as ex:
+            st = None
+            problems.append(str(ex))
+        off_state = {}
+        for s in gone:
+            name = "Virtual-%d" % (s + 1)
+
+            def dark():
+                conn = self.kms.state()["connectors"].get(name)
+                if conn is None:
+                    raise Fail("no connector %s in the state" % name)
+                if conn["crtc"]:
+                    raise Fail("%s still on %s" % (name, conn["crtc"]))
+                return True
+
+            try:
+                wait_until(dark, 5, 0.1, "%s to be off" % name)
+                off_state[name] = "off (no CRTC)"
+            except Fail as ex:
+                problems.append(str(ex))
+        if st is not None:
+            fbs_after = self.kms.fbs(self.kms.state(), keep)
+            problems += ["%s (untouched) fbs (primary, cursor) %s -> %s" % (c, fbs_before.get(c), fbs_after[c])
+                         for c in fbs_after if fbs_before.get(c) != fbs_after[c]]
+        for rx in never:
+            bad = self.vs.log_matches(r"^.*(?:%s).*$" % rx)
+            if bad:
+                problems.append("logged: %s" % bad[0].strip())
+        stats = self.vs.stats()
+        if heads is not None and sorted(stats) != sorted(heads):
+            problems.append("stats list heads %s, expected %s" % (sorted(stats), sorted(heads)))
+        problems += stats_problems(stats, exp)
+        static = not gone and len(keep) == len(exp) and len(old) == len(exp)
+        since = self.last_phase
+        ans = self.host.ask(phase, exp, static_since=since if static else None,
+                            untouched=(since, [e.scanout for e in keep]) if keep and not static else None, off=gone)
+        self.last_phase = self.host.n
+        if problems:
+            raise Fail("; ".join(problems) + host_results(ans))
+        shown = self.kms.summary(st, exp)
+        return "%s; %s%s; untouched: %s; stats heads %s%s" % (
+            "; ".join(found), shown, "".join("; %s %s" % kv for kv in off_state.items()),
+            ", ".join("%s fbs %s" % (e.connector, fbs_before[e.connector]) for e in keep) or "none",
+            sorted(stats), host_results(ans))
+
+    # ---- guest dma-bufs on the primary plane (run 4)
+
+    def dmabuf_start(self):
+        detail = self.start(2)
+        line = self.vs.wait_log(r"sim: .* udmabuf buffers")
+        if not os.path.exists("/dev/udmabuf"):
+            raise Fail("no /dev/udmabuf")
+        return "%s; %s; /dev/udmabuf present (udmabuf.ko loaded: %s)" % (
+            detail, re.sub(r"^.*\] ", "", line).strip(), os.path.isdir("/sys/module/udmabuf"))
+
+    REFUSAL = r"HEAD-%d: %s cannot scan out the guest buffer \(1024x768, format 0x34325258, modifier 0x0\); composing"
+
+    def refusals(self, e):
+        return len(self.vs.log_matches(r"^.*%s.*$" % (self.REFUSAL % (e.head, e.connector))))
+
+    def dmabuf_flip(self, line, heads, phase, kernel_debug=False):
+        """`flip` on the heads given: each flipped head's connector shows the next frame, either
+        as the guest's own dma-buf (stats scanouts +1, renders unchanged) or composed after one
+        refusal line per head and configuration (scanouts 0, renders +1). The other heads stay
+        as they are. Returns which case it was, per head."""
+        exp = self.current()
+        flipped = [e for e in exp if e.head in heads]
+        still = [e for e in exp if e.head not in heads]
+        before = self.vs.stats()
+        refused_before = {e.head: self.refusals(e) for e in flipped}
+        fbs_before = self.kms.fbs(self.kms.state(), still)
+        dmesg_mark = None
+        if kernel_debug:
+            # DRM_UT_CORE: every ioctl and its error, so the kernel says what it answered the import.
+            subprocess.run(["dmesg", "-C"], check=False)
+            with open("/sys/module/drm/parameters/debug", "w") as f:
+                f.write("0x1")
+            dmesg_mark = True
+        try:
+            self.vs.control(line)
+            for e in flipped:
+                e.n += 1
+                say("expect %s" % e.describe())
+
+            def settled():
+                st = self.vs.stats()
+                for e in flipped:
+                    s = st[e.head]
+                    if s["generation"] <= before[e.head]["generation"]:
+                        raise Fail("head %d generation still %d" % (e.head, s["generation"]))
+                    if s["scanouts"] == before[e.head]["scanouts"] and s["renders"] == before[e.head]["renders"]:
+                        raise Fail("head %d: no new frame yet (scanouts %d, renders %d)" % (
+                            e.head, s["scanouts"], s["renders"]))
+                return st
+
+            wait_until(settled, 8, 0.1, "the flipped heads' next frame")
+        finally:
+            if kernel_debug:
+                with open("/sys/module/drm/parameters/debug", "w") as f:
+                    f.write("0")
+        problems = []
+        try:
+            st = self.kms.wait(exp, tag="%02d-%s" % (self.host.n + 1, phase))
+        except Fail as ex:
+            st = None
+            problems.append(str(ex))
+        after = self.vs.stats()
+        ans = self.host.ask(phase, exp, untouched=(self.last_phase, [e.scanout for e in still]) if still else None)
+        self.last_phase = self.host.n
+        if ans and any(not r["ok"] for r in ans.get("results", [])):
+            problems.append("the host saw a wrong picture or command" + host_results(ans))
+        if st is not None and still:
+            fbs_after = self.kms.fbs(st, still)
+            problems += ["%s (not flipped) fbs %s -> %s" % (c, fbs_before[c], fbs_after[c])
+                         for c in fbs_after if fbs_before[c] != fbs_after[c]]
+        for e in still:
+            for k in ("commits", "renders", "scanouts"):
+                if after[e.head][k] != before[e.head][k]:
+                    problems.append("head %d (not flipped) %s %d -> %d" % (e.head, k, before[e.head][k], after[e.head][k]))
+        cases = {}
+        for e in flipped:
+            b, a = before[e.head], after[e.head]
+            refused = self.refusals(e)
+            d_scan, d_render = a["scanouts"] - b["scanouts"], a["renders"] - b["renders"]
+            fb = self.kms.plane(st, e.crtc, "primary") if st is not None else {}
+            if d_scan > 0 and d_render == 0 and refused == 0:
+                cases[e.head] = "accepted"
+                if fb.get("fb_size") != e.mode:
+                    problems.append("head %d scanned out directly, but %s's primary fb is %s" % (
+                        e.head, e.connector, fb.get("fb_size")))
+            elif d_scan == 0 and a["scanouts"] == 0 and d_render > 0 and refused == 1:
+                cases[e.head] = "refused"
+            else:
+                cases[e.head] = "neither"
+                problems.append("head %d: neither a direct scan-out nor a logged refusal: scanouts %d -> %d, renders "
+                                "%d -> %d, %d refusal lines (%d before)" % (
+                                    e.head, b["scanouts"], a["scanouts"], b["renders"], a["renders"], refused,
+                                    refused_before[e.head]))
+        kernel = ""
+        if dmesg_mark:
+            text = subprocess.run(["dmesg"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout.decode(
+                errors="replace")
+            with open(os.path.join(OUT, "kiosk-dmabuf-drm-debug.txt"), "w") as f:
+                f.write(text)
+            # wlroots also re-imports its own dumb buffers (PRIME_HANDLE_TO_FD just before): those
+            # are told apart from the guest buffer's import.
+            guest, own = [], 0
+            last_ioctl = None
+            lines = text.splitlines()
+            for i, ln in enumerate(lines):
+                m = re.search(r"pid=(\d+), dev=\S+, auth=\d, (DRM_IOCTL_\w+)", ln)
+                if not m:
+                    continue
+                name, prev, last_ioctl = m.group(2), last_ioctl, m.group(2)
+                if name != "DRM_IOCTL_PRIME_FD_TO_HANDLE":
+                    continue
+                ret = 0
+                for nxt in lines[i + 1:i + 4]:
+                    r = re.search(r"pid=%s, ret=(-?\d+)" % m.group(1), nxt)
+                    if r:
+                        ret = int(r.group(1))
+                        break
+                    if "DRM_IOCTL_" in nxt:
+                        break
+                if prev == "DRM_IOCTL_PRIME_HANDLE_TO_FD" and ret == 0:
+                    own += 1
+                else:
+                    guest.append("ret=%d (%s: %s)" % (ret, errno.errorcode.get(-ret, "?"), os.strerror(-ret)) if ret < 0
+                                 else "ok")
+            kernel = "; kernel (drm.debug): DRM_IOCTL_PRIME_FD_TO_HANDLE of the guest dma-buf: %s%s" % (
+                ", ".join("%s x%d" % (r, guest.count(r)) for r in sorted(set(guest))) or "none",
+                " (and %d of wlroots' own dumb buffers: ok)" % own if own else "")
+        if problems:
+            raise Fail("; ".join(problems) + kernel)
+        verdict = "; ".join(
+            "head %d on %s: %s" % (e.head, e.connector,
+                                   "ACCEPTED: the guest dma-buf is on the primary plane (scanouts %d -> %d, renders %d, "
+                                   "primary fb %s %dx%d)" % (before[e.head]["scanouts"], after[e.head]["scanouts"],
+                                                            after[e.head]["renders"],
+                                                            self.kms.plane(st, e.crtc, "primary")["fb"], *e.mode)
+                                   if cases[e.head] == "accepted" else
+                                   "REFUSED: '%s cannot scan out the guest buffer (1024x768, format 0x34325258, modifier "
+                                   "0x0); composing' logged once, composed (scanouts 0, renders %d -> %d)" % (
+                                       e.connector, before[e.head]["renders"], after[e.head]["renders"]))
+            for e in flipped)
+        return "virtio-gpu %s the udmabuf dma-buf: %s; frame %s exact in the screendump%s%s%s" % (
+            "accepted" if set(cases.values()) == {"accepted"} else "refused" if set(cases.values()) == {"refused"}
+            else "accepted/refused", verdict, "/".join(str(e.n) for e in flipped),
+            "; %s untouched" % ", ".join(e.connector for e in still) if still else "",
+            "; import path %s" % "/".join(sorted({after[e.head]["import_path"] for e in flipped})), kernel)
+
     # ---- the end
 
     def clean_exit(self):
@@ -811,8 +1062,63 @@ def main():
     finally:
         vs.cleanup()
 
+    # ---- run 3: more heads than connectors; heads plugged and unplugged
+    mode = (1024, 768)
+    vs = Kiosk("hotplug", binary, [mode], ["--output", "HEAD-7=Virtual-9"], heads=3)
+    run = Run(kms, host, vs, {0: Expect(0, 0, mode, mode), 1: Expect(1, 1, mode, mode)})
+
+    def to_head(scanout, head):
+        def change(ex):
+            ex[scanout] = Expect(scanout, head, mode, mode)
+        return change
+
+    def dark(scanout):
+        def change(ex):
+            del ex[scanout]
+        return change
+
+    never7 = [r"HEAD-7: on connector"]
+    try:
+        run_phases(run, ("10a run 3 (sim heads 0-2 on 2 connectors, --output HEAD-7=Virtual-9): vscanout starts, "
+                         "HEAD-2 waits (no free connector)", run.start_waiting, 3, [2]), [
+            ("10b HEAD-0 on Virtual-1, HEAD-1 on Virtual-2 (connector order), 1:1, cursors at (96,96)",
+             run.first_frames, "3 heads, 2 connectors"),
+            ("10c 'plug 7 1024x768': HEAD-7 waits for Virtual-9 (no such connector); no display change",
+             run.hotplug, "plug 7 1024x768", [r"HEAD-7: waiting for connector Virtual-9"], None, "plug 7 (Virtual-9)",
+             (), [0, 1, 2, 7], never7),
+            ("10d 'unplug 0': HEAD-2 takes the released Virtual-1 (frame 0 of head 2); Virtual-2 untouched; HEAD-7 "
+             "waits", run.hotplug, "unplug 0", [r"head 0: unplugged", r"HEAD-2: on connector Virtual-1"],
+             to_head(0, 2), "unplug 0", (), [1, 2, 7], never7),
+            ("10e 'plug 5 1024x768': HEAD-5 waits (no free connector); no display change", run.hotplug,
+             "plug 5 1024x768", [r"HEAD-5: waiting for an output \(no free connector\)"], None, "plug 5",
+             (), [1, 2, 5, 7], never7),
+            ("10f 'unplug 1': HEAD-5 takes Virtual-2 (frame 0 of head 5); Virtual-1 untouched", run.hotplug,
+             "unplug 1", [r"head 1: unplugged", r"HEAD-5: on connector Virtual-2"], to_head(1, 5), "unplug 1",
+             (), [2, 5, 7], never7),
+            ("10g 'unplug 2': Virtual-1 goes off, HEAD-7 (mapped to Virtual-9) does not take it; Virtual-2 untouched",
+             run.hotplug, "unplug 2", [r"head 2: unplugged"], dark(0), "unplug 2", [0], [5, 7], never7),
+            ("10h run 3: SIGTERM -> exit 0", run.clean_exit),
+        ])
+    finally:
+        vs.cleanup()
+
+    # ---- run 4: guest dma-bufs (udmabuf) and direct scan-out
+    vs = Kiosk("dmabuf", binary, [mode], heads=2, options="dmabuf=on")
+    run = Run(kms, host, vs, {0: Expect(0, 0, mode, mode), 1: Expect(1, 1, mode, mode)})
+    try:
+        run_phases(run, ("11a run 4 (sim dmabuf=on): vscanout starts with udmabuf buffers", run.dmabuf_start), [
+            ("11b the first frames (a mode set: composed), 1:1 on both connectors", run.first_frames, "dma-bufs, mode set"),
+            ("11c 'flip *': frame 1 on both connectors, the guest dma-buf scanned out or refused once per head and "
+             "composed", run.dmabuf_flip, "flip *", (0, 1), "dma-bufs, flip *", True),
+            ("11d 'flip 0': frame 2 of head 0 the same way (no second refusal line); Virtual-2 untouched",
+             run.dmabuf_flip, "flip 0", (0,), "dma-bufs, flip 0"),
+            ("11e run 4: SIGTERM -> exit 0", run.clean_exit),
+        ])
+    finally:
+        vs.cleanup()
+
     host.end()
-    R.run("9 no kernel warnings", kernel_warnings)
+    R.run("12 no kernel warnings", kernel_warnings)
     return finish()
 
 

@@ -16,7 +16,11 @@ Connects to QEMU's QMP socket, writes DIR/sync/host-ready, then answers each pha
    connector's mode; the last cursor command puts the cursor image where the guest's debugfs
    says, or hides it (res 0);
 and, for a phase with `static_since`, that QEMU saw no SET_SCANOUT, RESOURCE_FLUSH or cursor
-command since it answered that earlier phase. It then writes DIR/sync/done-NN.json. Each check
+command since it answered that earlier phase; for a phase with `untouched` ({since, scanouts}),
+that the named scanouts saw none since then (no SET_SCANOUT or cursor command for them, no
+RESOURCE_FLUSH of the resource they show) while others changed; for a phase with `off` (scanout
+indices), that the last SET_SCANOUT of each has no resource (the connector was turned off; no
+screendump then). It then writes DIR/sync/done-NN.json. Each check
 prints `RESULT: PASS|FAIL host ...: <reason>`. Ends at the guest's DIR/sync/end marker, when QEMU
 closes the QMP socket, or at the deadline. Failed screendumps are kept in DIR (host-*.ppm).
 """
@@ -172,6 +176,26 @@ class Trace:
         return setsc, cursor
 
     @staticmethod
+    def scanout_commands(lines, scanout, res):
+        """The commands in `lines` that touch `scanout`, which showed resource `res` before
+        them: SET_SCANOUT or cursor commands for it, RESOURCE_FLUSH of the resource it shows."""
+        out = []
+        for line in lines:
+            m = SCANOUT_RX.search(line)
+            if m and int(m.group(1)) == scanout:
+                res = int(m.group(2), 16)
+                out.append(line.strip())
+                continue
+            m = CURSOR_RX.search(line)
+            if m and int(m.group(1)) == scanout:
+                out.append(line.strip())
+                continue
+            m = FLUSH_RX.search(line)
+            if m and res and int(m.group(1), 16) == res:
+                out.append(line.strip())
+        return out
+
+    @staticmethod
     def display_commands(lines):
         return [line.strip() for line in lines if CURSOR_RX.search(line) or SCANOUT_RX.search(line)
                 or FLUSH_RX.search(line)]
@@ -288,11 +312,42 @@ class Phases:
         return R.record(True, title, "no SET_SCANOUT, RESOURCE_FLUSH or cursor command in %d trace lines since" % (
             len(lines) - self.trace_mark[since]))
 
+    def check_untouched(self, n, name, since, scanouts, lines):
+        title = "P%02d scanout %s untouched since phase %s (%s)" % (n, "/".join(map(str, scanouts)), since, name)
+        if since not in self.trace_mark:
+            return R.record(False, title, "phase %s was not answered: nothing to compare with" % since)
+        mark = self.trace_mark[since]
+        problems, shown = [], []
+        for s in scanouts:
+            setsc, _ = self.trace.scanout_state(lines[:mark], s)
+            if setsc is None or not setsc[0]:
+                problems.append("scanout %d showed no resource at phase %s" % (s, since))
+                continue
+            new = Trace.scanout_commands(lines[mark:], s, setsc[0])
+            if new:
+                problems.append("scanout %d (res 0x%x): %d commands: %s" % (s, setsc[0], len(new), " | ".join(new[:4])))
+            shown.append("scanout %d keeps res 0x%x" % (s, setsc[0]))
+        if problems:
+            return R.record(False, title, "; ".join(problems))
+        others = len(Trace.display_commands(lines[mark:]))
+        return R.record(True, title, "%s: no SET_SCANOUT, RESOURCE_FLUSH of it or cursor command in %d trace lines "
+                        "(%d display commands for the others)" % (", ".join(shown), len(lines) - mark, others))
+
+    def check_off(self, n, name, scanout, lines):
+        title = "P%02d scanout %d turned off (%s)" % (n, scanout, name)
+        setsc, cursor = self.trace.scanout_state(lines, scanout)
+        if setsc is None:
+            return R.record(False, title, "no SET_SCANOUT for scanout %d in the trace" % scanout)
+        if setsc[0]:
+            return R.record(False, title, "the last SET_SCANOUT for scanout %d shows res 0x%x %dx%d" % ((scanout,) + setsc))
+        return R.record(True, title, "the last SET_SCANOUT for scanout %d has res 0x0 (no resource)" % scanout)
+
     def answer(self, phase):
         n, name = phase["n"], phase["name"]
         say("phase %d (%s): %s" % (n, name, "; ".join(
-            "%s head %d %s on %s" % (e["connector"], e["head"], "x".join(map(str, e["guest"])),
-                                     "x".join(map(str, e["mode"]))) for e in phase["expects"])))
+            ["%s head %d frame %d %s on %s" % (e["connector"], e["head"], e["n"], "x".join(map(str, e["guest"])),
+                                               "x".join(map(str, e["mode"]))) for e in phase["expects"]]
+            + ["scanout %d off" % s for s in phase.get("off") or ()])))
         results = []
         for e in phase["expects"]:
             results.append(self.check_picture(n, name, e))
@@ -301,6 +356,11 @@ class Phases:
             results.append(self.check_trace(n, name, e, lines))
         if phase.get("static_since") is not None:
             results.append(self.check_static(n, name, phase["static_since"], lines))
+        if phase.get("untouched"):
+            u = phase["untouched"]
+            results.append(self.check_untouched(n, name, u["since"], u["scanouts"], lines))
+        for s in phase.get("off") or ():
+            results.append(self.check_off(n, name, s, lines))
         self.trace_mark[n] = len(self.trace.lines())
         path = os.path.join(self.sync, "done-%02d.json" % n)
         with open(path + ".part", "w") as f:

@@ -4,7 +4,9 @@
 # (two outputs; the guest's virtio_gpu KMS driver, module group `kms`) and runs kiosk_checks.py in
 # the guest: vscanout on wlroots' DRM backend with the sim source, checked from inside (debugfs
 # atomic state, --stats) while kiosk_host.py checks from outside (QMP screendump of each head,
-# QEMU's trace of the cursor and scanout commands). See kiosk_checks.py for the phases.
+# QEMU's trace of the cursor and scanout commands). The guest also loads udmabuf (module group
+# `udmabuf`, built from the kernel's source by build.sh) for the sim's dmabuf=on run. See
+# kiosk_checks.py for the phases.
 #
 # Prints every check's `RESULT: PASS|FAIL <check>: <reason>` line (the guest's through the
 # console as they happen, then the host's from kiosk_host.py), the time of each step, and last a
@@ -111,7 +113,7 @@ hpid=$!
 # on the host (another test's clean-up) would otherwise end run.sh in the middle of the run.
 guest_args=()
 [ -z "${VSCANOUT_BIN:-}" ] || guest_args=(--bin "$bin")
-VM_TIMEOUT=$timeout_s VM_MODULES=kms VM_KERNEL_ARGS="video=Virtual-2:1280x800e ${VM_KERNEL_ARGS:-}" \
+VM_TIMEOUT=$timeout_s VM_MODULES=kms,udmabuf VM_KERNEL_ARGS="video=Virtual-2:1280x800e ${VM_KERNEL_ARGS:-}" \
 	VM_QEMU_ARGS="$qemu_args" "$here/run.sh" "$here/kiosk_checks.py" "${guest_args[@]}" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 # QEMU has exited: the helper sees the QMP socket close and ends; give it a few seconds.
