@@ -72,6 +72,8 @@ void Server::on_new_input(wlr_input_device *device) {
 	} else if (device->type == WLR_INPUT_DEVICE_POINTER) {
 		std::erase_if(pointers_, [](const auto &p) { return !p->alive(); });
 		pointers_.push_back(std::make_unique<Pointer>(*this, device));
+		wlr_log(WLR_INFO, "pointer %s%s%s", device->name, device->output_name ? " over " : "",
+		        device->output_name ? device->output_name : "");
 	}
 }
 

@@ -130,6 +130,7 @@ struct QemuSource::Console {
 	std::string label;
 	sd_bus *p2p = nullptr;      // QEMU's connection to our listener object
 	sd_bus_slot *object = nullptr;
+	sd_bus_slot *mouse_match = nullptr; // Mouse.IsAbsolute changes (the guest enables its tablet)
 	bool absolute = false;      // Mouse.IsAbsolute
 	// Primary plane: pixels in `picture`, or a dma-buf.
 	bool primary_on = false;
@@ -215,6 +216,7 @@ Result<std::unique_ptr<QemuSource>> QemuSource::create(QemuOptions options) {
 QemuSource::~QemuSource() {
 	for (auto &[head, c] : consoles_) {
 		if (c->object) sd_bus_slot_unref(c->object);
+		if (c->mouse_match) sd_bus_slot_unref(c->mouse_match);
 		if (c->p2p) sd_bus_close_unref(c->p2p);
 	}
 	if (owner_match_) sd_bus_slot_unref(owner_match_);
@@ -387,7 +389,25 @@ void QemuSource::add_console(uint32_t console_id, uint32_t head, const std::stri
 	} else {
 		sd_bus_message_unref(m);
 	}
-	// Whether QEMU's pointer is absolute (a tablet): then positions go as SetAbsPosition.
+	// Whether QEMU's pointer is absolute (a tablet): then positions go as SetAbsPosition. It
+	// changes when the guest's driver takes or leaves its tablet.
+	const std::string rule = "type='signal',sender='" + std::string(kService) + "',path='" + path +
+	                         "',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged'," +
+	                         "arg0='org.qemu.Display1.Mouse'";
+	r = sd_bus_add_match_async(
+		bus_, &c.mouse_match, rule.c_str(),
+		[](sd_bus_message *m, void *userdata, sd_bus_error *) {
+			auto *c = static_cast<Console *>(userdata);
+			const char *iface = nullptr;
+			std::map<std::string, Prop> changed;
+			if (sd_bus_message_read(m, "s", &iface) >= 0 && read_props(m, changed) && changed.count("IsAbsolute")) {
+				c->absolute = changed["IsAbsolute"].b;
+				VLOG_INFO("qemu: head %u: the guest's pointer is %s", c->head, c->absolute ? "absolute" : "relative");
+			}
+			return 0;
+		},
+		nullptr, &c);
+	if (r < 0) VLOG_ERROR("qemu: head %u: cannot follow the pointer mode: %s", head, errno_text(r).c_str());
 	sd_bus_message *q = nullptr;
 	if (sd_bus_message_new_method_call(bus_, &q, kService, path.c_str(), "org.freedesktop.DBus.Properties", "Get") >=
 	        0 &&
@@ -413,6 +433,7 @@ void QemuSource::lose_console(Console &c, const char *why) {
 	VLOG_INFO("qemu: head %u (console %u): %s; showing no signal", c.head, c.console_id, why);
 	unwatch(c.p2p);
 	if (c.object) c.object = sd_bus_slot_unref(c.object);
+	if (c.mouse_match) c.mouse_match = sd_bus_slot_unref(c.mouse_match);
 	c.p2p = sd_bus_close_unref(c.p2p);
 	c.primary_on = false;
 	c.picture = Picture{};

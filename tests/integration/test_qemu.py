@@ -12,15 +12,19 @@ import signal
 import socket
 import subprocess
 import tempfile
+import sys
 import threading
 import time
 
 import pytest
 
 from conftest import wait_until
+from nesting import Sway
 from vscanout_pixels import describe_difference, parse_ppm
 
 QEMU = shutil.which("qemu-system-x86_64")
+VIRTUAL_POINTER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "vm",
+                               "wl_virtual_pointer.py")
 
 
 class Bus:
@@ -43,7 +47,7 @@ class Qemu:
     """QEMU with the standard VGA card shown over D-Bus, and a QMP socket to ask it for its own
     picture of the console."""
 
-    def __init__(self, bus, workdir):
+    def __init__(self, bus, workdir, extra=()):
         self.dir = tempfile.mkdtemp(prefix="qemu-", dir=workdir)
         self.qmp_path = os.path.join(self.dir, "qmp.sock")
         self.log_path = os.path.join(self.dir, "qemu.log")
@@ -52,7 +56,7 @@ class Qemu:
         self.proc = subprocess.Popen(
             [QEMU, "-accel", "tcg", "-machine", "q35", "-m", "128", "-nodefaults", "-no-user-config",
              "-device", "VGA", "-display", "dbus", "-serial", "none", "-monitor", "none",
-             "-qmp", f"unix:{self.qmp_path},server=on,wait=off"],
+             "-qmp", f"unix:{self.qmp_path},server=on,wait=off"] + list(extra),
             env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(lambda: os.path.exists(self.qmp_path) or self.proc.poll() is not None, 20, what="QEMU's QMP socket")
         assert self.proc.poll() is None, f"QEMU exited: {open(self.log_path).read()}"
@@ -237,3 +241,73 @@ def test_wtype_keys_reach_the_console_as_qemu_key_numbers(vscanout, qemu_bus):
     finally:
         mon.stop()
     vs.stop()
+
+
+def test_nested_in_sway_window_size_and_pointer_reach_qemu(vscanout, parents, tmp_path):
+    """vscanout nested in a headless sway, showing QEMU's standard VGA (SeaBIOS: a PS/2 mouse,
+    a relative pointer). The user resizing the window (`resize set`) sends QEMU the new size as
+    SetUIInfo; the seat's pointer moved with `swaymsg seat - cursor set` between two points
+    arrives as RelMotion by the distance in guest pixels (the letterbox undone), and
+    `cursor press/release button1` as Mouse.Press/Release 0. (An absolute pointer, SetAbsPosition,
+    is checked with a Linux guest and virtio-tablet in tests/vm/qemu_dbus_test.sh.)"""
+    bus = Bus()
+    qemu = None
+    try:
+        qemu = Qemu(bus, str(tmp_path))
+        sway = parents(Sway, config=["default_border none",
+                                     'for_window [title="HEAD-0$"] floating enable, move absolute position 0 0'])
+        mon = BusMonitor(bus, "interface='org.qemu.Display1.Mouse'")
+        ui = BusMonitor(bus, "member='SetUIInfo'")
+        try:
+            env = dict(sway.vscanout_env(), DBUS_SESSION_BUS_ADDRESS=bus.address)
+            vs = vscanout(source="qemu", env=env)
+            name = "vscanout — qemu HEAD-0"
+            sway.wait_windows(lambda ws: [w["name"] for w in ws] == [name], what="HEAD-0's window in sway")
+            wait_same_as_qemu(vs, qemu)  # SeaBIOS's text screen: the guest frame is 720x400
+            sway.command('[title="HEAD-0$"] resize set 1000 700')
+            want_ui = ["uint16 0", "uint16 0", "int32 0", "int32 0", "uint32 1000", "uint32 700"]
+            wait_until(lambda: ("SetUIInfo", want_ui) in ui.calls("org.qemu.Display1.Console"), 10,
+                       what="SetUIInfo 1000x700")
+            rect = sway.window(name)["rect"]
+            assert (rect["width"], rect["height"]) == (1000, 700), rect
+            # 720x400 letterboxed into 1000x700: scale 1000/720, bars above and below.
+            scale = 1000 / 720
+            fy = (700 - round(400 * scale)) / 2
+
+            def at(gx, gy):
+                return int(rect["x"] + gx * scale + 0.5), int(rect["y"] + fy + gy * scale + 0.5)
+
+            def calls():
+                return [c for c in mon.calls("org.qemu.Display1.Mouse") if c[0] in ("RelMotion", "Press", "Release")]
+
+            # A headless sway has no input device, so its seat offers clients no pointer: a
+            # virtual pointer client gives it one, then sway's own cursor commands drive it.
+            vptr = subprocess.Popen([sys.executable, VIRTUAL_POINTER], env=dict(os.environ, **sway.client_env()),
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            try:
+                assert vptr.stdout.readline().strip() == "ready", "the virtual pointer did not start"
+                sway.command("seat - cursor set %d %d" % at(180, 100))
+                time.sleep(0.2)
+                sway.command("seat - cursor set %d %d" % at(360, 200))
+                sway.command("seat - cursor press button1")
+                sway.command("seat - cursor release button1")
+                # (The pointer's first position over the window may already count as a move.)
+                try:
+                    wait_until(lambda: [c[0] for c in calls()][-3:] == ["RelMotion", "Press", "Release"], 10,
+                               what="RelMotion, Press, Release")
+                except AssertionError as e:
+                    raise AssertionError(f"{e}; seen {calls()}") from None
+            finally:
+                vptr.stdin.close()
+                vptr.wait(10)
+            (_, motion), press, release = calls()[-3:]
+            dx, dy = (int(v.split()[1]) for v in motion)
+            assert abs(dx - 180) <= 1 and abs(dy - 100) <= 1, f"RelMotion({dx}, {dy}), expected about (180, 100)"
+            assert press == ("Press", ["uint32 0"]) and release == ("Release", ["uint32 0"]), (press, release)
+        finally:
+            mon.stop()
+            ui.stop()
+    finally:
+        if qemu:
+            qemu.stop()
+        bus.stop()
