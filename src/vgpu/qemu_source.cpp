@@ -614,11 +614,13 @@ Result<PlaneInfo> QemuSource::query(uint32_t head, PlaneType type) {
 	p.stride = c->cursor.stride;
 	p.size = p.stride * p.height;
 	p.buffer_id = c->cursor.id;
-	// MouseSet places the pointer, that is the hotspot; the plane's position is the image's.
+	// MouseSet gives the image's top-left, as the guest placed its cursor plane: virtio-gpu
+	// passes the plane's CRTC position on unchanged (Linux virtgpu_plane.c: pos = crtc_x, the
+	// hotspot separately). That is the plane's position here too.
 	p.x_hot = static_cast<uint32_t>(c->hot_x);
 	p.y_hot = static_cast<uint32_t>(c->hot_y);
-	p.x_pos = c->mouse_x - c->hot_x;
-	p.y_pos = c->mouse_y - c->hot_y;
+	p.x_pos = c->mouse_x;
+	p.y_pos = c->mouse_y;
 	return p;
 }
 
