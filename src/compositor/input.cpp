@@ -132,7 +132,8 @@ void Server::pointer_absolute(wlr_input_device *device, double x, double y) {
 
 void Server::pointer_relative(wlr_input_device *device, double dx, double dy) {
 	Head *head = head_of_device(device);
-	if (!head || !source_->takes_input()) return;
+	// An absolute guest pointer takes positions only (a nested window sends those too).
+	if (!head || !source_->takes_input() || source_->pointer_absolute(head->id())) return;
 	source_->pointer_by(head->id(), static_cast<int32_t>(std::lround(dx)), static_cast<int32_t>(std::lround(dy)));
 }
 
