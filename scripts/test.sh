@@ -81,6 +81,9 @@ vm_test tests/vm/vfio_test.sh vm.log "vfio vm"
 step "DRM/KMS kiosk in a VM: virtio-gpu under QEMU, checked by debugfs, QMP screendump and QEMU's trace"
 vm_test tests/vm/kiosk_test.sh kiosk-vm.log "kiosk vm"
 
+step "The QEMU source in a VM: QEMU -display dbus with two virtio-gpu heads and a guest program of ours"
+vm_test tests/vm/qemu_dbus_test.sh qemu-vm.log "qemu vm"
+
 echo
 echo "logs: $logdir"
 echo "vscanout: $passed passed, $failed failed"

@@ -4,8 +4,11 @@ the Wayland wire protocol spoken directly on the compositor's socket (no client 
 
 A headless sway has no input devices at all, so its seat has no pointer capability and clients
 never get a wl_pointer: `swaymsg seat - cursor set X Y` moves a cursor nobody sees. While this
-program runs, the seat has a pointer: sway's cursor commands then reach the client under the
-cursor (qemu_dbus_host.py uses that to drive vscanout nested in sway).
+program runs, the seat has a pointer. Drive it with this program's own commands (below): sway
+1.7 queues the client events of an IPC `seat - cursor set/press/release` but sends them only
+along with its next event (seen with WAYLAND_DEBUG: a release arrived with the next command,
+700 ms late), while this device's requests reach the client at once. qemu_dbus_host.py drives
+vscanout nested in sway with it.
 
 usage: wl_virtual_pointer.py     (WAYLAND_DISPLAY and XDG_RUNTIME_DIR as for any client)
 Prints `ready` once the device exists, then reads commands on stdin, one a line:
