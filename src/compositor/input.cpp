@@ -94,11 +94,12 @@ Head *Server::focused_head() {
 }
 
 Head *Server::head_of_device(wlr_input_device *device) {
-	// The wayland backend gives each window its own pointer device, named after its output.
+	// The wayland and X11 backends give each window its own pointer device, named after its
+	// output: wayland's after vscanout named it HEAD-<id>, X11's before (X11-<n>).
 	if (device->output_name) {
 		const std::string name = device->output_name;
 		for (auto &[id, head] : heads_)
-			if (head->output() && name == head->output()->name) return head.get();
+			if (head->output() && (name == head->output()->name || name == head->connector())) return head.get();
 	}
 	return focused_head();
 }
