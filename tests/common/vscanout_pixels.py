@@ -249,14 +249,26 @@ def _scaled_axis(src, dst, value, filt):
     return out
 
 
-def scaled_frame_problems(img, gw, gh, head, n=0, filters=("bilinear", "nearest"), tolerance=1, limit=4):
+def scaled_frame_problems(img, gw, gh, head, n=0, filters=("bilinear", "nearest"), tolerance=1, limit=4,
+                          cursor=None):
     """Checks an output showing frame n of a gw x gh guest head scaled into it with its aspect
     kept: every pixel outside place_frame's rectangle exactly black, every pixel inside within
     `tolerance` of the pattern sampled with one of `filters` (the pattern is separable: R follows
-    x, G follows y, B is constant, so each axis is computed once). Returns (filter that fits or
-    None, list of problems); no problems for the first filter that fits."""
+    x, G follows y, B is constant, so each axis is computed once). `cursor` (x, y, size) is an
+    opaque white square drawn over the frame at guest pixels x, y: its scaled rectangle (a pixel
+    of slack around it for the blended edges) must be white in its middle and is not compared.
+    Returns (filter that fits or None, list of problems); no problems for the first filter that
+    fits."""
     W, H = img.width, img.height
     x0, y0, w, h = place_frame(gw, gh, W, H)
+    skip = None
+    if cursor:
+        cx, cy, size = cursor
+        skip = (x0 + cx * w // gw - 1, y0 + cy * h // gh - 1,
+                x0 + -(-(cx + size) * w // gw) + 1, y0 + -(-(cy + size) * h // gh) + 1)
+        mid = ((skip[0] + skip[2]) // 2, (skip[1] + skip[3]) // 2)
+        if img.pixel(*mid) != (255, 255, 255):
+            return None, ["no cursor: (%d,%d), the middle of the scaled cursor square, is %s" % (mid + (img.pixel(*mid),))]
     blue = (16 * n + 85 * head) % 256
     bar_problems = []
     zero_row = bytes(3 * W)
@@ -294,7 +306,7 @@ def scaled_frame_problems(img, gw, gh, head, n=0, filters=("bilinear", "nearest"
             for i in range(w):
                 px = (rs[i], gs[i], bs[i])
                 want = (reds[i], g_want, blue)
-                if close(px, want):
+                if close(px, want) or (skip and skip[0] <= x0 + i < skip[2] and skip[1] <= yy < skip[3]):
                     continue
                 count += 1
                 white += px == (255, 255, 255)

@@ -20,6 +20,7 @@ import time
 import pytest
 
 from conftest import REPO, SLOW, describe_difference, guest_frame, wait_until
+from vscanout_pixels import scaled_frame_problems
 from nesting import Sway, Weston, Xvfb, check_stack, crop, frame_number, locate, png_to_image, title
 
 # Borderless floating windows at their own size: the content rect in get_tree is the window.
@@ -134,51 +135,13 @@ def test_sway_floating_window_opens_at_guest_mode(vscanout, parents):
     assert sizes == {title(0): (640, 480), title(1): (800, 600)}, f"window sizes {sizes}"
 
 
-def place_frame(gw, gh, ow, oh):
-    """Where vscanout puts a gw x gh guest frame scaled into an ow x oh output, aspect kept
-    (render/head_renderer.cpp place_frame): (x, y, w, h)."""
-    if ow * gh <= oh * gw:
-        w, h = ow, max(1, (gh * ow + gw // 2) // gw)
-    else:
-        w, h = max(1, (gw * oh + gh // 2) // gh), oh
-    return (ow - w) // 2, (oh - h) // 2, w, h
-
-
 def letterbox_problems(win, gw, gh, head):
-    """Checks a window showing a gw x gh guest (static, n=0) scaled: black bars, the frame's centre
-    close to the formula. Returns a list of problems."""
-    x, y, w, h = place_frame(gw, gh, win.width, win.height)
-    problems = []
-    if (w, h) == (win.width, win.height):
+    """A window showing a gw x gh guest (static, n=0, the sim cursor's 16x16 white square at
+    (96, 96)) scaled into it: black bars, the frame the pattern as the renderer samples it
+    (vscanout_pixels.scaled_frame_problems). A list of problems."""
+    if (gw, gh) == (win.width, win.height):
         return [f"guest {gw}x{gh} fills the {win.width}x{win.height} window exactly: no bars to check"]
-    black = b"\0\0\0"
-    # Bars: every pixel outside the frame, one row/column of slack at each edge for rounding.
-    for r in range(win.height):
-        row = win.row(r)
-        if r < y - 1 or r > y + h:
-            if row != black * win.width:
-                problems.append(f"row {r} (bar above/below the {w}x{h} frame at y {y}) is not black")
-                break
-        else:
-            if x > 1 and row[:3 * (x - 1)] != black * (x - 1):
-                problems.append(f"row {r}: the bar left of the frame (x < {x - 1}) is not black")
-                break
-            right = x + w + 1
-            if right < win.width and row[3 * right:] != black * (win.width - right):
-                problems.append(f"row {r}: the bar right of the frame (x >= {right}) is not black")
-                break
-    s = w / gw
-    cx, cy = win.width // 2, win.height // 2
-    gx, gy = int((cx + 0.5 - x) / s), int((cy + 0.5 - y) / s)
-    want = ((gx + 0) % 256, (gy + 64 * head) % 256, (85 * head) % 256)
-    got = win.pixel(cx, cy)
-    if any(abs(a - b) > 8 for a, b in zip(got, want)):
-        problems.append(f"centre ({cx},{cy}) = guest ({gx},{gy}) is {got}, the formula gives {want} (±8)")
-    # The frame's first and last rows are inside the frame, not bar: not black at the centre column.
-    for r in (y + 1, y + h - 2):
-        if win.pixel(cx, r) == (0, 0, 0):
-            problems.append(f"row {r} at x {cx} is black: inside the {w}x{h} frame at y {y}")
-    return problems
+    return scaled_frame_problems(win, gw, gh, head, cursor=(96, 96, 16))[1]
 
 
 def test_sway_tiled_letterbox_and_keep_running(vscanout, parents):
