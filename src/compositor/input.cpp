@@ -123,19 +123,39 @@ void Server::pointer_absolute(wlr_input_device *device, double x, double y) {
 		source_->pointer_to(head->id(), px, py);
 	} else {
 		// A relative guest pointer follows by the difference from the last position.
-		auto &last = pointer_last_[head->id()];
-		if (last.first >= 0)
-			source_->pointer_by(head->id(), static_cast<int32_t>(px) - last.first,
-			                    static_cast<int32_t>(py) - last.second);
-		last = {static_cast<int32_t>(px), static_cast<int32_t>(py)};
+		auto last = pointer_last_.find(head->id());
+		if (last != pointer_last_.end())
+			source_->pointer_by(head->id(), static_cast<int32_t>(px) - last->second.first,
+			                    static_cast<int32_t>(py) - last->second.second);
 	}
+	pointer_last_[head->id()] = {static_cast<int32_t>(px), static_cast<int32_t>(py)};
 }
 
 void Server::pointer_relative(wlr_input_device *device, double dx, double dy) {
 	Head *head = head_of_device(device);
-	// An absolute guest pointer takes positions only (a nested window sends those too).
-	if (!head || !source_->takes_input() || source_->pointer_absolute(head->id())) return;
-	source_->pointer_by(head->id(), static_cast<int32_t>(std::lround(dx)), static_cast<int32_t>(std::lround(dy)));
+	if (!head || !head->output() || !source_->takes_input()) return;
+	const uint32_t id = head->id();
+	if (!source_->pointer_absolute(id)) {
+		source_->pointer_by(id, static_cast<int32_t>(std::lround(dx)), static_cast<int32_t>(std::lround(dy)));
+		return;
+	}
+	// An absolute guest pointer takes positions. Nested, the parent sends those too (above);
+	// in a kiosk the mouse moves a position of our own over the guest frame.
+	if (nested_) return;
+	const core::ShownPlane &p = head->tracker().primary();
+	if (!p.visible()) return;
+	const render::Rect r = render::place_frame(p.info.width, p.info.height,
+	                                           static_cast<uint32_t>(head->output()->width),
+	                                           static_cast<uint32_t>(head->output()->height));
+	if (r.w <= 0 || r.h <= 0) return;
+	auto [it, fresh] = pointer_last_.try_emplace(id, static_cast<int32_t>(p.info.width / 2),
+	                                             static_cast<int32_t>(p.info.height / 2));
+	const auto move = [](int32_t at, double d, uint32_t guest, int32_t shown) {
+		const double v = at + d * guest / shown;
+		return static_cast<int32_t>(std::clamp(v, 0.0, static_cast<double>(guest - 1)));
+	};
+	it->second = {move(it->second.first, dx, p.info.width, r.w), move(it->second.second, dy, p.info.height, r.h)};
+	source_->pointer_to(id, static_cast<uint32_t>(it->second.first), static_cast<uint32_t>(it->second.second));
 }
 
 void Server::pointer_button(wlr_input_device *device, uint32_t button, bool pressed) {
