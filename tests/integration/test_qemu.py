@@ -286,12 +286,14 @@ def test_nested_in_sway_window_size_and_pointer_reach_qemu(vscanout, parents, tm
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             try:
                 assert vptr.stdout.readline().strip() == "ready", "the virtual pointer did not start"
-                sway.command("seat - cursor set %d %d" % at(180, 100))
-                time.sleep(0.2)
+                # The first position over the window comes as an enter, which carries no motion
+                # (wlroots' wayland backend): a relative guest is moved from the second one on.
+                for gx, gy in ((170, 90), (180, 100)):
+                    sway.command("seat - cursor set %d %d" % at(gx, gy))
+                    time.sleep(0.2)
                 sway.command("seat - cursor set %d %d" % at(360, 200))
                 sway.command("seat - cursor press button1")
                 sway.command("seat - cursor release button1")
-                # (The pointer's first position over the window may already count as a move.)
                 try:
                     wait_until(lambda: [c[0] for c in calls()][-3:] == ["RelMotion", "Press", "Release"], 10,
                                what="RelMotion, Press, Release")
