@@ -12,7 +12,6 @@ under its own SIGALRM deadline (marker `deadline(seconds)`, default 60 s), and e
 against a deadline instead of sleeping a fixed time.
 """
 
-import json
 import os
 import re
 import shutil
@@ -24,11 +23,14 @@ import time
 
 import pytest
 
-# Images, sim frames, comparisons and wlr-randr's output list are shared with tests/vm/vfio_checks.py;
-# the test modules import guest_frame and describe_difference from here.
+# Images, sim frames, comparisons and wlr-randr's output list, vscanout's ready line and stats
+# file are shared with the VM tests (tests/vm); the test modules import guest_frame and
+# describe_difference from here.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "common"))
 from vscanout_pixels import (describe_difference, guest_frame, no_signal_problems,  # noqa: E402,F401
                              parse_ppm, parse_randr)
+from vscanout_proc import (READY_RX, change_env, kill_process, read_stats, read_text, request_stats,  # noqa: E402
+                           settle_stats, vscanout_env)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("VSCANOUT_BIN", os.path.join(REPO, "build", "src", "vscanout"))
@@ -176,12 +178,8 @@ class Vscanout:
         if "--socket" not in argv:
             argv += ["--socket", self.socket]
         self.argv = argv
-        self.env = self.base_env(self.dir)
-        for k, v in (env or {}).items():  # None removes a variable (e.g. WLR_BACKENDS, to let wlroots choose)
-            if v is None:
-                self.env.pop(k, None)
-            else:
-                self.env[k] = v
+        # None removes a variable (e.g. WLR_BACKENDS, to let wlroots choose)
+        self.env = change_env(self.base_env(self.dir), env)
         self._out = open(self.stdout_path, "wb")
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err,
@@ -193,9 +191,8 @@ class Vscanout:
 
     @staticmethod
     def base_env(runtime_dir):
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("WAYLAND_DISPLAY", "DISPLAY", "WAYLAND_SOCKET", "WLR_BACKENDS", "WLR_RENDERER")}
-        env.update(WLR_BACKENDS="headless", XDG_RUNTIME_DIR=runtime_dir, WLR_LIBINPUT_NO_DEVICES="1")
+        env = vscanout_env(("WLR_RENDERER",), WLR_BACKENDS="headless", XDG_RUNTIME_DIR=runtime_dir,
+                           WLR_LIBINPUT_NO_DEVICES="1")
         if SLOW > 1:
             sanitizer_env(env, runtime_dir)
         return env
@@ -206,12 +203,10 @@ class Vscanout:
         return self.proc.poll() is None
 
     def stdout(self):
-        with open(self.stdout_path, "rb") as f:
-            return f.read().decode(errors="replace")
+        return read_text(self.stdout_path)
 
     def log(self):
-        with open(self.stderr_path, "rb") as f:
-            return f.read().decode(errors="replace")
+        return read_text(self.stderr_path)
 
     def stderr_tail(self, lines=STDERR_TAIL_LINES):
         try:
@@ -229,7 +224,7 @@ class Vscanout:
 
     def wait_ready(self, timeout=15):
         def ready():
-            m = re.search(r"vscanout: (\d+) head\(s\) from (\S+) on WAYLAND_DISPLAY=(\S+)", self.stdout())
+            m = READY_RX.search(self.stdout())
             if m:
                 return m
             self.check_alive()
@@ -291,42 +286,17 @@ class Vscanout:
     def stats(self, timeout=5):
         """Sends SIGUSR1 and reads the rewritten stats file: head id -> dict of counters."""
         self.check_alive()
-
-        def identity():
-            try:
-                st = os.stat(self.stats_path)
-                return (st.st_ino, st.st_mtime_ns, st.st_size)
-            except FileNotFoundError:
-                return None
-
-        before = identity()
-        self.proc.send_signal(signal.SIGUSR1)
-        wait_until(lambda: identity() not in (None, before), timeout, interval=0.01,
-                   what="the stats file to be rewritten after SIGUSR1")
-        return self.read_stats()
+        return request_stats(self.stats_path, lambda: self.proc.send_signal(signal.SIGUSR1),
+                             lambda rewritten: wait_until(rewritten, timeout, interval=0.01,
+                                                          what="the stats file to be rewritten after SIGUSR1"))
 
     def read_stats(self):
-        with open(self.stats_path) as f:
-            text = f.read()
-        out = {}
-        for line in text.splitlines():
-            if line.strip():
-                d = json.loads(line)
-                out[d["head"]] = d
-        return out
+        return read_stats(self.stats_path)
 
     def settle(self, quiet=0.4, timeout=8):
         """Waits until two stats reads `quiet` seconds apart agree on every counter; returns them."""
-        prev = self.stats()
-        end = time.monotonic() + timeout * SLOW
-        while True:
-            time.sleep(quiet)
-            cur = self.stats()
-            if cur == prev:
-                return cur
-            if time.monotonic() > end:
-                raise AssertionError(f"counters never settled within {timeout} s: {prev} -> {cur}")
-            prev = cur
+        return settle_stats(self.stats, quiet, timeout * SLOW, lambda prev, cur: AssertionError(
+            f"counters never settled within {timeout} s: {prev} -> {cur}"))
 
     def fd_count(self):
         return len(os.listdir(f"/proc/{self.pid}/fd"))
@@ -391,12 +361,7 @@ class Vscanout:
         return self.read_stats() if os.path.exists(self.stats_path) else None
 
     def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
+        kill_process(self.proc)
         for f in (self._out, self._err):
             try:
                 f.close()

@@ -46,19 +46,19 @@ import errno
 import json
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "common"))
 import drm_info  # noqa: E402
+from vm_checks import (Died, Fail, GuestVscanout, Results, guest_args, guest_binary, kernel_warnings,  # noqa: E402
+                       say, wait_until)
 from vscanout_pixels import cursor_hotspot, place_frame  # noqa: E402
+from vscanout_proc import READY_RX, vscanout_env  # noqa: E402
 
 ROOT = os.environ.get("VSCANOUT_ROOT") or os.path.dirname(os.path.dirname(HERE))
 OUT = os.environ.get("VSCANOUT_VM_OUT") or tempfile.mkdtemp(prefix="kiosk-out-")
@@ -68,69 +68,7 @@ CURSOR_SIZE = (64, 64)
 HOTSPOT = (4, 4)  # the sim cursor's hotspot in its image
 HOST_TIMEOUT = 30  # seconds the host gets for one phase (screendumps with retries)
 
-T0 = time.monotonic()
-
-
-class Fail(Exception):
-    """A check failed; the message is the reason."""
-
-
-class Died(Fail):
-    pass
-
-
-def say(msg):
-    print("   %6.2f  %s" % (time.monotonic() - T0, msg), flush=True)
-
-
-class Results:
-    def __init__(self):
-        self.passed = self.failed = 0
-
-    def record(self, ok, name, detail):
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-        print("RESULT: %s %s%s" % ("PASS" if ok else "FAIL", name, ": " + detail if detail else ""), flush=True)
-        return ok
-
-    def run(self, name, fn, *args):
-        """fn(*args) returns a detail string (PASS) or raises Fail (FAIL); any other exception
-        is a FAIL with its traceback."""
-        print("== %s" % name, flush=True)
-        t = time.monotonic()
-        try:
-            detail, ok = fn(*args), True
-        except Fail as e:
-            detail, ok = str(e), False
-        except Exception as e:  # noqa: BLE001 - a broken check is a failed check
-            traceback.print_exc(file=sys.stdout)
-            detail, ok = "%s: %s" % (type(e).__name__, e), False
-        self.record(ok, name, (detail or "") + " (%.2f s)" % (time.monotonic() - t))
-        return ok
-
-
 R = Results()
-
-
-def wait_until(predicate, timeout, interval=0.05, what="condition"):
-    """Polls predicate() until it returns something truthy and returns that; a predicate may
-    raise Fail to say why not yet (the last reason is reported on timeout)."""
-    end = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            v = predicate()
-            if v:
-                return v
-        except Died:
-            raise
-        except Fail as e:
-            last = str(e)
-        if time.monotonic() >= end:
-            raise Fail("timed out after %.1f s waiting for %s%s" % (timeout, what, ": " + last if last else ""))
-        time.sleep(interval)
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,53 +298,22 @@ class Host:
 # vscanout on DRM
 
 
-def vscanout_binary(src):
-    """The binary, copied to the guest's tmpfs (a relink on the host removes it for a moment)."""
-    dst = "/tmp/vscanout-under-test"
-    end = time.monotonic() + 15
-    while True:
-        try:
-            shutil.copy2(src, dst + ".part")
-            os.replace(dst + ".part", dst)
-            return dst
-        except OSError as e:
-            if time.monotonic() > end:
-                raise Fail("cannot copy %s: %s" % (src, e))
-            time.sleep(0.3)
-
-
-class Kiosk:
+class Kiosk(GuestVscanout):
     """One vscanout on wlroots' DRM backend with the sim source and its control FIFO."""
 
     def __init__(self, label, binary, modes, args=(), heads=2, options=""):
-        self.label = label
-        self.dir = tempfile.mkdtemp(prefix="kiosk-%s-" % label, dir="/run")
+        super().__init__(label, tempfile.mkdtemp(prefix="kiosk-%s-" % label, dir="/run"), OUT, "kiosk-%s-" % label)
         os.chmod(self.dir, 0o700)
-        self.stats_path = os.path.join(self.dir, "stats.jsonl")
-        self.ctl_path = os.path.join(self.dir, "ctl")
-        self.out_path = os.path.join(self.dir, "stdout")
-        self.err_path = os.path.join(self.dir, "stderr")
         source = "sim:heads=%d,fps=0,modes=%s%s,control=%s" % (
             heads, "/".join("%dx%d" % m for m in modes), "," + options if options else "", self.ctl_path)
         self.argv = [binary, "--source", source, "--stats", self.stats_path] + list(args)
-        env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "DISPLAY", "WAYLAND_SOCKET")}
-        env.update(WLR_BACKENDS="drm", WLR_DRM_DEVICES=CARD, WLR_LIBINPUT_NO_DEVICES="1",
-                   LIBSEAT_BACKEND="builtin", SEATD_VTBOUND="0", XDG_RUNTIME_DIR=self.dir)
+        env = vscanout_env(WLR_BACKENDS="drm", WLR_DRM_DEVICES=CARD, WLR_LIBINPUT_NO_DEVICES="1",
+                           LIBSEAT_BACKEND="builtin", SEATD_VTBOUND="0", XDG_RUNTIME_DIR=self.dir)
         say("start %s: %s" % (label, " ".join(self.argv)))
         os.mkfifo(self.ctl_path, 0o600)  # vscanout would make it; made here so a write never races that
-        self._out, self._err = open(self.out_path, "wb"), open(self.err_path, "wb")
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err,
-                                     env=env, cwd=self.dir)
-        self.exit_status = None
-
-    def log(self):
-        with open(self.err_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def stdout(self):
-        with open(self.out_path, "rb") as f:
-            return f.read().decode(errors="replace")
+        self.spawn(self.argv, env)
+        self.pid = self.proc.pid
 
     def log_matches(self, rx):
         return re.findall(rx, self.log(), re.M)
@@ -431,17 +338,6 @@ class Kiosk:
         key = [line for line in lines if re.search(r"Assertion|ERROR|\berror\b|fatal", line)]
         return "last error in its log: %s" % key[-1].strip() if key else "log in kiosk-%s-stderr" % self.label
 
-    def status(self):
-        rc = self.proc.poll()
-        if rc is None:
-            return "running"
-        if rc < 0:
-            try:
-                return "killed by %s" % signal.Signals(-rc).name
-            except ValueError:
-                return "killed by signal %d" % -rc
-        return "exit status %d" % rc
-
     def check_alive(self):
         if self.proc.poll() is not None:
             raise Died("vscanout (%s) ended: %s; %s" % (self.label, self.status(), self.tail()))
@@ -449,7 +345,7 @@ class Kiosk:
     def wait_ready(self, timeout=30):
         def ready():
             self.check_alive()
-            return re.search(r"vscanout: (\d+) head\(s\) from (\S+) on WAYLAND_DISPLAY=(\S+)", self.stdout())
+            return READY_RX.search(self.stdout())
 
         m = wait_until(ready, timeout, 0.1, "vscanout's ready line on stdout")
         say("%s ready: %s" % (self.label, m.group(0)))
@@ -474,26 +370,6 @@ class Kiosk:
             os.close(fd)
         say("%s: control '%s'" % (self.label, line))
 
-    def stats(self, timeout=5):
-        """SIGUSR1, then the rewritten stats: head id -> counters."""
-        self.check_alive()
-
-        def identity():
-            try:
-                st = os.stat(self.stats_path)
-                return (st.st_ino, st.st_mtime_ns, st.st_size)
-            except FileNotFoundError:
-                return None
-
-        before = identity()
-        os.kill(self.proc.pid, signal.SIGUSR1)
-        wait_until(lambda: identity() not in (None, before), timeout, 0.005, "the stats file after SIGUSR1")
-        return self.read_stats()
-
-    def read_stats(self):
-        with open(self.stats_path) as f:
-            return {d["head"]: d for d in (json.loads(line) for line in f if line.strip())}
-
     def wait_stats(self, pred, what, timeout=10):
         last = [None]
 
@@ -508,36 +384,6 @@ class Kiosk:
         except Fail as e:
             raise Fail("%s; stats: %s" % (e, last[0])) from None
         return last[0]
-
-    def stop(self, timeout=15):
-        self.check_alive()
-        t = time.monotonic()
-        os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise Fail("vscanout did not exit within %d s of SIGTERM" % timeout) from None
-        self.exit_status = rc
-        say("%s: SIGTERM -> %s after %.2f s" % (self.label, self.status(), time.monotonic() - t))
-        return rc
-
-    def cleanup(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-        for f in (self._out, self._err):
-            f.close()
-        for name in ("stdout", "stderr", "stats.jsonl"):
-            src = os.path.join(self.dir, name)
-            if os.path.exists(src):
-                try:
-                    shutil.copy(src, os.path.join(OUT, "kiosk-%s-%s" % (self.label, name)))
-                except OSError:
-                    pass
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -594,6 +440,15 @@ class Run:
         ans = self.host.ask(phase, exp)
         self.last_phase = self.host.n
         return "%s: %s%s" % (what, detail, host_results(ans))
+
+    def settled_state(self, exp, phase, problems):
+        """The DRM state once it matches exp (Kms.wait); None, with the reason added to problems,
+        when it does not."""
+        try:
+            return self.kms.wait(exp, tag="%02d-%s" % (self.host.n + 1, phase))
+        except Fail as ex:
+            problems.append(str(ex))
+            return None
 
     # ---- run start
 
@@ -707,11 +562,7 @@ class Run:
         for e in exp:
             say("expect %s%s" % (e.describe(), " (untouched)" if e in keep else ""))
         problems = []
-        try:
-            st = self.kms.wait(exp, tag="%02d-%s" % (self.host.n + 1, phase))
-        except Fail as ex:
-            st = None
-            problems.append(str(ex))
+        st = self.settled_state(exp, phase, problems)
         off_state = {}
         for s in gone:
             name = "Virtual-%d" % (s + 1)
@@ -810,11 +661,7 @@ class Run:
                 with open("/sys/module/drm/parameters/debug", "w") as f:
                     f.write("0")
         problems = []
-        try:
-            st = self.kms.wait(exp, tag="%02d-%s" % (self.host.n + 1, phase))
-        except Fail as ex:
-            st = None
-            problems.append(str(ex))
+        st = self.settled_state(exp, phase, problems)
         after = self.vs.stats()
         ans = self.host.ask(phase, exp, untouched=(self.last_phase, [e.scanout for e in still]) if still else None)
         self.last_phase = self.host.n
@@ -956,21 +803,6 @@ def plumbing(kms):
            "Virtual-2 lists 1280x800; a primary and a cursor plane per CRTC; debugfs state readable" % drv
 
 
-def kernel_warnings():
-    oops = re.compile(r"WARNING:|BUG:|Oops:|Call Trace:|general protection")
-    text = subprocess.run(["dmesg"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout.decode(
-        errors="replace")
-    try:
-        with open(os.path.join(OUT, "kiosk-dmesg.txt"), "w") as f:
-            f.write(text)
-    except OSError:
-        pass
-    bad = [line for line in text.splitlines() if oops.search(line)]
-    if bad:
-        raise Fail(" | ".join(bad[:3]))
-    return ""
-
-
 def run_phases(run, start, phases):
     """Runs the start check, then (name, fn, args...) in order while vscanout is up; the rest are
     recorded as not run (counted, so a vscanout that died cannot look like a shorter green run)."""
@@ -989,13 +821,7 @@ def run_phases(run, start, phases):
 
 
 def main():
-    args = sys.argv[1:]
-    src = os.path.join(ROOT, "build", "src", "vscanout")
-    if len(args) == 2 and args[0] == "--bin":
-        src = args[1]
-    elif args:
-        sys.exit(__doc__.strip().splitlines()[2])
-    print("== guest: %s, %d CPUs, out share %s" % (os.uname().release, os.cpu_count(), OUT), flush=True)
+    src = guest_args(__doc__, ROOT, OUT)
     host = Host()
     try:
         kms = Kms()
@@ -1007,13 +833,11 @@ def main():
         host.end()
         return finish()
     try:
-        binary = vscanout_binary(src)
+        binary = guest_binary(src)
     except Fail as e:
         R.record(False, "vscanout binary", str(e))
         host.end()
         return finish()
-    say("vscanout: %s" % subprocess.run([binary, "--version"], stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT).stdout.decode(errors="replace").strip())
 
     # ---- run 1: --mode preferred (the default)
     vs = Kiosk("preferred", binary, [(1024, 768), (1024, 768)])
@@ -1118,13 +942,12 @@ def main():
         vs.cleanup()
 
     host.end()
-    R.run("12 no kernel warnings", kernel_warnings)
+    R.run("12 no kernel warnings", kernel_warnings, os.path.join(OUT, "kiosk-dmesg.txt"))
     return finish()
 
 
 def finish():
-    print("kiosk checks: %d passed, %d failed (%.1f s)" % (R.passed, R.failed, time.monotonic() - T0), flush=True)
-    return 1 if R.failed else 0
+    return R.finish("kiosk checks")
 
 
 if __name__ == "__main__":

@@ -38,12 +38,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "common"))
+import vm_checks  # noqa: E402
 from vscanout_pixels import (describe_difference, guess_frame, guest_frame, no_signal_problems,  # noqa: E402
                              parse_ppm, place_frame, scaled_frame_problems)
 
 DEVICE = "vga0"
 SCREENDUMP_RETRY_S = 4
-T0 = time.monotonic()
 
 CURSOR_RX = re.compile(r"virtio_gpu_update_cursor scanout (\d+), x (-?\d+), y (-?\d+), (\w+), res 0x([0-9a-f]+)")
 SCANOUT_RX = re.compile(r"virtio_gpu_cmd_set_scanout id (\d+), res 0x([0-9a-f]+), w (\d+), h (\d+), x (-?\d+), "
@@ -52,19 +52,17 @@ FLUSH_RX = re.compile(r"virtio_gpu_cmd_res_flush res 0x([0-9a-f]+), w (\d+), h (
 
 
 def say(msg):
-    print("host %6.2f  %s" % (time.monotonic() - T0, msg), flush=True)
+    vm_checks.say(msg, "host ")
 
 
-class Results:
+class Results(vm_checks.Results):
+    """RESULT lines named `host ...`; each record is also the verdict for the guest's done file."""
+
     def __init__(self):
-        self.passed = self.failed = 0
+        super().__init__("host ")
 
     def record(self, ok, name, detail):
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-        print("RESULT: %s host %s%s" % ("PASS" if ok else "FAIL", name, ": " + detail if detail else ""), flush=True)
+        super().record(ok, name, detail)
         return {"name": name, "ok": ok, "detail": detail}
 
 
@@ -425,8 +423,7 @@ def serve(qmp, phases, sync, end, deadline):
 
 
 def finish():
-    print("kiosk host: %d passed, %d failed (%.1f s)" % (R.passed, R.failed, time.monotonic() - T0), flush=True)
-    return 1 if R.failed else 0
+    return R.finish("kiosk host")
 
 
 if __name__ == "__main__":

@@ -21,67 +21,15 @@
 # guest's dmesg, DRM states and screendumps of failed checks, the host log and QEMU's trace land
 # in the out share (VM_OUT, default build-vm/out-kiosk; console: VM_OUT.console.log).
 set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-now() { date +%s%N; }
-secs() { local d=$(( ($(now) - $1) / 1000000 )); printf '%d.%03d s' $((d / 1000)) $((d % 1000)); }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+vm_test_init kiosk-test "kiosk vm"
 
-passed=0 failed=0
-report() {
-	echo "kiosk vm: $passed passed, $failed failed"
-}
-host_fail() { # CHECK REASON: a failure before or around the guest run
-	echo "RESULT: FAIL $1: $2"
-	failed=$((failed + 1))
-}
+vm_setup
+vm_vscanout build
+vm_build show
+vm_out out-kiosk # another VM test can run beside it
 
-t0=$(now)
-t=$t0
-if ! "$here/setup.sh"; then
-	host_fail "host setup" "tests/vm/setup.sh failed"
-	report
-	exit 1
-fi
-echo "kiosk-test: setup $(secs "$t")"
-
-# vscanout: another engineer may be building in the same tree; a concurrent ninja can fail or
-# leave the binary missing for a moment, so retry a few times.
-t=$(now)
-bin=${VSCANOUT_BIN:-$repo/build/src/vscanout}
-bin=$(realpath -m "$bin")
-case "$bin" in "$repo"/*) ;; /tmp/*) host_fail "vscanout binary" "$bin: the guest cannot see the host's /tmp"; report; exit 2 ;; esac
-if [ -z "${VSCANOUT_BIN:-}" ]; then
-	if [ -f "$repo/build/build.ninja" ]; then
-		ok=""
-		for try in 1 2 3 4 5; do
-			if ninja -C "$repo/build" src/vscanout > /dev/null && [ -x "$bin" ]; then ok=1; break; fi
-			echo "kiosk-test: ninja or the binary failed (try $try); retrying" >&2
-			sleep 3
-		done
-		[ -n "$ok" ] || { host_fail "build vscanout" "ninja -C build src/vscanout failed"; report; exit 1; }
-	else
-		if ! { "$repo/scripts/setup.sh" && "$repo/scripts/build.sh" "$repo/build" > /dev/null; }; then
-			host_fail "build vscanout" "scripts/build.sh failed"
-			report
-			exit 1
-		fi
-	fi
-fi
-for _ in $(seq 50); do [ -x "$bin" ] && break; sleep 0.2; done
-[ -x "$bin" ] || { host_fail "build vscanout" "$bin is missing"; report; exit 1; }
-echo "kiosk-test: vscanout build $(secs "$t")"
-
-t=$(now)
-if ! "$here/build.sh"; then
-	host_fail "vm build" "tests/vm/build.sh failed"
-	report
-	exit 1
-fi
-echo "kiosk-test: vm build $(secs "$t")"
-
-# Its own out share and console log, so another VM test can run beside it.
-export VM_OUT=${VM_OUT:-${VM_BUILD:-$repo/build-vm}/out-kiosk}
-export VM_CONSOLE=${VM_CONSOLE:-$VM_OUT.console.log}
 timeout_s=${VM_TIMEOUT:-120}
 work=$(mktemp -d /tmp/vscanout-kiosk.XXXXXX) # the QMP socket, QEMU's trace, the logs (host only)
 log=$work/console.log
@@ -92,6 +40,12 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+# shellcheck disable=SC2317 # called by vm_verdict
+host_summary() { # the host helper's own summary line
+	grep -q '^kiosk host: ' "$hostlog" && return
+	host_fail "the host helper ran to the end" "no summary line from kiosk_host.py"
+	return 1
+}
 
 # virtio-vga with two outputs. edid=off: with QEMU's EDID the second output (not enabled by any
 # display) offers no preferred mode and drops its EDID's preferred 1280x800 (virtio_gpu's
@@ -109,13 +63,9 @@ t=$(now)
 /usr/bin/python3 -u "$here/kiosk_host.py" --qmp "$work/qmp.sock" --trace "$work/trace.log" --out "$VM_OUT" \
 	--deadline $((timeout_s + 60)) > "$hostlog" 2>&1 &
 hpid=$!
-# The default binary is not named on the command line: a `pkill -f build/src/vscanout` elsewhere
-# on the host (another test's clean-up) would otherwise end run.sh in the middle of the run.
-guest_args=()
-[ -z "${VSCANOUT_BIN:-}" ] || guest_args=(--bin "$bin")
+vm_guest_args
 VM_TIMEOUT=$timeout_s VM_MODULES=kms,udmabuf VM_KERNEL_ARGS="video=Virtual-2:1280x800e ${VM_KERNEL_ARGS:-}" \
-	VM_QEMU_ARGS="$qemu_args" "$here/run.sh" "$here/kiosk_checks.py" "${guest_args[@]}" 2>&1 | tee "$log"
-rc=${PIPESTATUS[0]}
+	VM_QEMU_ARGS="$qemu_args" vm_run "$log" "$here/kiosk_checks.py" "${guest_args[@]}"
 # QEMU has exited: the helper sees the QMP socket close and ends; give it a few seconds.
 for _ in $(seq 100); do kill -0 "$hpid" 2> /dev/null || break; sleep 0.1; done
 if kill -0 "$hpid" 2> /dev/null; then
@@ -129,22 +79,6 @@ cat "$hostlog"
 cp "$work/trace.log" "$VM_OUT/qemu-trace.log" 2> /dev/null
 cp "$hostlog" "$VM_OUT/host.log" 2> /dev/null
 
-tr -d '\r' < "$log" > "$log.clean" && mv "$log.clean" "$log"
-passed=$(( $(grep -c '^RESULT: PASS' "$log") + $(grep -c '^RESULT: PASS' "$hostlog") ))
-failed=$(( failed + $(grep -c '^RESULT: FAIL' "$log") + $(grep -c '^RESULT: FAIL' "$hostlog") ))
-if [ "$rc" -gt 128 ] && [ "$rc" != 137 ] && ! grep -q '^vm run: ' "$log"; then
-	guest_rc=$(cat "$VM_OUT/rc" 2>/dev/null || echo none)
-	host_fail "run.sh ran to the end" "killed by signal $((rc - 128)) from outside this test (guest status $guest_rc)"
-elif ! grep -q '^kiosk checks: ' "$log"; then
-	host_fail "the guest ran the checks to the end" "no summary line from kiosk_checks.py (status $rc)"
-	[ "$rc" != 0 ] || rc=1
-elif ! grep -q '^kiosk host: ' "$hostlog"; then
-	host_fail "the host helper ran to the end" "no summary line from kiosk_host.py"
-	[ "$rc" != 0 ] || rc=1
-elif [ "$rc" != 0 ] && [ "$failed" = 0 ]; then
-	host_fail "the guest exits 0 when every check passed" "status $rc"
-fi
-[ "$rc" != 0 ] || [ "$failed" = 0 ] || rc=1
-echo "kiosk-test: boot + checks + poweroff $(secs "$t"); total $(secs "$t0"); status $rc"
-report
-exit "$rc"
+vm_count "$log" "$hostlog"
+vm_verdict "$log" "kiosk checks" kiosk_checks.py host_summary
+vm_finish "$t" "boot + checks + poweroff"

@@ -48,10 +48,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "common"))
 sys.path.insert(0, HERE)
+import vm_checks  # noqa: E402
+from vm_checks import Results  # noqa: E402
 from vscanout_pixels import (Image, describe_difference, guest_frame, no_signal_problems, parse_ppm,  # noqa: E402
                              parse_randr, place_frame)
+from vscanout_proc import (READY_RX, change_env, kill_process, read_stats, read_text,  # noqa: E402
+                           request_stats, settle_stats, terminate_process, vscanout_env)
 
-T0 = time.monotonic()
 MODE = (1024, 768)
 NOBODY = 65534
 # QEMU's virtio-pci devices at fixed addresses, so that the guest can tell the tablets apart.
@@ -75,24 +78,11 @@ LATER = ["vscanout: QEMU killed -> both heads show no signal",
 
 
 def say(msg):
-    print("qemu-test %6.2f  %s" % (time.monotonic() - T0, msg), flush=True)
+    vm_checks.say(msg, "qemu-test ")
 
 
 class Deadline(Exception):
     pass
-
-
-class Results:
-    def __init__(self):
-        self.passed = self.failed = 0
-
-    def record(self, ok, name, reason):
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-        print("RESULT: %s %s: %s" % ("PASS" if ok else "FAIL", name, reason), flush=True)
-        return ok
 
 
 STOP = object()  # a predicate's answer to wait_until: give up now
@@ -158,13 +148,7 @@ class Bus:
         self.address = line
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate_process(self.proc)
 
 
 # --------------------------------------------------------------------------------------------
@@ -307,15 +291,8 @@ class Vscanout:
         self.stdout_path = os.path.join(self.dir, "stdout")
         self.stderr_path = os.path.join(self.dir, "stderr")
         self.argv = [binary, "--source", source, "--stats", self.stats_path, "--socket", self.socket] + list(args)
-        self.env = {k: v for k, v in os.environ.items()
-                    if k not in ("WAYLAND_DISPLAY", "DISPLAY", "WAYLAND_SOCKET", "WLR_BACKENDS", "WLR_RENDERER")}
-        self.env.update(WLR_BACKENDS="headless", XDG_RUNTIME_DIR=self.dir, WLR_LIBINPUT_NO_DEVICES="1",
-                        DBUS_SESSION_BUS_ADDRESS=bus.address)
-        for k, v in (env or {}).items():
-            if v is None:
-                self.env.pop(k, None)
-            else:
-                self.env[k] = v
+        self.env = change_env(vscanout_env(("WLR_RENDERER",), WLR_BACKENDS="headless", XDG_RUNTIME_DIR=self.dir,
+                                           WLR_LIBINPUT_NO_DEVICES="1", DBUS_SESSION_BUS_ADDRESS=bus.address), env)
         self._out = open(self.stdout_path, "wb")
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.dir, stdin=subprocess.DEVNULL,
@@ -324,8 +301,7 @@ class Vscanout:
         self.heads = None
 
     def text(self, which="stderr"):
-        with open(self.stderr_path if which == "stderr" else self.stdout_path, "rb") as f:
-            return f.read().decode(errors="replace")
+        return read_text(self.stderr_path if which == "stderr" else self.stdout_path)
 
     def tail(self, lines=12):
         return " | ".join(self.text().strip().splitlines()[-lines:])
@@ -335,8 +311,7 @@ class Vscanout:
 
     def wait_ready(self, timeout=15):
         """(True, heads) once the WAYLAND_DISPLAY line is out; (False, why) otherwise."""
-        rx = re.compile(r"vscanout: (\d+) head\(s\) from (\S+) on WAYLAND_DISPLAY=(\S+)")
-        m = wait_until(lambda: rx.search(self.text("stdout")) or (None if self.alive() else STOP), timeout)
+        m = wait_until(lambda: READY_RX.search(self.text("stdout")) or (None if self.alive() else STOP), timeout)
         if m:
             self.heads = int(m.group(1))
             return True, self.heads
@@ -389,39 +364,18 @@ class Vscanout:
         return parse_randr(r.stdout.decode(errors="replace"))
 
     def stats(self, timeout=5):
-        def identity():
-            try:
-                st = os.stat(self.stats_path)
-                return (st.st_ino, st.st_mtime_ns, st.st_size)
-            except FileNotFoundError:
-                return None
+        def within(rewritten):
+            if not wait_until(rewritten, timeout, interval=0.01):
+                raise RuntimeError("the stats file was not rewritten within %d s of SIGUSR1" % timeout)
 
-        before = identity()
-        self.proc.send_signal(signal.SIGUSR1)
-        if not wait_until(lambda: identity() not in (None, before), timeout, interval=0.01):
-            raise RuntimeError("the stats file was not rewritten within %d s of SIGUSR1" % timeout)
-        return self.read_stats()
+        return request_stats(self.stats_path, lambda: self.proc.send_signal(signal.SIGUSR1), within)
 
     def read_stats(self):
-        out = {}
-        with open(self.stats_path) as f:
-            for line in f:
-                if line.strip():
-                    d = json.loads(line)
-                    out[d["head"]] = d
-        return out
+        return read_stats(self.stats_path)
 
     def settle(self, quiet=0.4, timeout=8):
-        prev = self.stats()
-        end = time.monotonic() + timeout
-        while True:
-            time.sleep(quiet)
-            cur = self.stats()
-            if cur == prev:
-                return cur
-            if time.monotonic() > end:
-                raise RuntimeError("counters never settled within %d s" % timeout)
-            prev = cur
+        return settle_stats(self.stats, quiet, timeout,
+                            lambda *_: RuntimeError("counters never settled within %d s" % timeout))
 
     def stop(self, timeout=10):
         """SIGTERM; the exit status (None: still running after timeout, then killed)."""
@@ -435,12 +389,7 @@ class Vscanout:
         return self.proc.returncode
 
     def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
+        kill_process(self.proc)
 
     def cleanup(self, keep_to=None):
         self.kill()
@@ -569,13 +518,7 @@ class Sway:
                 self.pointer.wait(5)
             except subprocess.TimeoutExpired:
                 self.pointer.kill()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate_process(self.proc)
         self._log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 

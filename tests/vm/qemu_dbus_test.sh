@@ -18,18 +18,11 @@
 # vscanout's logs and stats, captures of failed checks), VM_KERNEL_ARGS / VM_QEMU_ARGS (appended),
 # QEMU_TEST_VERBOSE=1 (every console line).
 set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-now() { date +%s%N; }
-secs() { local d=$(( ($(now) - $1) / 1000000 )); printf '%d.%03d s' $((d / 1000)) $((d % 1000)); }
-fail_early() { # CHECK REASON
-	echo "RESULT: FAIL $1: $2"
-	echo "qemu vm: 0 passed, 1 failed"
-	exit 1
-}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+vm_test_init qemu-test "qemu vm"
 
-t0=$(now)
-"$here/setup.sh" || fail_early "host setup" "tests/vm/setup.sh failed"
+"$here/setup.sh" || vm_abort "host setup" "tests/vm/setup.sh failed"
 # The host side: the bus, the Wayland clients, the parent compositor, Python's GObject bindings.
 tools=(dbus-daemon:dbus-daemon grim:grim wlr-randr:wlr-randr sway:sway swaymsg:sway wtype:wtype setpriv:util-linux)
 want=()
@@ -41,17 +34,14 @@ if [ ${#want[@]} -gt 0 ]; then
 	[ "$(id -u)" -eq 0 ] || SUDO=sudo
 	echo "qemu-test: installing ${want[*]}"
 	{ $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q \
-		--no-install-recommends "${want[@]}"; } || fail_early "host setup" "apt-get install ${want[*]} failed"
+		--no-install-recommends "${want[@]}"; } || vm_abort "host setup" "apt-get install ${want[*]} failed"
 fi
 echo "qemu-test: setup $(secs "$t0")"
 
-bin=$(realpath -m "${VSCANOUT_BIN:-$repo/build/src/vscanout}")
-[ -x "$bin" ] || fail_early "vscanout binary" "$bin is missing: build it first (scripts/build.sh or ninja -C build)"
+vm_vscanout require
+vm_build quiet
 
-t=$(now)
-"$here/build.sh" > /dev/null || fail_early "vm build" "tests/vm/build.sh failed"
-echo "qemu-test: vm build $(secs "$t")"
-
+# qemu_dbus_host.py prints the RESULT lines and the final line itself.
 t=$(now)
 /usr/bin/python3 -u "$here/qemu_dbus_host.py" --bin "$bin" "$@"
 rc=$?

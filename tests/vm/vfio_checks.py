@@ -23,20 +23,20 @@ it): vscanout's logs and stats, the serve state, captures of failed checks and d
 import json
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "common"))
 import guest_driver as gd  # noqa: E402
+from vm_checks import (Died, Fail, GuestVscanout, Results, guest_args, guest_binary, kernel_warnings,  # noqa: E402
+                       say, wait_until)
 from vscanout_pixels import (NO_SIGNAL_BG, NO_SIGNAL_FG, describe_difference, guess_frame,  # noqa: E402
                              guest_frame, no_signal_problems, parse_ppm, parse_randr)
+from vscanout_proc import READY_RX, vscanout_env  # noqa: E402
 
 ROOT = os.environ.get("VSCANOUT_ROOT") or os.path.dirname(os.path.dirname(HERE))
 OUT = os.environ.get("VSCANOUT_VM_OUT") or tempfile.mkdtemp(prefix="vfio-out-")
@@ -50,114 +50,24 @@ OWN_UUID = "0c6b2b1e-7c3a-4d8e-9f21-5a6b7c8d9e13"  # check 8: vscanout opens it 
 DEFAULT_SIZE = (1024, 768)  # a head with no mode yet shows no signal at this size
 FLIPS = 50
 
-T0 = time.monotonic()
-
-
-class Fail(Exception):
-    """A check failed; the message is the reason."""
-
-
-def say(msg):
-    print("   %6.2f  %s" % (time.monotonic() - T0, msg), flush=True)
-
-
-# --------------------------------------------------------------------------------------------
-# results
-
-
-class Results:
-    def __init__(self):
-        self.passed = self.failed = 0
-
-    def record(self, ok, name, detail):
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-        print("RESULT: %s %s%s" % ("PASS" if ok else "FAIL", name, ": " + detail if detail else ""), flush=True)
-        return ok
-
-    def run(self, name, fn, *args):
-        """Runs fn(*args): it returns a detail string (PASS) or raises Fail (FAIL). Any other
-        exception is a FAIL too, with its traceback printed."""
-        print("== %s" % name, flush=True)
-        t = time.monotonic()
-        try:
-            detail = fn(*args)
-            ok = True
-        except Fail as e:
-            detail, ok = str(e), False
-        except Exception as e:  # noqa: BLE001 - a broken check is a failed check, not a crash
-            traceback.print_exc(file=sys.stdout)
-            detail, ok = "%s: %s" % (type(e).__name__, e), False
-        took = " (%.2f s)" % (time.monotonic() - t)
-        self.record(ok, name, (detail or "") + took)
-        return ok
-
-
 R = Results()
-
-
-# --------------------------------------------------------------------------------------------
-# waiting
-
-
-def wait_until(predicate, timeout, interval=0.05, what="condition"):
-    """Polls predicate() until it returns something truthy; returns that, or raises Fail.
-    A predicate may raise Fail to say why it is not true yet (the last reason is reported)."""
-    end = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            v = predicate()
-            if v:
-                return v
-        except Died:
-            raise
-        except Fail as e:
-            last = str(e)
-        if time.monotonic() >= end:
-            raise Fail("timed out after %.1f s waiting for %s%s" % (timeout, what, ": " + last if last else ""))
-        time.sleep(interval)
-
-
-class Died(Fail):
-    pass
 
 
 # --------------------------------------------------------------------------------------------
 # vscanout
 
 
-def vscanout_binary(src):
-    """The binary, copied to the guest's tmpfs (a relink on the host removes it for a moment)."""
-    dst = "/tmp/vscanout-under-test"
-    end = time.monotonic() + 15
-    while True:
-        try:
-            shutil.copy2(src, dst + ".part")
-            os.replace(dst + ".part", dst)
-            return dst
-        except OSError as e:
-            if time.monotonic() > end:
-                raise Fail("cannot copy %s: %s (build it: ninja -C build src/vscanout)" % (src, e))
-            time.sleep(0.3)
-
-
-class Vscanout:
+class Vscanout(GuestVscanout):
     """One vscanout on the headless backend in its own XDG_RUNTIME_DIR: either behind
     `guest_driver.py serve` (devices = serve's DEV specs; it hands the fds over) or started
     directly (sources = --source values)."""
 
+    KEEP = GuestVscanout.KEEP + ("state.json",)
+
     def __init__(self, label, binary, devices=None, sources=None, args=()):
-        self.label = label
-        self.dir = tempfile.mkdtemp(prefix="vsc-%s-" % label)
+        super().__init__(label, tempfile.mkdtemp(prefix="vsc-%s-" % label), OUT, label + "-")
         self.socket = "vs-%s" % label
-        self.stats_path = os.path.join(self.dir, "stats.jsonl")
         self.state_path = os.path.join(self.dir, "state.json")
-        self.ctl_path = os.path.join(self.dir, "ctl")
-        self.out_path = os.path.join(self.dir, "stdout")
-        self.err_path = os.path.join(self.dir, "stderr")
         self.sent = 0
         argv = [binary, "--socket", self.socket, "--stats", self.stats_path, "--poll-hz", "60"] + list(args)
         self.served = devices is not None
@@ -168,33 +78,20 @@ class Vscanout:
             for s in sources:
                 argv += ["--source", s]
         self.argv = argv
-        env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "DISPLAY", "WAYLAND_SOCKET")}
-        env.update(WLR_BACKENDS="headless", WLR_HEADLESS_OUTPUTS="0", WLR_RENDERER="pixman",
-                   WLR_LIBINPUT_NO_DEVICES="1", XDG_RUNTIME_DIR=self.dir)
-        self.env = env
-        self.client_env = dict(env, WAYLAND_DISPLAY=self.socket)
+        self.env = vscanout_env(WLR_BACKENDS="headless", WLR_HEADLESS_OUTPUTS="0", WLR_RENDERER="pixman",
+                                WLR_LIBINPUT_NO_DEVICES="1", XDG_RUNTIME_DIR=self.dir)
+        self.client_env = dict(self.env, WAYLAND_DISPLAY=self.socket)
         say("start %s: %s" % (label, " ".join(argv)))
         if self.served:
             os.mkfifo(self.ctl_path)  # before serve starts, so a write never races its creation
-        self._out, self._err = open(self.out_path, "wb"), open(self.err_path, "wb")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err,
-                                     env=env, cwd=self.dir)
+        self.spawn(argv, self.env)
         self.pid = None if self.served else self.proc.pid
-        self.exit_status = None
 
     # ---- state
 
     def state(self):
         with open(self.state_path) as f:
             return json.load(f)
-
-    def log(self):
-        with open(self.err_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def stdout(self):
-        with open(self.out_path, "rb") as f:
-            return f.read().decode(errors="replace")
 
     def tail(self, n=15):
         return "\n".join("      | " + line for line in self.log().splitlines()[-n:])
@@ -219,7 +116,7 @@ class Vscanout:
     def wait_ready(self, timeout=30):
         def ready():
             self.check_alive()
-            m = re.search(r"vscanout: (\d+) head\(s\) from (\S+) on WAYLAND_DISPLAY=(\S+)", self.stdout())
+            m = READY_RX.search(self.stdout())
             if m and self.served and self.pid is None:
                 self.pid = self.state()["child_pid"]
             return m
@@ -342,26 +239,6 @@ class Vscanout:
             return "(not saved)"
         return path
 
-    def stats(self, timeout=5):
-        """SIGUSR1, then the rewritten stats file: head id -> counters."""
-        self.check_alive()
-
-        def identity():
-            try:
-                st = os.stat(self.stats_path)
-                return (st.st_ino, st.st_mtime_ns, st.st_size)
-            except FileNotFoundError:
-                return None
-
-        before = identity()
-        os.kill(self.pid, signal.SIGUSR1)
-        wait_until(lambda: identity() not in (None, before), timeout, 0.005, "the stats file after SIGUSR1")
-        return self.read_stats()
-
-    def read_stats(self):
-        with open(self.stats_path) as f:
-            return {d["head"]: d for d in (json.loads(line) for line in f if line.strip())}
-
     def wait_log(self, pattern, timeout=10):
         rx = re.compile(pattern)
 
@@ -389,44 +266,6 @@ class Vscanout:
         except OSError:
             pass
         return fds, maps
-
-    # ---- ending
-
-    def stop(self, timeout=15):
-        """SIGTERM to vscanout; returns its exit status (serve exits with it when served)."""
-        self.check_alive()
-        t = time.monotonic()
-        os.kill(self.pid, signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise Fail("vscanout did not exit within %d s of SIGTERM" % timeout) from None
-        self.exit_status = rc
-        say("%s: SIGTERM -> exit status %d after %.2f s" % (self.label, rc, time.monotonic() - t))
-        return rc
-
-    def cleanup(self):
-        if self.proc.poll() is None:
-            if self.pid:
-                try:
-                    os.kill(self.pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            self.proc.kill()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-        for f in (self._out, self._err):
-            f.close()
-        for name in ("stdout", "stderr", "stats.jsonl", "state.json"):
-            src = os.path.join(self.dir, name)
-            if os.path.exists(src):
-                try:
-                    shutil.copy(src, os.path.join(OUT, "%s-%s" % (self.label, name)))
-                except OSError:
-                    pass
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -740,36 +579,13 @@ class Test:
                    st[1]["rejected"], json.dumps(st[1]["connected"]))
 
 
-def kernel_warnings():
-    oops = re.compile(r"WARNING:|BUG:|Oops:|Call Trace:|general protection|blocked until device is released")
-    text = subprocess.run(["dmesg"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout.decode(
-        errors="replace")
-    try:
-        with open(os.path.join(OUT, "vfio-dmesg.txt"), "w") as f:
-            f.write(text)
-    except OSError:
-        pass
-    bad = [line for line in text.splitlines() if oops.search(line)]
-    if bad:
-        raise Fail(" | ".join(bad[:3]))
-    return ""
-
-
 def main():
-    args = sys.argv[1:]
-    src = os.path.join(ROOT, "build", "src", "vscanout")
-    if len(args) == 2 and args[0] == "--bin":
-        src = args[1]
-    elif args:
-        sys.exit(__doc__.strip().splitlines()[2])
-    print("== guest: %s, %d CPUs, out share %s" % (os.uname().release, os.cpu_count(), OUT), flush=True)
+    src = guest_args(__doc__, ROOT, OUT)
     try:
-        binary = vscanout_binary(src)
+        binary = guest_binary(src)
     except Fail as e:
         R.record(False, "vscanout binary", str(e))
         return finish()
-    say("vscanout: %s" % subprocess.run([binary, "--version"], stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT).stdout.decode(errors="replace").strip())
     created = []
     for ty, uuid in (("mbochs-medium", MBOCHS_UUID), ("mdpy-vga", MDPY_UUID)):
         try:
@@ -815,13 +631,13 @@ def main():
                     gd.remove_mdev(uuid)
                 except OSError as e:
                     say("removing %s: %s" % (uuid, e))
-    R.run("no kernel warnings", kernel_warnings)
+    R.run("no kernel warnings", kernel_warnings, os.path.join(OUT, "vfio-dmesg.txt"),
+          "blocked until device is released")
     return finish()
 
 
 def finish():
-    print("vfio checks: %d passed, %d failed (%.1f s)" % (R.passed, R.failed, time.monotonic() - T0), flush=True)
-    return 1 if R.failed else 0
+    return R.finish("vfio checks")
 
 
 if __name__ == "__main__":
