@@ -301,14 +301,17 @@ class Host:
 class Kiosk(GuestVscanout):
     """One vscanout on wlroots' DRM backend with the sim source and its control FIFO."""
 
-    def __init__(self, label, binary, modes, args=(), heads=2, options=""):
+    def __init__(self, label, binary, modes, args=(), heads=2, options="", vt_bound=False):
         super().__init__(label, tempfile.mkdtemp(prefix="kiosk-%s-" % label, dir="/run"), OUT, "kiosk-%s-" % label)
         os.chmod(self.dir, 0o700)
         source = "sim:heads=%d,fps=0,modes=%s%s,control=%s" % (
             heads, "/".join("%dx%d" % m for m in modes), "," + options if options else "", self.ctl_path)
         self.argv = [binary, "--source", source, "--stats", self.stats_path] + list(args)
-        env = vscanout_env(WLR_BACKENDS="drm", WLR_DRM_DEVICES=CARD, WLR_LIBINPUT_NO_DEVICES="1",
-                           LIBSEAT_BACKEND="builtin", SEATD_VTBOUND="0", XDG_RUNTIME_DIR=self.dir)
+        # SEATD_VTBOUND=0: libseat's builtin seat leaves the VTs alone (the runs stay independent
+        # of the console); vt_bound: the seat takes the active VT, as on a real host.
+        env = vscanout_env(drop=("SEATD_VTBOUND",), WLR_BACKENDS="drm", WLR_DRM_DEVICES=CARD,
+                           WLR_LIBINPUT_NO_DEVICES="1", LIBSEAT_BACKEND="builtin", XDG_RUNTIME_DIR=self.dir,
+                           **({} if vt_bound else {"SEATD_VTBOUND": "0"}))
         say("start %s: %s" % (label, " ".join(self.argv)))
         os.mkfifo(self.ctl_path, 0o600)  # vscanout would make it; made here so a write never races that
         self.started = time.monotonic()
@@ -759,6 +762,28 @@ class Run:
                 h, s["commits"], s["renders"], s["rejected"], s["cursor_path"]) for h, s in sorted(st.items()))
 
 
+KDGETMODE, KD_TEXT, KD_GRAPHICS = 0x4B3B, 0, 1
+
+
+def console_mode():
+    """The active VT's KD mode (KD_TEXT or KD_GRAPHICS), from /dev/tty0."""
+    import array
+    import fcntl
+    fd = os.open("/dev/tty0", os.O_RDONLY | os.O_NOCTTY)
+    try:
+        buf = array.array("i", [0])
+        fcntl.ioctl(fd, KDGETMODE, buf, True)
+        return buf[0]
+    finally:
+        os.close(fd)
+
+
+def console_fbs(kms):
+    """{crtc name: primary fb} as the kernel console has them (fbcon's framebuffer)."""
+    st = kms.state()
+    return {c["name"]: kms.plane(st, c["name"], "primary")["fb"] for c in st["crtcs"].values() if c["active"]}
+
+
 def plumbing(kms):
     """The VM's KMS device as the test needs it (before vscanout runs)."""
     drv = os.path.basename(os.path.realpath("/sys/class/drm/card0/device/driver"))
@@ -789,9 +814,13 @@ def plumbing(kms):
             if (i, t) not in kms.plane_by:
                 problems.append("no %s plane for CRTC %d (planes %s)" % (t, i, types))
     try:
-        kms.state()
+        kms.console = console_fbs(kms)
+        kms.console_mode = console_mode()
+        if kms.console_mode != KD_TEXT or not kms.console:
+            problems.append("the console is not fbcon in text mode (KD mode %d, CRTCs %s)" % (
+                kms.console_mode, kms.console))
     except OSError as e:
-        problems.append("debugfs state: %s" % e)
+        problems.append("debugfs state or the console: %s" % e)
     for name in sorted(conns):
         c = conns[name]
         say("%s: %s, %d modes, preferred %s, user-defined %s" % (
@@ -937,6 +966,41 @@ def main():
             ("11d 'flip 0': frame 2 of head 0 the same way (no second refusal line); Virtual-2 untouched",
              run.dmabuf_flip, "flip 0", (0,), "dma-bufs, flip 0"),
             ("11e run 4: SIGTERM -> exit 0", run.clean_exit),
+        ])
+    finally:
+        vs.cleanup()
+
+    # ---- run 5: the seat on the active VT, as on a host: SIGTERM gives the console back
+    vs = Kiosk("vt", binary, [mode], heads=2, vt_bound=True)
+    run = Run(kms, host, vs, {0: Expect(0, 0, mode, mode), 1: Expect(1, 1, mode, mode)})
+
+    def graphics():
+        m = console_mode()
+        if m != KD_GRAPHICS:
+            raise Fail("the active VT is in KD mode %d, expected KD_GRAPHICS (%d)" % (m, KD_GRAPHICS))
+        return "the active VT is in KD_GRAPHICS while vscanout runs"
+
+    def console_back():
+        got = {}
+
+        def back():
+            got["mode"], got["fbs"] = console_mode(), console_fbs(kms)
+            return got["mode"] == KD_TEXT and got["fbs"] == kms.console
+
+        exited = run.clean_exit()
+        try:
+            wait_until(back, 5, 0.1, "the console")
+        except Fail:
+            raise Fail("%s; but after it: KD mode %s, CRTC primary fbs %s; before: KD_TEXT, fbcon's %s" % (
+                exited, got.get("mode"), got.get("fbs"), kms.console)) from None
+        return "%s; KD_TEXT again and fbcon's framebuffers back on the CRTCs (%s)" % (exited, kms.console)
+
+    try:
+        run_phases(run, ("13a run 5 (the seat on the active VT, no SEATD_VTBOUND=0): vscanout starts", run.start), [
+            ("13b both connectors 1:1 with their frames and cursors", run.first_frames, "VT-bound seat"),
+            ("13c the console is in graphics mode while vscanout runs", graphics),
+            ("13d run 5: SIGTERM -> exit 0, and the console is given back (text mode, fbcon on the screen)",
+             console_back),
         ])
     finally:
         vs.cleanup()

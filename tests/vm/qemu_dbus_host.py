@@ -554,6 +554,17 @@ class Test:
         self.vm = vm
         ok = vm.wait_ready(60)
         say("%s: %s after %.1f s" % (name, "guest ready" if ok else "guest NOT ready", time.monotonic() - t))
+        if not ok:
+            # What there is to know where CI keeps no files: the console's last lines, whether
+            # QEMU still runs, and what each running vscanout logged last.
+            with vm.lock:
+                tail = [line for _, line in vm.lines[-15:]]
+            say("%s: QEMU %s; its console's last lines:\n    %s" % (
+                name, "running" if vm.proc.poll() is None else "ended (%s)" % vm.proc.returncode,
+                "\n    ".join(tail) or "(none)"))
+            for v in self.vs:
+                if v.alive():
+                    say("vscanout %s still runs; its log ends:\n%s" % (v.label, v.tail(8)))
         return ok
 
     # -- plumbing: QEMU and the guest seen through our own D-Bus client ---------------------------
