@@ -2,11 +2,8 @@
 
 #include <drm_fourcc.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <systemd/sd-bus.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,9 +15,15 @@
 
 #include "base/fd_util.hpp"
 #include "base/log.hpp"
+#include "vgpu/dbus_loop.hpp"
 
 namespace vscanout::vgpu {
 namespace {
+
+using dbus::error_of;
+using dbus::errno_text;
+using dbus::Prop;
+using dbus::read_props;
 
 constexpr const char *kService = "org.qemu";
 constexpr const char *kVmPath = "/org/qemu/Display1/VM";
@@ -29,62 +32,6 @@ constexpr uint32_t kPixmanX8R8G8B8 = 0x20020888, kPixmanA8R8G8B8 = 0x20028888;
 constexpr uint32_t kMaxSide = 16384;
 
 std::string console_path(uint32_t console_id) { return "/org/qemu/Display1/Console_" + std::to_string(console_id); }
-
-std::string errno_text(int e) { return std::strerror(e < 0 ? -e : e); }
-
-// One property value of an a{sv} dictionary, for the types QEMU's display objects use.
-struct Prop {
-	std::string s;
-	uint64_t u = 0;
-	bool b = false;
-	std::vector<uint32_t> au;
-};
-
-// Reads an a{sv} (Properties.GetAll's answer) into name -> value; unknown types are skipped.
-bool read_props(sd_bus_message *m, std::map<std::string, Prop> &out) {
-	if (sd_bus_message_enter_container(m, 'a', "{sv}") < 0) return false;
-	while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
-		const char *key = nullptr;
-		if (sd_bus_message_read(m, "s", &key) < 0) return false;
-		const char *contents = nullptr;
-		if (sd_bus_message_peek_type(m, nullptr, &contents) < 0) return false;
-		Prop p;
-		bool ok = true;
-		if (std::strcmp(contents, "s") == 0) {
-			const char *s = nullptr;
-			ok = sd_bus_message_read(m, "v", "s", &s) >= 0;
-			if (ok && s) p.s = s;
-		} else if (std::strcmp(contents, "u") == 0) {
-			uint32_t u = 0;
-			ok = sd_bus_message_read(m, "v", "u", &u) >= 0;
-			p.u = u;
-		} else if (std::strcmp(contents, "b") == 0) {
-			int b = 0;
-			ok = sd_bus_message_read(m, "v", "b", &b) >= 0;
-			p.b = b != 0;
-		} else if (std::strcmp(contents, "au") == 0) {
-			ok = sd_bus_message_enter_container(m, 'v', "au") >= 0;
-			const void *data = nullptr;
-			size_t size = 0;
-			ok = ok && sd_bus_message_read_array(m, 'u', &data, &size) >= 0;
-			if (ok && size) {
-				p.au.resize(size / sizeof(uint32_t));
-				std::memcpy(p.au.data(), data, p.au.size() * sizeof(uint32_t));
-			}
-			ok = ok && sd_bus_message_exit_container(m) >= 0;
-		} else {
-			ok = sd_bus_message_skip(m, "v") >= 0;
-		}
-		if (!ok || sd_bus_message_exit_container(m) < 0) return false;
-		out[key] = std::move(p);
-	}
-	return sd_bus_message_exit_container(m) >= 0;
-}
-
-const char *error_of(sd_bus_message *reply) {
-	const sd_bus_error *e = sd_bus_message_get_error(reply);
-	return e ? (e->message ? e->message : e->name) : nullptr;
-}
 
 // A picture in host memory: the primary's pixels (Scanout/Update) or the cursor image.
 struct Picture {
@@ -170,17 +117,6 @@ const sd_bus_vtable kListenerVtable[] = {
 	SD_BUS_VTABLE_END,
 };
 
-struct Pending {
-	std::function<void(sd_bus_message *)> fn;
-};
-
-int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *) {
-	static_cast<Pending *>(userdata)->fn(m);
-	return 0;
-}
-
-void on_pending_destroy(void *userdata) { delete static_cast<Pending *>(userdata); }
-
 } // namespace
 
 Result<QemuOptions> parse_qemu_spec(const std::string &spec) {
@@ -202,13 +138,9 @@ uint32_t drm_format_of_pixman(uint32_t pixman_format) {
 
 Result<std::unique_ptr<QemuSource>> QemuSource::create(QemuOptions options) {
 	std::unique_ptr<QemuSource> self(new QemuSource(std::move(options)));
-	self->epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
-	self->timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
-	if (!self->epoll_ || !self->timer_) return fail(std::string("qemu: ") + std::strerror(errno));
-	epoll_event ev{};
-	ev.events = EPOLLIN;
-	ev.data.ptr = nullptr; // the timer
-	::epoll_ctl(self->epoll_.get(), EPOLL_CTL_ADD, self->timer_.get(), &ev);
+	auto loop = dbus::Loop::create();
+	if (!loop) return fail("qemu: " + loop.error());
+	self->loop_ = std::move(*loop);
 	if (Status s = self->connect_bus(); !s) return s.take_error();
 	return self;
 }
@@ -257,27 +189,15 @@ Status QemuSource::connect_bus() {
 		},
 		nullptr, this);
 	if (r < 0) return fail("qemu: cannot watch for QEMU on the bus: " + errno_text(r));
-	watch(bus_);
+	loop_.add(bus_);
 	VLOG_INFO("qemu: on the D-Bus bus %s", address.c_str());
 	enumerate();
-	refresh_watches();
+	loop_.refresh();
 	return Ok{};
 }
 
 void QemuSource::call(sd_bus_message *msg, std::function<void(sd_bus_message *)> on_reply_fn) {
-	sd_bus_slot *slot = nullptr;
-	auto *p = new Pending{std::move(on_reply_fn)};
-	const int r = sd_bus_call_async(bus_, &slot, msg, on_reply, p, 0);
-	sd_bus_message_unref(msg);
-	if (r < 0) {
-		delete p;
-		VLOG_ERROR("qemu: a D-Bus call failed: %s", errno_text(r).c_str());
-		return;
-	}
-	// The bus owns the slot from now on; the Pending goes with it, answered or not.
-	sd_bus_slot_set_destroy_callback(slot, on_pending_destroy);
-	sd_bus_slot_set_floating(slot, 1);
-	sd_bus_slot_unref(slot);
+	dbus::call(bus_, msg, std::move(on_reply_fn));
 }
 
 void QemuSource::enumerate() {
@@ -370,7 +290,7 @@ void QemuSource::add_console(uint32_t console_id, uint32_t head, const std::stri
 		return;
 	}
 	c.p2p = p2p;
-	watch(p2p);
+	loop_.add(p2p);
 
 	const std::string path = console_path(console_id);
 	sd_bus_message *m = nullptr;
@@ -431,7 +351,7 @@ void QemuSource::add_console(uint32_t console_id, uint32_t head, const std::stri
 void QemuSource::lose_console(Console &c, const char *why) {
 	if (!c.live()) return;
 	VLOG_INFO("qemu: head %u (console %u): %s; showing no signal", c.head, c.console_id, why);
-	unwatch(c.p2p);
+	loop_.remove(c.p2p);
 	if (c.object) c.object = sd_bus_slot_unref(c.object);
 	if (c.mouse_match) c.mouse_match = sd_bus_slot_unref(c.mouse_match);
 	c.p2p = sd_bus_close_unref(c.p2p);
@@ -659,61 +579,14 @@ bool QemuSource::connected(uint32_t head) const {
 	return c && c->live();
 }
 
-// ---- the event loop side: every bus's fd in one epoll set, sd-bus's timeouts on a timerfd
-
-void QemuSource::watch(sd_bus *bus) {
-	epoll_event ev{};
-	ev.events = EPOLLIN;
-	ev.data.ptr = bus;
-	::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, sd_bus_get_fd(bus), &ev);
-}
-
-void QemuSource::unwatch(sd_bus *bus) { ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, sd_bus_get_fd(bus), nullptr); }
-
-void QemuSource::refresh_watches() {
-	uint64_t earliest = UINT64_MAX;
-	auto update = [&](sd_bus *bus) {
-		const int want = sd_bus_get_events(bus);
-		if (want < 0) return;
-		epoll_event ev{};
-		ev.events = ((want & POLLIN) ? uint32_t{EPOLLIN} : 0u) | ((want & POLLOUT) ? uint32_t{EPOLLOUT} : 0u);
-		ev.data.ptr = bus;
-		::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, sd_bus_get_fd(bus), &ev);
-		uint64_t t = UINT64_MAX;
-		if (sd_bus_get_timeout(bus, &t) >= 0) earliest = std::min(earliest, t);
-	};
-	if (bus_) update(bus_);
-	for (auto &[head, c] : consoles_)
-		if (c->live()) update(c->p2p);
-	itimerspec its{};
-	if (earliest != UINT64_MAX) {
-		// sd-bus gives CLOCK_MONOTONIC microseconds; 0 means "now": 1 ns keeps the timer armed.
-		its.it_value.tv_sec = static_cast<time_t>(earliest / 1000000);
-		its.it_value.tv_nsec = static_cast<long>(earliest % 1000000) * 1000;
-		if (earliest == 0) its.it_value.tv_nsec = 1;
-	}
-	::timerfd_settime(timer_.get(), TFD_TIMER_ABSTIME, &its, nullptr);
-}
-
 void QemuSource::dispatch(int fd) {
-	if (fd != epoll_.get()) return;
-	epoll_event evs[8];
-	(void)::epoll_wait(epoll_.get(), evs, 8, 0);
-	uint64_t expirations;
-	while (::read(timer_.get(), &expirations, sizeof expirations) > 0) {
-	}
+	if (fd != loop_.fd()) return;
+	loop_.wake();
 	// A few connections: process them all. Handlers may drop a console, so go by head id.
-	auto drain = [](sd_bus *bus) {
-		for (int i = 0; i < 256; i++) { // bounded: QEMU can never keep vscanout's loop busy
-			const int r = sd_bus_process(bus, nullptr);
-			if (r <= 0) return r;
-		}
-		return 1;
-	};
-	if (bus_ && drain(bus_) < 0) {
+	if (bus_ && dbus::Loop::process(bus_) < 0) {
 		VLOG_ERROR("qemu: lost the D-Bus bus; no QEMU can be shown any more");
 		lose_all("the bus went away");
-		unwatch(bus_);
+		loop_.remove(bus_);
 		bus_ = sd_bus_close_unref(bus_);
 	}
 	std::vector<uint32_t> live;
@@ -722,10 +595,10 @@ void QemuSource::dispatch(int fd) {
 	for (uint32_t head : live) {
 		Console *c = console(head);
 		if (!c || !c->live()) continue;
-		const int r = drain(c->p2p);
+		const int r = dbus::Loop::process(c->p2p);
 		if (r < 0 || sd_bus_is_open(c->p2p) <= 0) lose_console(*c, "QEMU closed the connection");
 	}
-	refresh_watches();
+	loop_.refresh();
 }
 
 // ---- input
@@ -745,7 +618,7 @@ void QemuSource::call_console(uint32_t head, const char *iface, const char *memb
 	call(m, [head, member](sd_bus_message *reply) {
 		if (const char *err = error_of(reply)) VLOG_DEBUG("qemu: head %u: %s: %s", head, member, err);
 	});
-	refresh_watches();
+	loop_.refresh();
 }
 
 void QemuSource::key(uint32_t head, uint32_t evdev_code, bool pressed) {
@@ -801,7 +674,7 @@ void QemuSource::window_resized(uint32_t head, uint32_t width, uint32_t height) 
 	call(m, [head](sd_bus_message *reply) {
 		if (const char *err = error_of(reply)) VLOG_DEBUG("qemu: head %u: SetUIInfo: %s", head, err);
 	});
-	refresh_watches();
+	loop_.refresh();
 }
 
 } // namespace vscanout::vgpu

@@ -23,6 +23,7 @@
 #include "base/mapping.hpp"
 #include "base/result.hpp"
 #include "base/unique_fd.hpp"
+#include "vgpu/dbus_loop.hpp"
 #include "vgpu/source.hpp"
 
 struct sd_bus;
@@ -60,7 +61,7 @@ public:
 	Result<GuestBuffer> open_buffer(const PlaneInfo &plane) override;
 	uint64_t damage_seq(uint32_t head) const override;
 	bool connected(uint32_t head) const override;
-	std::vector<int> watch_fds() const override { return {epoll_.get()}; }
+	std::vector<int> watch_fds() const override { return {loop_.fd()}; }
 	void dispatch(int fd) override;
 
 	// Input for a head's console; ignored while its QEMU is gone.
@@ -84,17 +85,13 @@ private:
 	void add_console(uint32_t console_id, uint32_t head, const std::string &label);
 	void lose_console(Console &c, const char *why);
 	void lose_all(const char *why);
-	void watch(sd_bus *bus);
-	void unwatch(sd_bus *bus);
-	void refresh_watches();
 	void call(sd_bus_message *msg, std::function<void(sd_bus_message *)> on_reply);
 	void call_console(uint32_t head, const char *iface, const char *member, const char *types, uint32_t a,
 	                  uint32_t b = 0);
 	Console *console(uint32_t head) const;
 
 	QemuOptions options_;
-	UniqueFd epoll_;
-	UniqueFd timer_; // sd-bus timeouts (method call replies)
+	dbus::Loop loop_; // every connection's fd, and sd-bus's timeouts, behind one fd
 	sd_bus *bus_ = nullptr;
 	sd_bus_slot *owner_match_ = nullptr;
 	struct ConsoleDeleter {

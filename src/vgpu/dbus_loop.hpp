@@ -1,0 +1,63 @@
+// sd-bus connections served from a compositor's event loop without ever blocking.
+//
+// Every connection's fd sits in one epoll set, and sd-bus's timeouts (method-call replies) are
+// a timerfd in it too: the loop watches one fd that never changes, however many connections come
+// and go, and calls dispatch() when it is readable. Calls are asynchronous only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/result.hpp"
+#include "base/unique_fd.hpp"
+
+struct sd_bus;
+struct sd_bus_message;
+
+namespace vscanout::vgpu::dbus {
+
+std::string errno_text(int e); // sd-bus returns -errno
+
+// One value of an a{sv} dictionary, for the types QEMU's display objects use (s, u, b, au).
+struct Prop {
+	std::string s;
+	uint64_t u = 0;
+	bool b = false;
+	std::vector<uint32_t> au;
+};
+
+// Reads an a{sv} (Properties.GetAll's answer, PropertiesChanged's second argument) into
+// name -> value; other types are skipped. False on a malformed message.
+bool read_props(sd_bus_message *m, std::map<std::string, Prop> &out);
+
+// A method reply's error text, or nullptr when it is no error.
+const char *error_of(sd_bus_message *reply);
+
+// Sends msg (taking it) and calls on_reply with the answer or error, from a later dispatch.
+// The connection owns the pending call: it is dropped, unanswered, with the connection.
+void call(sd_bus *bus, sd_bus_message *msg, std::function<void(sd_bus_message *)> on_reply);
+
+class Loop {
+public:
+	static Result<Loop> create();
+
+	int fd() const { return epoll_.get(); }
+	void add(sd_bus *bus);
+	void remove(sd_bus *bus);
+	// Empties the epoll set's and the timer's readiness; then process each connection.
+	void wake();
+	// Processes what a connection has, a bounded number of messages; < 0 when it broke.
+	static int process(sd_bus *bus);
+	// After processing or sending: what each connection waits for, and the next timeout.
+	void refresh();
+
+private:
+	UniqueFd epoll_;
+	UniqueFd timer_;
+	std::vector<sd_bus *> buses_;
+};
+
+} // namespace vscanout::vgpu::dbus
