@@ -34,6 +34,8 @@ const char *usage() {
 	       "                            naming its device lets vscanout notice its removal\n"
 	       "                          qemu[:<D-Bus address>]  a QEMU VM run with -display dbus, on the\n"
 	       "                            session bus or the bus given; one head per graphic console\n"
+	       "                          qemu:qmp:<QMP socket>  the same with -display dbus,p2p=yes: no bus,\n"
+	       "                            a connection asked for over QMP\n"
 	       "      --once            qemu source: exit when QEMU exits (default: wait for the next one)\n"
 	       "  -c, --cache N         imported buffers kept per head (LRU, default 8)\n"
 	       "  -r, --refresh MODE    generation (default): draw only when the guest changed something;\n"

@@ -112,6 +112,12 @@ void Loop::add(sd_bus *bus) {
 	buses_.push_back(bus);
 }
 
+void Loop::add_fd(int fd) {
+	epoll_event ev{};
+	ev.events = EPOLLIN;
+	::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev);
+}
+
 void Loop::remove(sd_bus *bus) {
 	::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, sd_bus_get_fd(bus), nullptr);
 	std::erase(buses_, bus);

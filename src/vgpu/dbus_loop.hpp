@@ -47,6 +47,8 @@ public:
 	int fd() const { return epoll_.get(); }
 	void add(sd_bus *bus);
 	void remove(sd_bus *bus);
+	// Another fd to wake the loop (a timer of the owner's); the owner reads it in dispatch.
+	void add_fd(int fd);
 	// Empties the epoll set's and the timer's readiness; then process each connection.
 	void wake();
 	// Processes what a connection has, a bounded number of messages; < 0 when it broke.

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <systemd/sd-bus.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include "base/fd_util.hpp"
 #include "base/log.hpp"
 #include "vgpu/dbus_loop.hpp"
+#include "vgpu/qemu_qmp.hpp"
 
 namespace vscanout::vgpu {
 namespace {
@@ -122,8 +124,14 @@ const sd_bus_vtable kListenerVtable[] = {
 Result<QemuOptions> parse_qemu_spec(const std::string &spec) {
 	QemuOptions o;
 	if (spec == "qemu") return o;
-	if (spec.rfind("qemu:", 0) != 0) return fail("expected qemu or qemu:<D-Bus address>");
-	o.address = spec.substr(5);
+	if (spec.rfind("qemu:", 0) != 0) return fail("expected qemu, qemu:<D-Bus address> or qemu:qmp:<QMP socket>");
+	const std::string rest = spec.substr(5);
+	if (rest.rfind("qmp:", 0) == 0) {
+		o.qmp = rest.substr(4);
+		if (o.qmp.empty()) return fail("qemu:qmp: needs the path of QEMU's QMP socket");
+		return o;
+	}
+	o.address = rest;
 	if (o.address.empty()) return fail("qemu: needs a D-Bus address after the colon (e.g. unix:path=/run/qemu-bus)");
 	return o;
 }
@@ -156,6 +164,14 @@ QemuSource::~QemuSource() {
 }
 
 Status QemuSource::connect_bus() {
+	if (!options_.qmp.empty()) {
+		// Peer to peer: QEMU's reconnections are ours to make, so a timer of our own.
+		reconnect_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+		if (!reconnect_) return fail(std::string("qemu: timerfd: ") + std::strerror(errno));
+		loop_.add_fd(reconnect_.get());
+		connect_p2p();
+		return Ok{};
+	}
 	std::string address = options_.address;
 	if (address.empty()) {
 		const char *env = std::getenv("DBUS_SESSION_BUS_ADDRESS");
@@ -196,6 +212,34 @@ Status QemuSource::connect_bus() {
 	return Ok{};
 }
 
+void QemuSource::connect_p2p() {
+	auto fd = qmp_dbus_display_client(options_.qmp);
+	if (!fd) {
+		if (!waiting_logged_) VLOG_INFO("qemu: %s; waiting for QEMU", fd.error().c_str());
+		waiting_logged_ = true;
+		itimerspec its{};
+		its.it_value.tv_sec = 1; // try again in a second
+		::timerfd_settime(reconnect_.get(), 0, &its, nullptr);
+		return;
+	}
+	// QEMU is the authentication server of the connection it was handed, and no message bus.
+	int r = sd_bus_new(&bus_);
+	if (r >= 0) r = sd_bus_set_fd(bus_, fd->get(), fd->get());
+	if (r >= 0) fd->release(); // the connection owns it now
+	if (r >= 0) r = sd_bus_negotiate_fds(bus_, 1);
+	if (r >= 0) r = sd_bus_start(bus_);
+	if (r < 0) {
+		VLOG_ERROR("qemu: cannot set up the connection QEMU gave over QMP: %s", errno_text(r).c_str());
+		if (bus_) bus_ = sd_bus_close_unref(bus_);
+		return;
+	}
+	waiting_logged_ = false;
+	loop_.add(bus_);
+	VLOG_INFO("qemu: connected to QEMU's display peer to peer (QMP %s)", options_.qmp.c_str());
+	enumerate();
+	loop_.refresh();
+}
+
 void QemuSource::call(sd_bus_message *msg, std::function<void(sd_bus_message *)> on_reply_fn) {
 	dbus::call(bus_, msg, std::move(on_reply_fn));
 }
@@ -203,7 +247,7 @@ void QemuSource::call(sd_bus_message *msg, std::function<void(sd_bus_message *)>
 void QemuSource::enumerate() {
 	const uint64_t gen = ++generation_;
 	sd_bus_message *m = nullptr;
-	if (sd_bus_message_new_method_call(bus_, &m, kService, kVmPath, "org.freedesktop.DBus.Properties", "GetAll") < 0 ||
+	if (sd_bus_message_new_method_call(bus_, &m, dest(), kVmPath, "org.freedesktop.DBus.Properties", "GetAll") < 0 ||
 	    sd_bus_message_append(m, "s", "org.qemu.Display1.VM") < 0) {
 		sd_bus_message_unref(m);
 		return;
@@ -225,7 +269,7 @@ void QemuSource::enumerate() {
 		for (uint32_t id : props["ConsoleIDs"].au) {
 			sd_bus_message *q = nullptr;
 			const std::string path = console_path(id);
-			if (sd_bus_message_new_method_call(bus_, &q, kService, path.c_str(), "org.freedesktop.DBus.Properties",
+			if (sd_bus_message_new_method_call(bus_, &q, dest(), path.c_str(), "org.freedesktop.DBus.Properties",
 			                                   "GetAll") < 0 ||
 			    sd_bus_message_append(q, "s", "org.qemu.Display1.Console") < 0) {
 				sd_bus_message_unref(q);
@@ -294,7 +338,7 @@ void QemuSource::add_console(uint32_t console_id, uint32_t head, const std::stri
 
 	const std::string path = console_path(console_id);
 	sd_bus_message *m = nullptr;
-	if (sd_bus_message_new_method_call(bus_, &m, kService, path.c_str(), "org.qemu.Display1.Console",
+	if (sd_bus_message_new_method_call(bus_, &m, dest(), path.c_str(), "org.qemu.Display1.Console",
 	                                   "RegisterListener") >= 0 &&
 	    sd_bus_message_append(m, "h", theirs.get()) >= 0) {
 		// The message holds its own copy of QEMU's end until it is sent; ours closes now, so
@@ -311,7 +355,7 @@ void QemuSource::add_console(uint32_t console_id, uint32_t head, const std::stri
 	}
 	// Whether QEMU's pointer is absolute (a tablet): then positions go as SetAbsPosition. It
 	// changes when the guest's driver takes or leaves its tablet.
-	const std::string rule = "type='signal',sender='" + std::string(kService) + "',path='" + path +
+	const std::string rule = "type='signal'," + std::string(dest() ? "sender='org.qemu'," : "") + "path='" + path +
 	                         "',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged'," +
 	                         "arg0='org.qemu.Display1.Mouse'";
 	r = sd_bus_add_match_async(
@@ -329,7 +373,7 @@ void QemuSource::add_console(uint32_t console_id, uint32_t head, const std::stri
 		nullptr, &c);
 	if (r < 0) VLOG_ERROR("qemu: head %u: cannot follow the pointer mode: %s", head, errno_text(r).c_str());
 	sd_bus_message *q = nullptr;
-	if (sd_bus_message_new_method_call(bus_, &q, kService, path.c_str(), "org.freedesktop.DBus.Properties", "Get") >=
+	if (sd_bus_message_new_method_call(bus_, &q, dest(), path.c_str(), "org.freedesktop.DBus.Properties", "Get") >=
 	        0 &&
 	    sd_bus_message_append(q, "ss", "org.qemu.Display1.Mouse", "IsAbsolute") >= 0) {
 		call(q, [this, head](sd_bus_message *reply) {
@@ -583,12 +627,15 @@ void QemuSource::dispatch(int fd) {
 	if (fd != loop_.fd()) return;
 	loop_.wake();
 	// A few connections: process them all. Handlers may drop a console, so go by head id.
-	if (bus_ && dbus::Loop::process(bus_) < 0) {
-		VLOG_ERROR("qemu: lost the D-Bus bus; no QEMU can be shown any more");
-		lose_all("the bus went away");
+	if (bus_ && (dbus::Loop::process(bus_) < 0 || sd_bus_is_open(bus_) <= 0)) {
+		if (options_.qmp.empty()) VLOG_ERROR("qemu: lost the D-Bus bus; no QEMU can be shown any more");
+		lose_all(options_.qmp.empty() ? "the bus went away" : "QEMU closed the connection");
 		loop_.remove(bus_);
 		bus_ = sd_bus_close_unref(bus_);
+		if (!options_.qmp.empty() && !ended_) connect_p2p(); // the next QEMU on the same QMP socket
 	}
+	uint64_t expirations;
+	if (reconnect_ && ::read(reconnect_.get(), &expirations, sizeof expirations) > 0 && !bus_) connect_p2p();
 	std::vector<uint32_t> live;
 	for (auto &[head, c] : consoles_)
 		if (c->live()) live.push_back(head);
@@ -609,7 +656,7 @@ void QemuSource::call_console(uint32_t head, const char *iface, const char *memb
 	if (!c || !c->live() || !bus_) return;
 	sd_bus_message *m = nullptr;
 	const std::string path = console_path(c->console_id);
-	if (sd_bus_message_new_method_call(bus_, &m, kService, path.c_str(), iface, member) < 0) return;
+	if (sd_bus_message_new_method_call(bus_, &m, dest(), path.c_str(), iface, member) < 0) return;
 	int r = std::strlen(types) == 2 ? sd_bus_message_append(m, types, a, b) : sd_bus_message_append(m, types, a);
 	if (r < 0) {
 		sd_bus_message_unref(m);
@@ -664,7 +711,7 @@ void QemuSource::window_resized(uint32_t head, uint32_t width, uint32_t height) 
 	if (!c || !c->live() || !bus_) return;
 	sd_bus_message *m = nullptr;
 	const std::string path = console_path(c->console_id);
-	if (sd_bus_message_new_method_call(bus_, &m, kService, path.c_str(), "org.qemu.Display1.Console", "SetUIInfo") < 0)
+	if (sd_bus_message_new_method_call(bus_, &m, dest(), path.c_str(), "org.qemu.Display1.Console", "SetUIInfo") < 0)
 		return;
 	// Physical size unknown (0 mm); the window sits at the origin.
 	if (sd_bus_message_append(m, "qqiiuu", uint16_t{0}, uint16_t{0}, int32_t{0}, int32_t{0}, width, height) < 0) {

@@ -34,10 +34,11 @@ namespace vscanout::vgpu {
 
 struct QemuOptions {
 	std::string address; // D-Bus address; empty: the session bus (DBUS_SESSION_BUS_ADDRESS)
+	std::string qmp;     // QEMU's QMP socket: peer to peer (-display dbus,p2p=yes) instead of a bus
 	bool once = false;   // QEMU exiting ends the source (SourceEvents::ended) instead of waiting
 };
 
-// "qemu" or "qemu:<address>" -> options; other text is an error.
+// "qemu", "qemu:<D-Bus address>" or "qemu:qmp:<QMP socket path>" -> options.
 Result<QemuOptions> parse_qemu_spec(const std::string &spec);
 
 // QEMU's pixman formats of the listener API, as DRM fourccs (0 where vscanout has none).
@@ -81,6 +82,8 @@ public:
 private:
 	explicit QemuSource(QemuOptions options) : options_(std::move(options)) {}
 	Status connect_bus();
+	void connect_p2p();
+	const char *dest() const { return options_.qmp.empty() ? "org.qemu" : nullptr; } // p2p: no names
 	void enumerate();
 	void add_console(uint32_t console_id, uint32_t head, const std::string &label);
 	void lose_console(Console &c, const char *why);
@@ -92,6 +95,7 @@ private:
 
 	QemuOptions options_;
 	dbus::Loop loop_; // every connection's fd, and sd-bus's timeouts, behind one fd
+	UniqueFd reconnect_; // p2p: when to ask QEMU's QMP socket again
 	sd_bus *bus_ = nullptr;
 	sd_bus_slot *owner_match_ = nullptr;
 	struct ConsoleDeleter {

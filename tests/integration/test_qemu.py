@@ -47,7 +47,7 @@ class Qemu:
     """QEMU with the standard VGA card shown over D-Bus, and a QMP socket to ask it for its own
     picture of the console."""
 
-    def __init__(self, bus, workdir, extra=()):
+    def __init__(self, bus, workdir, extra=(), display="dbus"):
         self.dir = tempfile.mkdtemp(prefix="qemu-", dir=workdir)
         self.qmp_path = os.path.join(self.dir, "qmp.sock")
         self.log_path = os.path.join(self.dir, "qemu.log")
@@ -55,7 +55,7 @@ class Qemu:
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [QEMU, "-accel", "tcg", "-machine", "q35", "-m", "128", "-nodefaults", "-no-user-config",
-             "-device", "VGA", "-display", "dbus", "-serial", "none", "-monitor", "none",
+             "-device", "VGA", "-display", display, "-serial", "none", "-monitor", "none",
              "-qmp", f"unix:{self.qmp_path},server=on,wait=off"] + list(extra),
             env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(lambda: os.path.exists(self.qmp_path) or self.proc.poll() is not None, 20, what="QEMU's QMP socket")
@@ -165,6 +165,32 @@ def test_qemu_exit_shows_no_signal_and_the_next_qemu_is_shown(vscanout, qemu_bus
     wait_same_as_qemu(vs, qemu2)
     assert vs.stats()[0]["connected"] is True
     vs.stop()
+
+
+@pytest.mark.sanitizer
+def test_qemu_peer_to_peer_over_qmp(vscanout, qemu_bus, tmp_path):
+    """`-display dbus,p2p=yes`: no bus; vscanout asks QEMU for a connection over QMP (`getfd` +
+    `add_client`) on a QMP socket of its own, shows the console as QEMU sees it, shows no signal
+    when QEMU goes, and asks the next QEMU on the same socket."""
+    bus, _ = qemu_bus  # unused by QEMU here; the fixture only cleans up
+    qmp = str(tmp_path / "vscanout-qmp.sock")
+    extra = ["-qmp", f"unix:{qmp},server=on,wait=off"]
+    qemu = Qemu(bus, str(tmp_path), extra=extra, display="dbus,p2p=yes")
+    try:
+        vs = vscanout(source=f"qemu:qmp:{qmp}", env={"DBUS_SESSION_BUS_ADDRESS": None})
+        vs.wait_log(r"qemu: connected to QEMU's display peer to peer")
+        wait_until(lambda: "HEAD-0" in vs.randr(), 20, what="HEAD-0")
+        wait_same_as_qemu(vs, qemu)
+        size = vs.randr()["HEAD-0"]
+        qemu.stop()
+        vs.wait_log(r"qemu: head 0 \(console 0\): QEMU closed the connection; showing no signal")
+        vs.wait_no_signal(0, size)
+        qemu = Qemu(bus, str(tmp_path), extra=extra, display="dbus,p2p=yes")
+        vs.wait_log(r"qemu: connected to QEMU's display peer to peer", count=2)
+        wait_same_as_qemu(vs, qemu)
+        vs.stop()
+    finally:
+        qemu.stop()
 
 
 def test_qemu_once_exits_0_when_qemu_exits(vscanout, qemu_bus):

@@ -12,13 +12,18 @@
 namespace vscanout::vgpu {
 namespace {
 
-TEST(QemuSpec, SessionBusOrAnAddress) {
+TEST(QemuSpec, SessionBusAnAddressOrQmp) {
 	auto plain = parse_qemu_spec("qemu");
 	ASSERT_TRUE(plain.ok()) << plain.error();
 	EXPECT_EQ(plain->address, "");
 	auto addr = parse_qemu_spec("qemu:unix:path=/run/vm-bus,guid=1234");
 	ASSERT_TRUE(addr.ok()) << addr.error();
 	EXPECT_EQ(addr->address, "unix:path=/run/vm-bus,guid=1234"); // colons after the first are the address's
+	auto qmp = parse_qemu_spec("qemu:qmp:/run/vm/qmp.sock");
+	ASSERT_TRUE(qmp.ok()) << qmp.error();
+	EXPECT_EQ(qmp->qmp, "/run/vm/qmp.sock");
+	EXPECT_EQ(qmp->address, "");
+	EXPECT_FALSE(parse_qemu_spec("qemu:qmp:").ok());
 	EXPECT_FALSE(parse_qemu_spec("qemu:").ok());
 	EXPECT_FALSE(parse_qemu_spec("qemux").ok());
 }
