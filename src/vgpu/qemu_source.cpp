@@ -485,8 +485,11 @@ int QemuSource::on_listener_call(Console &c, sd_bus_message *m) {
 			return bad("malformed arguments");
 		UniqueFd dup(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
 		if (!dup) return bad("cannot keep the dma-buf");
-		if (!y0_top && !c.flipped_logged) {
-			VLOG_ERROR("qemu: head %u: the dma-buf is bottom-up (y0_top false); vscanout shows it as it is", c.head);
+		// QEMU's y0_top follows GL's row order, not memory's: a VFIO display's dma-buf comes with
+		// it false and is top-down in memory, as vscanout reads every buffer. A GL-rendered
+		// scanout (virgl) may mean it otherwise; that is untried here (no GPU), so say so once.
+		if (y0_top && !c.flipped_logged) {
+			VLOG_INFO("qemu: head %u: a dma-buf with y0_top set; shown with its first row at the top", c.head);
 			c.flipped_logged = true;
 		}
 		c.dmabuf = std::move(dup);
