@@ -323,7 +323,9 @@ void Head::on_frame() {
 		return;
 	}
 	if (!output_->needs_frame) return;
-	if (kms_ && front_) recommit();
+	// The frame on screen again, undrawn; not while a screencopy client holds a render lock
+	// (wlroots then takes rendered buffers only).
+	if (kms_ && front_ && output_->attach_render_locks == 0) recommit();
 	else draw_and_commit();
 }
 
@@ -377,7 +379,10 @@ wlr_buffer *Head::scanout_buffer(const std::shared_ptr<core::ImportedBuffer> &bu
 bool Head::try_direct_scanout() {
 	// KMS only, the frame exactly the mode, nothing to draw over it, no mode set waiting (a
 	// refused test would roll that back too), and a dma-buf the driver has not refused before.
-	if (!kms_ || (output_->pending.committed & (WLR_OUTPUT_STATE_MODE | WLR_OUTPUT_STATE_ENABLED))) return false;
+	// wlroots refuses a buffer of our own while a screencopy client holds a render lock.
+	if (!kms_ || output_->attach_render_locks > 0 ||
+	    (output_->pending.committed & (WLR_OUTPUT_STATE_MODE | WLR_OUTPUT_STATE_ENABLED)))
+		return false;
 	const core::ShownPlane &p = tracker_.primary();
 	if (!p.visible() || (software_cursor_ && tracker_.cursor().visible())) return false;
 	if (static_cast<int32_t>(p.info.width) != output_->width || static_cast<int32_t>(p.info.height) != output_->height)
