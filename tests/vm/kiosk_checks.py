@@ -57,7 +57,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "common"))
 import drm_info  # noqa: E402
 from vm_checks import (Died, Fail, GuestVscanout, Results, guest_args, guest_binary, kernel_warnings,  # noqa: E402
                        say, wait_until)
-from vscanout_pixels import cursor_hotspot, place_frame  # noqa: E402
+from vscanout_pixels import cursor_hotspot, describe_difference, guest_frame, parse_ppm, place_frame  # noqa: E402
 from vscanout_proc import READY_RX, vscanout_env  # noqa: E402
 
 ROOT = os.environ.get("VSCANOUT_ROOT") or os.path.dirname(os.path.dirname(HERE))
@@ -501,6 +501,36 @@ class Run:
         return "fbs %s unchanged; commits %s unchanged over 1.0 s%s" % (
             fbs2, {h: s["commits"] for h, s in s2.items()}, host_results(ans))
 
+    # ---- a screenshot of the kiosk
+
+    def screencopy(self):
+        """grim against the kiosk's own Wayland socket: wlr-screencopy reads the frame on screen
+        (a dumb buffer); the cursor is on its plane, not in the frame. The DRM state stays."""
+        exp = self.current()
+        st1 = self.kms.wait(exp, tag="screencopy")
+        m = READY_RX.search(self.vs.stdout())
+        env = dict(os.environ, XDG_RUNTIME_DIR=self.vs.dir, WAYLAND_DISPLAY=m.group(3))
+        problems, shown = [], []
+        for e in exp:
+            path = os.path.join(self.vs.dir, "grim-%d.ppm" % e.head)
+            r = subprocess.run(["grim", "-t", "ppm", "-o", "HEAD-%d" % e.head, path], env=env, timeout=20,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            if r.returncode != 0:
+                problems.append("grim -o HEAD-%d failed (%d): %s" % (e.head, r.returncode,
+                                                                   r.stderr.decode(errors="replace").strip()))
+                continue
+            with open(path, "rb") as f:
+                diff = describe_difference(parse_ppm(f.read()), guest_frame(*e.guest, e.head, e.n, cursor=False))
+            if diff:
+                problems.append("HEAD-%d: %s" % (e.head, diff))
+            else:
+                shown.append("HEAD-%d frame %d %dx%d exact, no cursor in it" % (e.head, e.n, *e.guest))
+        st2 = self.kms.wait(exp, tag="after-screencopy")
+        problems += self.kms.problems(st2, exp)
+        if problems:
+            raise Fail("; ".join(problems))
+        return "%s; afterwards %s" % ("; ".join(shown), self.kms.summary(st2, exp))
+
     # ---- a guest mode change
 
     def mode_change(self, head, mode, expect_mode=None, phase=None):
@@ -884,6 +914,8 @@ def main():
              "screendump, trace)", run.first_frames, "1:1 start"),
             ("1c stats: heads 1024x768, cursor_path hardware", run.stats_match),
             ("2 a static second: no framebuffer change, commits unchanged", run.static_second),
+            ("2b grim on the kiosk's socket (wlr-screencopy of the frame on screen), exact; the cursor stays on "
+             "its plane", run.screencopy),
             ("3 'mode 0 800x480': Virtual-1 stays 1024x768, the frame scaled 1.28 and letterboxed, the cursor "
              "at the scaled hotspot", run.mode_change, 0, (800, 480), None, "letterbox 800x480 on Virtual-1"),
             ("4 'mode 0 1024x768': back to 1:1, cursor at (96,96)", run.mode_change, 0, (1024, 768), None,
