@@ -14,8 +14,9 @@ packages=(
 	grim wlr-randr wayland-utils python3 python3-pytest sway weston xvfb x11-utils x11-apps imagemagick
 	# systemd-analyze, to check the example kiosk unit; dbus-daemon for the QEMU source's tests
 	systemd dbus-daemon
-	# wtype: a virtual-keyboard client, to type into a QEMU guest through vscanout
-	wtype
+	# wtype: a virtual-keyboard client, to type into a QEMU guest through vscanout; xdotool: an
+	# X11 pointer for the nested QEMU test
+	wtype xdotool
 )
 
 missing=()

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from conftest import wait_until
-from nesting import Sway
+from nesting import Sway, Xvfb
 from vscanout_pixels import describe_difference, parse_ppm
 
 QEMU = shutil.which("qemu-system-x86_64")
@@ -336,6 +336,68 @@ def test_nested_in_sway_window_size_and_pointer_reach_qemu(vscanout, parents, tm
         finally:
             mon.stop()
             ui.stop()
+    finally:
+        if qemu:
+            qemu.stop()
+        bus.stop()
+
+
+def test_nested_in_xvfb_pointer_reaches_the_right_console(vscanout, parents, tmp_path):
+    """Nested in X11 (Xvfb), each window has its own pointer device, named after the output's
+    first name (X11-<n>, before vscanout names it HEAD-<id>). Two consoles (VGA and a secondary
+    VGA, both calling themselves head 0: the second is shown as head 1): the pointer moved with
+    xdotool over HEAD-0's window reaches console 0 as RelMotion by the guest-pixel distance (the
+    720x400 text screen shown 1:1), and a click in HEAD-1's window reaches console 1."""
+    bus = Bus()
+    qemu = None
+    try:
+        qemu = Qemu(bus, str(tmp_path), extra=["-device", "secondary-vga"])
+        x = parents(Xvfb)
+        x.intern_wm_atoms()
+        mon = BusMonitor(bus, "interface='org.qemu.Display1.Mouse'")
+        try:
+            vs = vscanout(source="qemu", env=dict(x.vscanout_env(), DBUS_SESSION_BUS_ADDRESS=bus.address))
+            vs.wait_log(r"qemu: console 1 also calls itself head 0; showing it as head 1")
+            wait_same_as_qemu(vs, qemu)
+            x.wait_windows(lambda ws: sorted(w["name"] for w in ws) == ["vscanout — qemu HEAD-0",
+                                                                           "vscanout — qemu HEAD-1"],
+                           what="two windows")
+            xdotool = shutil.which("xdotool")
+            # No window manager: both windows open at (0, 0). HEAD-1's goes aside.
+            head1 = next(w for w in x.windows() if w["name"] == "vscanout — qemu HEAD-1")
+            x.run([xdotool, "windowmove", head1["id"], "1000", "0"])
+            wins = x.wait_windows(lambda ws: {w["name"]: (w["x"], w["y"], w["width"]) for w in ws}.get(
+                "vscanout — qemu HEAD-0", (None,))[:2] == (0, 0) and any(
+                w["name"] == "vscanout — qemu HEAD-1" and w["x"] == 1000 for w in ws), what="HEAD-1's window moved")
+            head0 = next(w for w in wins if w["name"] == "vscanout — qemu HEAD-0")
+            assert (head0["width"], head0["height"]) == (720, 400), head0
+
+            def calls():
+                out = []
+                for line in mon.lines:
+                    if line.startswith("method call") and "member=" in line:
+                        console = line.split("path=")[1].split(";")[0].rsplit("_", 1)[1]
+                        out.append([line.split("member=")[1].strip(), console, []])
+                    elif out and line.startswith("   "):
+                        out[-1][2].append(line.strip())
+                return [tuple(c[:2]) + (c[2],) for c in out if c[0] in ("RelMotion", "Press", "Release")]
+
+            for gx, gy in ((170, 90), (180, 100), (360, 200)):
+                x.run([xdotool, "mousemove", str(gx), str(gy)])
+                time.sleep(0.2)
+            x.run([xdotool, "mousemove", "1100", "100"])
+            time.sleep(0.2)
+            x.run([xdotool, "click", "1"])
+            want_tail = [("Press", "1", ["uint32 0"]), ("Release", "1", ["uint32 0"])]
+            try:
+                wait_until(lambda: calls()[-2:] == want_tail, 10, what="Press/Release 0 on console 1")
+            except AssertionError as e:
+                raise AssertionError(f"{e}; seen {calls()}") from None
+            motions = [c for c in calls() if c[0] == "RelMotion" and c[1] == "0"]
+            assert motions and motions[-1][2] == ["int32 180", "int32 100"], \
+                f"console 0's last RelMotion {motions[-1:]}, expected (180, 100); all calls {calls()}"
+        finally:
+            mon.stop()
     finally:
         if qemu:
             qemu.stop()
