@@ -60,6 +60,25 @@ def wait_window_shows(parent, rect, head, w, h, n=None, timeout=10):
     return result["n"]
 
 
+def wait_letterboxed(sway, guest, what, rect=None):
+    """Until each head's window in sway's capture shows its guest (head -> (w, h)) letterboxed;
+    rect: head -> window rectangle, or None to read the rectangles with each capture."""
+    last = {}
+
+    def ok():
+        rects = rect or {int(w["name"][-1]): w["rect"] for w in sway.windows()}
+        screen = sway.capture()
+        for head, (w, h) in guest.items():
+            r = rects[head]
+            last[head] = letterbox_problems(crop(screen, r["x"], r["y"], r["width"], r["height"]), w, h, head)
+        return not any(last.values())
+
+    try:
+        wait_until(ok, 10, interval=0.1, what=what)
+    except AssertionError as e:
+        raise AssertionError(f"{e}: {last}") from None
+
+
 def titled(wins, heads):
     return sorted(w["name"] for w in wins) == sorted(title(h) for h in heads)
 
@@ -154,20 +173,7 @@ def test_sway_tiled_letterbox_and_keep_running(vscanout, parents):
         not w["floating"] and w["rect"]["width"] == 960 and w["rect"]["height"] == 1080 for w in ws),
         what="two tiled windows side by side, 960x1080 each")
     rect = {int(w["name"][-1]): w["rect"] for w in wins}
-    guest = {0: (1280, 800), 1: (1024, 768)}
-    last = {}
-
-    def both_letterboxed():
-        screen = sway.capture()
-        for head in (0, 1):
-            r = rect[head]
-            last[head] = letterbox_problems(crop(screen, r["x"], r["y"], r["width"], r["height"]), *guest[head], head)
-        return not any(last.values())
-
-    try:
-        wait_until(both_letterboxed, 10, interval=0.1, what="both windows letterboxed")
-    except AssertionError as e:
-        raise AssertionError(f"{e}: {last}") from None
+    wait_letterboxed(sway, {0: (1280, 800), 1: (1024, 768)}, "both windows letterboxed", rect)
 
     sway.command('[title="HEAD-0$"] kill')
     sway.command('[title="HEAD-1$"] kill')
@@ -233,22 +239,8 @@ def test_docs_screenshot_two_heads_in_sway(vscanout, parents):
     sway = parents(Sway, config=["default_border normal"])
     vs = nested(vscanout, sway, "sim:heads=2,fps=0")
     sway.wait_windows(lambda ws: titled(ws, (0, 1)) and all(not w["floating"] for w in ws), what="two tiled windows")
-    guest = {0: (1280, 800), 1: (1024, 768)}
-    last = {}
-
-    def ready():
-        # The layout settles over a few transactions: read it with each capture.
-        rect = {int(w["name"][-1]): w["rect"] for w in sway.windows()}
-        screen = sway.capture()
-        for head in (0, 1):
-            r = rect[head]
-            last[head] = letterbox_problems(crop(screen, r["x"], r["y"], r["width"], r["height"]), *guest[head], head)
-        return not any(last.values())
-
-    try:
-        wait_until(ready, 10, interval=0.1, what="both windows drawn")
-    except AssertionError as e:
-        raise AssertionError(f"{e}: {last}") from None
+    # The layout settles over a few transactions: the windows' rectangles are read with each capture.
+    wait_letterboxed(sway, {0: (1280, 800), 1: (1024, 768)}, "both windows drawn")
     vs.settle()
     png = os.path.join(sway.dir, "nested-sway.png")
     sway.capture_png(png)
