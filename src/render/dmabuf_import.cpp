@@ -2,10 +2,13 @@
 
 #include <drm_fourcc.h>
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 
 #include <string>
 #include <vector>
 
+#include "base/fd_util.hpp"
 #include "base/unique_fd.hpp"
 
 namespace vscanout::render {
@@ -139,6 +142,81 @@ Result<DmabufImage> import_dmabuf_image(const VulkanContext &ctx, const DmabufIm
 	out.memory = Memory(dev, mem);
 	if (VkResult r = vkBindImageMemory(dev, img, mem, 0); r != VK_SUCCESS)
 		return fail(std::string("vkBindImageMemory failed: ") + vk_result_name(r));
+	return out;
+}
+
+bool is_dmabuf_fd(int fd) {
+	struct statfs fs;
+	return ::fstatfs(fd, &fs) == 0 && static_cast<unsigned long>(fs.f_type) == DMA_BUF_MAGIC;
+}
+
+Result<DmabufBuffer> import_dmabuf_buffer(const VulkanContext &ctx, int fd, VkDeviceSize size,
+                                          VkBufferUsageFlags usage) {
+	if (!ctx.caps().dmabuf) return fail("the Vulkan device cannot import dma-bufs");
+	VkDevice dev = ctx.device();
+
+	VkPhysicalDeviceExternalBufferInfo ebi{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_EXTERNAL_BUFFER_INFO};
+	ebi.usage = usage;
+	ebi.handleType = VK_EXTERNAL_MEMORY_HANDLE_TYPE_DMA_BUF_BIT_EXT;
+	VkExternalBufferProperties ebp{VK_STRUCTURE_TYPE_EXTERNAL_BUFFER_PROPERTIES};
+	vkGetPhysicalDeviceExternalBufferProperties(ctx.physical(), &ebi, &ebp);
+	const VkExternalMemoryProperties &emp = ebp.externalMemoryProperties;
+	if (!(emp.externalMemoryFeatures & VK_EXTERNAL_MEMORY_FEATURE_IMPORTABLE_BIT))
+		return fail("the device cannot import dma-bufs as buffers");
+	const bool needs_dedicated = emp.externalMemoryFeatures & VK_EXTERNAL_MEMORY_FEATURE_DEDICATED_ONLY_BIT;
+
+	VkExternalMemoryBufferCreateInfo ext{VK_STRUCTURE_TYPE_EXTERNAL_MEMORY_BUFFER_CREATE_INFO};
+	ext.handleTypes = VK_EXTERNAL_MEMORY_HANDLE_TYPE_DMA_BUF_BIT_EXT;
+	VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+	bci.pNext = &ext;
+	bci.size = size;
+	bci.usage = usage;
+	VkBuffer buf;
+	if (VkResult r = vkCreateBuffer(dev, &bci, nullptr, &buf); r != VK_SUCCESS)
+		return fail(std::string("vkCreateBuffer for the dma-buf failed: ") + vk_result_name(r));
+	DmabufBuffer out{Buffer(dev, buf), {}, size, false};
+
+	UniqueFd dup(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+	if (!dup) return fail("cannot duplicate the dma-buf fd");
+	VkMemoryFdPropertiesKHR fdp{VK_STRUCTURE_TYPE_MEMORY_FD_PROPERTIES_KHR};
+	if (VkResult r = ctx.get_memory_fd_properties(dev, VK_EXTERNAL_MEMORY_HANDLE_TYPE_DMA_BUF_BIT_EXT, dup.get(), &fdp);
+	    r != VK_SUCCESS)
+		return fail(std::string("vkGetMemoryFdPropertiesKHR failed: ") + vk_result_name(r));
+	VkMemoryDedicatedRequirements dr{VK_STRUCTURE_TYPE_MEMORY_DEDICATED_REQUIREMENTS};
+	VkMemoryRequirements2 req2{VK_STRUCTURE_TYPE_MEMORY_REQUIREMENTS_2};
+	req2.pNext = &dr;
+	VkBufferMemoryRequirementsInfo2 rqi{VK_STRUCTURE_TYPE_BUFFER_MEMORY_REQUIREMENTS_INFO_2};
+	rqi.buffer = buf;
+	vkGetBufferMemoryRequirements2(dev, &rqi, &req2);
+	const VkMemoryRequirements &req = req2.memoryRequirements;
+	auto dmabuf_size = fd_byte_size(dup.get());
+	if (!dmabuf_size) return dmabuf_size.take_error();
+	// The buffer's requirement (its size rounded to the driver's alignment) must fit inside the
+	// dma-buf; that much of it is what the memory object covers.
+	if (req.size > *dmabuf_size)
+		return fail("the buffer needs " + std::to_string(req.size) + " bytes, the dma-buf has " +
+		            std::to_string(*dmabuf_size));
+	int type = ctx.find_memory_type(req.memoryTypeBits & fdp.memoryTypeBits, 0);
+	if (type < 0) return fail("no Vulkan memory type can hold this dma-buf");
+
+	out.dedicated = needs_dedicated || dr.prefersDedicatedAllocation || dr.requiresDedicatedAllocation;
+	VkMemoryDedicatedAllocateInfo ded{VK_STRUCTURE_TYPE_MEMORY_DEDICATED_ALLOCATE_INFO};
+	ded.buffer = buf;
+	VkImportMemoryFdInfoKHR imp{VK_STRUCTURE_TYPE_IMPORT_MEMORY_FD_INFO_KHR};
+	imp.pNext = out.dedicated ? &ded : nullptr;
+	imp.handleType = VK_EXTERNAL_MEMORY_HANDLE_TYPE_DMA_BUF_BIT_EXT;
+	imp.fd = dup.get();
+	VkMemoryAllocateInfo mai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+	mai.pNext = &imp;
+	mai.allocationSize = req.size;
+	mai.memoryTypeIndex = static_cast<uint32_t>(type);
+	VkDeviceMemory mem;
+	if (VkResult r = vkAllocateMemory(dev, &mai, nullptr, &mem); r != VK_SUCCESS)
+		return fail(std::string("importing the dma-buf failed: ") + vk_result_name(r));
+	dup.release(); // a successful import owns the fd
+	out.memory = Memory(dev, mem);
+	if (VkResult r = vkBindBufferMemory(dev, buf, mem, 0); r != VK_SUCCESS)
+		return fail(std::string("vkBindBufferMemory failed: ") + vk_result_name(r));
 	return out;
 }
 

@@ -1,5 +1,9 @@
-// Zero-copy import of a guest dma-buf as a Vulkan image with an explicit DRM format modifier
-// (VK_EXT_external_memory_dma_buf + VK_EXT_image_drm_format_modifier).
+// Zero-copy import of a guest dma-buf into Vulkan, in one of two forms (docs/design.md, "Import
+// paths"):
+//   image:  a VkImage with the plane's explicit DRM format modifier, sampled by the compose shader
+//           (VK_EXT_external_memory_dma_buf + VK_EXT_image_drm_format_modifier; tiled modifiers);
+//   linear: device memory bound to a VkBuffer that the copy and compose paths read like any other
+//           storage buffer (VK_EXT_external_memory_dma_buf alone; LINEAR planes only).
 #pragma once
 
 #include <vulkan/vulkan.h>
@@ -33,5 +37,20 @@ struct DmabufImage {
 };
 // Imports a dup of fd; the caller keeps its own fd.
 Result<DmabufImage> import_dmabuf_image(const VulkanContext &ctx, const DmabufImageDesc &desc, int fd);
+
+// Whether fd is a real dma-buf (an fd of the kernel's dma-buf filesystem), and not a memfd or file
+// that a source merely calls one: only a dma-buf's exporter keeps its pages for its lifetime.
+bool is_dmabuf_fd(int fd);
+
+struct DmabufBuffer {
+	Buffer buffer;
+	Memory memory;
+	VkDeviceSize size = 0; // bytes the buffer covers, from byte 0 of the dma-buf
+	bool dedicated = false; // the driver asked for a dedicated allocation
+};
+// Imports a dup of fd as device memory (VkImportMemoryFdInfoKHR, dma-buf handle type, a memory
+// type from vkGetMemoryFdPropertiesKHR) bound to a buffer of `size` bytes. The caller keeps its fd.
+Result<DmabufBuffer> import_dmabuf_buffer(const VulkanContext &ctx, int fd, VkDeviceSize size,
+                                          VkBufferUsageFlags usage);
 
 } // namespace vscanout::render

@@ -210,27 +210,42 @@ static void barrier(VkCommandBuffer cmd, VkPipelineStageFlags src_stage, VkAcces
 	vkCmdPipelineBarrier(cmd, src_stage, dst_stage, 0, 1, &mb, 0, nullptr, 0, nullptr);
 }
 
-// Imported dma-buf images belong to a foreign queue (the vGPU or the guest's GPU): each frame
-// takes ownership for its reads and hands it back, keeping the layout GENERAL throughout.
-static void transfer_image(VkCommandBuffer cmd, VkImage image, uint32_t from, uint32_t to, bool acquire) {
-	VkImageMemoryBarrier ib{VK_STRUCTURE_TYPE_IMAGE_MEMORY_BARRIER};
-	ib.srcAccessMask = acquire ? 0 : VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_SHADER_READ_BIT;
-	ib.dstAccessMask = acquire ? VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_SHADER_READ_BIT : 0;
-	ib.oldLayout = VK_IMAGE_LAYOUT_GENERAL;
-	ib.newLayout = VK_IMAGE_LAYOUT_GENERAL;
-	ib.srcQueueFamilyIndex = from;
-	ib.dstQueueFamilyIndex = to;
-	ib.image = image;
-	ib.subresourceRange = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 1, 0, 1};
+// Imported dma-bufs belong to a foreign queue (the vGPU or the guest's GPU): each frame takes
+// ownership for its reads and hands it back, keeping an image's layout GENERAL throughout.
+static void transfer_ownership(VkCommandBuffer cmd, const GuestImport &src, uint32_t from, uint32_t to, bool acquire) {
+	const VkAccessFlags reads_access = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_SHADER_READ_BIT;
+	const VkAccessFlags src_access = acquire ? 0 : reads_access, dst_access = acquire ? reads_access : 0;
 	const VkPipelineStageFlags reads = VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT;
 	const VkPipelineStageFlags top = VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, bottom = VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT;
-	vkCmdPipelineBarrier(cmd, acquire ? top : reads, acquire ? reads : bottom, 0, 0, nullptr, 0, nullptr, 1, &ib);
+	const VkPipelineStageFlags src_stage = acquire ? top : reads, dst_stage = acquire ? reads : bottom;
+	if (src.sampled()) {
+		VkImageMemoryBarrier ib{VK_STRUCTURE_TYPE_IMAGE_MEMORY_BARRIER};
+		ib.srcAccessMask = src_access;
+		ib.dstAccessMask = dst_access;
+		ib.oldLayout = VK_IMAGE_LAYOUT_GENERAL;
+		ib.newLayout = VK_IMAGE_LAYOUT_GENERAL;
+		ib.srcQueueFamilyIndex = from;
+		ib.dstQueueFamilyIndex = to;
+		ib.image = src.image();
+		ib.subresourceRange = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 1, 0, 1};
+		vkCmdPipelineBarrier(cmd, src_stage, dst_stage, 0, 0, nullptr, 0, nullptr, 1, &ib);
+		return;
+	}
+	VkBufferMemoryBarrier bb{VK_STRUCTURE_TYPE_BUFFER_MEMORY_BARRIER};
+	bb.srcAccessMask = src_access;
+	bb.dstAccessMask = dst_access;
+	bb.srcQueueFamilyIndex = from;
+	bb.dstQueueFamilyIndex = to;
+	bb.buffer = src.buffer();
+	bb.offset = 0;
+	bb.size = VK_WHOLE_SIZE;
+	vkCmdPipelineBarrier(cmd, src_stage, dst_stage, 0, 0, nullptr, 1, &bb, 0, nullptr);
 }
 
 void HeadRenderer::record_copy(const GuestImport &src, OutputTarget &t) {
 	const vgpu::PlaneInfo &p = src.plane();
 	const TargetDesc &d = t.desc();
-	if (src.kind() == ImportPath::dmabuf) {
+	if (src.sampled()) {
 		VkBufferImageCopy bic{};
 		bic.bufferRowLength = d.stride / 4;
 		bic.imageSubresource = {VK_IMAGE_ASPECT_COLOR_BIT, 0, 0, 1};
@@ -275,7 +290,7 @@ VkPipeline HeadRenderer::pipeline_for(int v, const Variant &variant) {
 
 void HeadRenderer::record_compose(const FrameDesc &f, OutputTarget &t, const Rect &region, const Rect &place) {
 	const TargetDesc &d = t.desc();
-	const bool image = f.primary && f.primary->kind() == ImportPath::dmabuf;
+	const bool image = f.primary && f.primary->sampled();
 	const int v = image ? 1 : 0;
 	VkDescriptorSet set = sets_[v];
 
@@ -365,8 +380,8 @@ Result<RenderReport> HeadRenderer::draw(const FrameDesc &f, OutputTarget &t) {
 	if (f.primary) f.primary->begin_read();
 	if (f.cursor && f.cursor->image) f.cursor->image->begin_read();
 	begin(cmd_);
-	const bool foreign = f.primary && f.primary->kind() == ImportPath::dmabuf;
-	if (foreign) transfer_image(cmd_, f.primary->image(), ctx_.foreign_queue_family(), ctx_.queue_family(), true);
+	const bool foreign = f.primary && f.primary->foreign();
+	if (foreign) transfer_ownership(cmd_, *f.primary, ctx_.foreign_queue_family(), ctx_.queue_family(), true);
 	// Same size, not merely the same aspect: place_frame fills the output for both.
 	const bool one_to_one =
 		f.primary && f.primary->plane().width == d.width && f.primary->plane().height == d.height;
@@ -387,7 +402,7 @@ Result<RenderReport> HeadRenderer::draw(const FrameDesc &f, OutputTarget &t) {
 		report.composed = output;
 		record_compose(f, t, output, place);
 	}
-	if (foreign) transfer_image(cmd_, f.primary->image(), ctx_.queue_family(), ctx_.foreign_queue_family(), false);
+	if (foreign) transfer_ownership(cmd_, *f.primary, ctx_.queue_family(), ctx_.foreign_queue_family(), false);
 	barrier(cmd_, VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
 	        VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT,
 	        VK_ACCESS_HOST_READ_BIT);
@@ -401,10 +416,10 @@ Result<RenderReport> HeadRenderer::draw(const FrameDesc &f, OutputTarget &t) {
 
 Status HeadRenderer::copy_only(const GuestImport &src, OutputTarget &t) {
 	begin(cmd_);
-	const bool foreign = src.kind() == ImportPath::dmabuf;
-	if (foreign) transfer_image(cmd_, src.image(), ctx_.foreign_queue_family(), ctx_.queue_family(), true);
+	const bool foreign = src.foreign();
+	if (foreign) transfer_ownership(cmd_, src, ctx_.foreign_queue_family(), ctx_.queue_family(), true);
 	record_copy(src, t);
-	if (foreign) transfer_image(cmd_, src.image(), ctx_.queue_family(), ctx_.foreign_queue_family(), false);
+	if (foreign) transfer_ownership(cmd_, src, ctx_.queue_family(), ctx_.foreign_queue_family(), false);
 	barrier(cmd_, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT,
 	        VK_ACCESS_HOST_READ_BIT);
 	Status s = submit_and_wait();

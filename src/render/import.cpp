@@ -4,12 +4,25 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <cinttypes>
+#include <cstdio>
 #include <cstring>
+
+#include <drm_fourcc.h>
 
 #include "base/fd_util.hpp"
 #include "base/log.hpp"
 
 namespace vscanout::render {
+namespace {
+
+std::string hex(uint64_t v) {
+	char b[24];
+	std::snprintf(b, sizeof b, "%" PRIx64, v);
+	return b;
+}
+
+} // namespace
 
 const char *to_string(ImportPath p) {
 	switch (p) {
@@ -20,27 +33,90 @@ const char *to_string(ImportPath p) {
 	return "?";
 }
 
+const char *to_string(ImportForm f) {
+	switch (f) {
+	case ImportForm::dmabuf_image: return "dma-buf image with modifier";
+	case ImportForm::dmabuf_linear: return "linear dma-buf buffer";
+	case ImportForm::host: return "host memory";
+	case ImportForm::copy: return "counted copy";
+	}
+	return "?";
+}
+
+ImportPath path_of(ImportForm f) {
+	switch (f) {
+	case ImportForm::dmabuf_image:
+	case ImportForm::dmabuf_linear: return ImportPath::dmabuf;
+	case ImportForm::host: return ImportPath::host;
+	case ImportForm::copy: return ImportPath::copy;
+	}
+	return ImportPath::copy;
+}
+
+std::vector<ImportForm> import_order(const DeviceCaps &caps, const vgpu::PlaneInfo &plane, vgpu::BufferKind kind,
+                                     const ImportPolicy &policy) {
+	std::vector<ImportForm> order;
+	const bool linear = plane.drm_format_mod == DRM_FORMAT_MOD_LINEAR;
+	// INVALID: the layout is implicit, which for a buffer a CPU maps means linear.
+	const bool cpu_readable = linear || plane.drm_format_mod == DRM_FORMAT_MOD_INVALID;
+	if (policy.allow_dmabuf && kind == vgpu::BufferKind::dmabuf && caps.dmabuf) {
+		if (caps.drm_modifier && plane.drm_format_mod != DRM_FORMAT_MOD_INVALID)
+			order.push_back(ImportForm::dmabuf_image);
+		if (linear) order.push_back(ImportForm::dmabuf_linear);
+	}
+	if (!cpu_readable) return order;
+	if (policy.allow_host && caps.host_memory) order.push_back(ImportForm::host);
+	order.push_back(ImportForm::copy);
+	return order;
+}
+
 Result<std::shared_ptr<GuestImport>> GuestImport::create(const VulkanContext &ctx, const vgpu::PlaneInfo &plane,
                                                          vgpu::GuestBuffer buffer, const ImportPolicy &policy) {
 	std::shared_ptr<GuestImport> imp(new GuestImport(plane, std::move(buffer)));
+	const auto order = import_order(ctx.caps(), plane, imp->kind_, policy);
+	if (order.empty())
+		return fail("modifier 0x" + hex(plane.drm_format_mod) +
+		            " is tiled and the Vulkan device cannot import it; the CPU paths read LINEAR only");
 	std::string why;
-	if (policy.allow_dmabuf && imp->kind_ == vgpu::BufferKind::dmabuf) {
-		Status s = imp->try_dmabuf(ctx);
-		if (s) return imp;
-		why = "dma-buf import: " + s.error();
+	for (ImportForm form : order) {
+		Status s = imp->try_form(ctx, form, policy.copy_counter);
+		if (s) {
+			imp->form_ = form;
+			if (!why.empty()) VLOG_DEBUG("head %u: %s; imported as %s", plane.head_id, why.c_str(), to_string(form));
+			else VLOG_DEBUG("head %u: %s plane imported as %s", plane.head_id, vgpu::to_string(plane.type),
+			                to_string(form));
+			return imp;
+		}
+		why += (why.empty() ? "" : "; ") + std::string(to_string(form)) + ": " + s.error();
 	}
-	if (policy.allow_host) {
-		Status s = imp->try_host(ctx);
-		if (s) return imp;
-		why += (why.empty() ? "" : "; ") + std::string("host-memory import: ") + s.error();
-	}
-	if (!why.empty()) VLOG_DEBUG("head %u: %s; falling back to a counted copy", plane.head_id, why.c_str());
-	Status s = imp->try_copy(ctx, policy.copy_counter);
-	if (!s) return fail(why.empty() ? s.error() : why + "; copy: " + s.error());
-	return imp;
+	return fail(why);
 }
 
-Status GuestImport::try_dmabuf(const VulkanContext &ctx) {
+Status GuestImport::try_form(const VulkanContext &ctx, ImportForm form, uint64_t *counter) {
+	switch (form) {
+	case ImportForm::dmabuf_image: return try_dmabuf_image(ctx);
+	case ImportForm::dmabuf_linear: return try_dmabuf_linear(ctx);
+	case ImportForm::host: return try_host(ctx);
+	case ImportForm::copy: return try_copy(ctx, counter);
+	}
+	return fail("unknown import form");
+}
+
+Status GuestImport::try_dmabuf_linear(const VulkanContext &ctx) {
+	if (!is_dmabuf_fd(fd_.get())) return fail("the fd is not a dma-buf");
+	// The shader reads whole 32-bit words: a 16-bit plane's last pixel may sit in a partial word.
+	const VkDeviceSize size = align_up(plane_.offset + uint64_t{plane_.stride} * plane_.height, 4);
+	if (size > ctx.caps().max_storage_range) return fail("the plane is larger than the device's storage buffer range");
+	auto b = import_dmabuf_buffer(ctx, fd_.get(), size,
+	                              VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT);
+	if (!b) return b.take_error();
+	dmabuf_buffer_ = std::move(*b);
+	buffer_size_ = size;
+	return Ok{};
+}
+
+Status GuestImport::try_dmabuf_image(const VulkanContext &ctx) {
+	if (!is_dmabuf_fd(fd_.get())) return fail("the fd is not a dma-buf");
 	auto desc = describe_dmabuf_image(plane_);
 	if (!desc) return desc.take_error();
 	auto img = import_dmabuf_image(ctx, *desc, fd_.get());
@@ -55,7 +131,6 @@ Status GuestImport::try_dmabuf(const VulkanContext &ctx) {
 	if (VkResult r = vkCreateImageView(ctx.device(), &vci, nullptr, &iv); r != VK_SUCCESS)
 		return fail(std::string("vkCreateImageView failed: ") + vk_result_name(r));
 	view_ = ImageView(ctx.device(), iv);
-	path_ = ImportPath::dmabuf;
 	return Ok{};
 }
 
@@ -82,7 +157,6 @@ Status GuestImport::try_host(const VulkanContext &ctx) {
 	if (!hb) return hb.take_error();
 	host_ = std::move(*hb);
 	buffer_size_ = size;
-	path_ = ImportPath::host;
 	return Ok{};
 }
 
@@ -96,7 +170,7 @@ Status GuestImport::try_copy(const VulkanContext &ctx, uint64_t *counter) {
 	staging_ = std::move(*mb);
 	buffer_size_ = size;
 	copy_counter_ = counter;
-	path_ = ImportPath::copy;
+	form_ = ImportForm::copy;
 	content_changed();
 	return Ok{};
 }
@@ -104,11 +178,17 @@ Status GuestImport::try_copy(const VulkanContext &ctx, uint64_t *counter) {
 const uint8_t *GuestImport::cpu_data() const { return map_ ? map_.data() : nullptr; }
 
 VkBuffer GuestImport::buffer() const {
-	return path_ == ImportPath::copy ? staging_.buffer.get() : host_.buffer.get();
+	switch (form_) {
+	case ImportForm::copy: return staging_.buffer.get();
+	case ImportForm::host: return host_.buffer.get();
+	case ImportForm::dmabuf_linear: return dmabuf_buffer_.buffer.get();
+	case ImportForm::dmabuf_image: break;
+	}
+	return VK_NULL_HANDLE;
 }
 
 void GuestImport::content_changed() {
-	if (path_ != ImportPath::copy) return;
+	if (form_ != ImportForm::copy) return;
 	begin_read();
 	std::memcpy(staging_.data, map_.data() + plane_.offset, uint64_t{plane_.stride} * plane_.height);
 	end_read();

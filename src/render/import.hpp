@@ -1,12 +1,17 @@
-// A guest buffer made readable by the GPU, in the first way the device allows:
-//   dmabuf: the dma-buf imported as an image with its DRM format modifier (zero copy);
+// A guest buffer made readable by the GPU, in the first way the device allows (docs/design.md,
+// "Import paths"):
+//   dmabuf: the dma-buf imported by the driver itself, zero copy: as an image with its DRM format
+//           modifier where the device has VK_EXT_image_drm_format_modifier, else (LINEAR planes)
+//           as device memory bound to a storage buffer;
 //   host:   the buffer mmap()ed and that memory imported (VK_EXT_external_memory_host, zero copy);
 //   copy:   the pixels copied into a Vulkan buffer each time they change (counted).
+// The CPU paths (host, copy) read LINEAR planes only.
 #pragma once
 
 #include <vulkan/vulkan.h>
 
 #include <memory>
+#include <vector>
 
 #include "base/mapping.hpp"
 #include "base/result.hpp"
@@ -21,11 +26,22 @@ namespace vscanout::render {
 enum class ImportPath { dmabuf, host, copy };
 const char *to_string(ImportPath p);
 
+// How an import was made, one step finer than ImportPath: the two dma-buf forms.
+enum class ImportForm { dmabuf_image, dmabuf_linear, host, copy };
+const char *to_string(ImportForm f);
+ImportPath path_of(ImportForm f);
+
 struct ImportPolicy {
 	bool allow_dmabuf = true;
 	bool allow_host = true;
 	uint64_t *copy_counter = nullptr; // incremented for every counted copy
 };
+
+// The forms worth trying for this plane on a device with these capabilities, best first. A
+// dma-buf form only for a buffer that is a dma-buf; the CPU forms only for LINEAR (or implicit)
+// layouts. Empty: nothing can show the plane. Pure: unit-tested against capability sets.
+std::vector<ImportForm> import_order(const DeviceCaps &caps, const vgpu::PlaneInfo &plane, vgpu::BufferKind kind,
+                                     const ImportPolicy &policy);
 
 class GuestImport final : public core::ImportedBuffer {
 public:
@@ -33,17 +49,22 @@ public:
 	                                                   vgpu::GuestBuffer buffer, const ImportPolicy &policy);
 	~GuestImport() override = default;
 
-	const char *path() const override { return to_string(path_); }
+	const char *path() const override { return to_string(kind()); }
 	const uint8_t *cpu_data() const override;
 	void content_changed() override;
 
-	ImportPath kind() const { return path_; }
-	VkBuffer buffer() const;          // host and copy paths
+	ImportPath kind() const { return path_of(form_); }
+	ImportForm form() const { return form_; }
+	// Read through the sampled image (dmabuf_image), else through buffer().
+	bool sampled() const { return form_ == ImportForm::dmabuf_image; }
+	// The memory belongs to another device (the vGPU, a GPU): reads take ownership first.
+	bool foreign() const { return form_ == ImportForm::dmabuf_image || form_ == ImportForm::dmabuf_linear; }
+	VkBuffer buffer() const;          // every form but dmabuf_image
 	VkImage image() const { return dmabuf_.image.get(); }
 	VkImageView image_view() const { return view_.get(); }
 	VkDeviceSize buffer_size() const { return buffer_size_; }
-	// Byte offset of pixel (0,0) inside buffer(): the plane offset for host imports, 0 for copies.
-	uint64_t pixel_offset() const { return path_ == ImportPath::copy ? 0 : plane_.offset; }
+	// Byte offset of pixel (0,0) inside buffer(): the plane offset, but 0 for copies.
+	uint64_t pixel_offset() const { return form_ == ImportForm::copy ? 0 : plane_.offset; }
 	const vgpu::PlaneInfo &plane() const { return plane_; }
 	// The guest's dma-buf (open as long as this import lives), or -1 for other buffers.
 	int dmabuf_fd() const { return kind_ == vgpu::BufferKind::dmabuf ? fd_.get() : -1; }
@@ -56,7 +77,9 @@ private:
 	GuestImport(const vgpu::PlaneInfo &plane, vgpu::GuestBuffer buffer)
 		: plane_(plane), fd_(std::move(buffer.fd)), kind_(buffer.kind), map_offset_(buffer.map_offset),
 		  byte_size_(buffer.byte_size) {}
-	Status try_dmabuf(const VulkanContext &ctx);
+	Status try_form(const VulkanContext &ctx, ImportForm form, uint64_t *counter);
+	Status try_dmabuf_image(const VulkanContext &ctx);
+	Status try_dmabuf_linear(const VulkanContext &ctx);
 	Status try_map();
 	Status try_host(const VulkanContext &ctx);
 	Status try_copy(const VulkanContext &ctx, uint64_t *counter);
@@ -66,11 +89,12 @@ private:
 	vgpu::BufferKind kind_;
 	uint64_t map_offset_;
 	uint64_t byte_size_;
-	ImportPath path_ = ImportPath::copy;
+	ImportForm form_ = ImportForm::copy;
 	Mapping map_;
 	VulkanContext::HostBuffer host_;
 	VulkanContext::MappedBuffer staging_;
 	DmabufImage dmabuf_;
+	DmabufBuffer dmabuf_buffer_;
 	ImageView view_;
 	VkDeviceSize buffer_size_ = 0;
 	uint64_t *copy_counter_ = nullptr;

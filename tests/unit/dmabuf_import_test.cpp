@@ -216,3 +216,118 @@ TEST_F(DmabufDevice, NonDmabufFallsBackToHostImport) {
 
 } // namespace
 } // namespace vscanout
+
+namespace vscanout {
+namespace {
+
+using render::ImportForm;
+using render::import_order;
+using Forms = std::vector<ImportForm>;
+
+render::DeviceCaps caps_of(bool dmabuf, bool modifiers, bool host) {
+	render::DeviceCaps c;
+	c.dmabuf = dmabuf;
+	c.drm_modifier = modifiers;
+	c.host_memory = host;
+	return c;
+}
+
+const render::ImportPolicy kAuto{true, true, nullptr};
+
+TEST(ImportOrder, GpuWithModifiersTriesTheImageFirstThenTheLinearBuffer) {
+	auto p = plane_of(DRM_FORMAT_XRGB8888, DRM_FORMAT_MOD_LINEAR, 64, 64, 256);
+	EXPECT_EQ(import_order(caps_of(true, true, true), p, vgpu::BufferKind::dmabuf, kAuto),
+	          (Forms{ImportForm::dmabuf_image, ImportForm::dmabuf_linear, ImportForm::host, ImportForm::copy}));
+}
+
+TEST(ImportOrder, LavapipeOfMesa25ImportsALinearDmabufAsABuffer) {
+	// VK_EXT_external_memory_dma_buf without VK_EXT_image_drm_format_modifier.
+	auto p = plane_of(DRM_FORMAT_XRGB8888, DRM_FORMAT_MOD_LINEAR, 64, 64, 256);
+	EXPECT_EQ(import_order(caps_of(true, false, true), p, vgpu::BufferKind::dmabuf, kAuto),
+	          (Forms{ImportForm::dmabuf_linear, ImportForm::host, ImportForm::copy}));
+}
+
+TEST(ImportOrder, NoDmabufExtensionGoesToHostMemoryThenCopy) {
+	auto p = plane_of(DRM_FORMAT_XRGB8888, DRM_FORMAT_MOD_LINEAR, 64, 64, 256);
+	EXPECT_EQ(import_order(caps_of(false, false, true), p, vgpu::BufferKind::dmabuf, kAuto),
+	          (Forms{ImportForm::host, ImportForm::copy}));
+	EXPECT_EQ(import_order(caps_of(false, false, false), p, vgpu::BufferKind::dmabuf, kAuto), (Forms{ImportForm::copy}));
+}
+
+TEST(ImportOrder, OnlyDmabufsTakeTheDmabufForms) {
+	auto p = plane_of(DRM_FORMAT_XRGB8888, DRM_FORMAT_MOD_LINEAR, 64, 64, 256);
+	for (auto kind : {vgpu::BufferKind::memfd, vgpu::BufferKind::region})
+		EXPECT_EQ(import_order(caps_of(true, true, true), p, kind, kAuto), (Forms{ImportForm::host, ImportForm::copy}));
+}
+
+TEST(ImportOrder, TiledModifiersNeedTheImageFormAndNeverReachTheCpuPaths) {
+	auto p = plane_of(DRM_FORMAT_XRGB8888, I915_FORMAT_MOD_X_TILED, 64, 64, 256);
+	EXPECT_EQ(import_order(caps_of(true, true, true), p, vgpu::BufferKind::dmabuf, kAuto),
+	          (Forms{ImportForm::dmabuf_image}));
+	// lavapipe cannot detile, and neither can a CPU copy that reads rows: nothing to try.
+	EXPECT_TRUE(import_order(caps_of(true, false, true), p, vgpu::BufferKind::dmabuf, kAuto).empty());
+}
+
+TEST(ImportOrder, ImplicitModifierIsLinearForTheCpuButNotAnImage) {
+	auto p = plane_of(DRM_FORMAT_XRGB8888, DRM_FORMAT_MOD_INVALID, 64, 64, 256);
+	EXPECT_EQ(import_order(caps_of(true, true, true), p, vgpu::BufferKind::dmabuf, kAuto),
+	          (Forms{ImportForm::host, ImportForm::copy}));
+}
+
+TEST(ImportOrder, PolicyForcesHostOrCopy) {
+	auto p = plane_of(DRM_FORMAT_XRGB8888, DRM_FORMAT_MOD_LINEAR, 64, 64, 256);
+	const render::ImportPolicy host{false, true, nullptr}, copy{false, false, nullptr};
+	EXPECT_EQ(import_order(caps_of(true, true, true), p, vgpu::BufferKind::dmabuf, host),
+	          (Forms{ImportForm::host, ImportForm::copy}));
+	EXPECT_EQ(import_order(caps_of(true, true, true), p, vgpu::BufferKind::dmabuf, copy), (Forms{ImportForm::copy}));
+}
+
+TEST(ImportOrder, PathsNameTheStatsValues) {
+	EXPECT_STREQ(render::to_string(render::path_of(ImportForm::dmabuf_image)), "dmabuf");
+	EXPECT_STREQ(render::to_string(render::path_of(ImportForm::dmabuf_linear)), "dmabuf");
+	EXPECT_STREQ(render::to_string(render::path_of(ImportForm::host)), "host");
+	EXPECT_STREQ(render::to_string(render::path_of(ImportForm::copy)), "copy");
+}
+
+TEST(DmabufFd, AMemfdIsNotADmabuf) {
+	auto fd = make_memfd("not-a-dmabuf", 4096);
+	ASSERT_TRUE(fd.ok()) << fd.error();
+	EXPECT_FALSE(render::is_dmabuf_fd(fd->get()));
+	EXPECT_FALSE(render::is_dmabuf_fd(-1));
+}
+
+TEST_F(DmabufDevice, AMemfdCalledADmabufIsRefusedByTheDmabufForms) {
+	// A peer (QEMU's ScanoutDMABUF, a source) may hand over any fd as a "dma-buf"; its owner
+	// could shrink it under the import. The dma-buf forms take real dma-bufs only.
+	if (!ctx_->caps().host_memory) GTEST_SKIP() << "device has no VK_EXT_external_memory_host";
+	const uint64_t bytes = 4096 * 4;
+	auto fd = make_memfd("fake-dmabuf", bytes);
+	ASSERT_TRUE(fd.ok()) << fd.error();
+	vgpu::GuestBuffer b;
+	b.fd = UniqueFd(::fcntl(fd->get(), F_DUPFD_CLOEXEC, 0));
+	b.kind = vgpu::BufferKind::dmabuf;
+	b.byte_size = bytes;
+	auto p = plane_of(DRM_FORMAT_XRGB8888, DRM_FORMAT_MOD_LINEAR, 64, 32, 256);
+	auto imp = render::GuestImport::create(*ctx_, p, std::move(b), kAuto);
+	ASSERT_TRUE(imp.ok()) << imp.error();
+	EXPECT_EQ((*imp)->form(), ImportForm::host);
+	EXPECT_STREQ((*imp)->path(), "host");
+}
+
+TEST_F(DmabufDevice, ATiledPlaneThatNoFormCanReadIsAClearError) {
+	if (ctx_->caps().drm_modifier) GTEST_SKIP() << "this device may import tiled images";
+	auto fd = make_memfd("tiled", 4096 * 64);
+	ASSERT_TRUE(fd.ok()) << fd.error();
+	vgpu::GuestBuffer b;
+	b.fd = std::move(*fd);
+	b.kind = vgpu::BufferKind::dmabuf;
+	b.byte_size = 4096 * 64;
+	auto p = plane_of(DRM_FORMAT_XRGB8888, I915_FORMAT_MOD_X_TILED, 128, 64, 512);
+	auto imp = render::GuestImport::create(*ctx_, p, std::move(b), kAuto);
+	ASSERT_FALSE(imp.ok());
+	EXPECT_NE(imp.error().find("tiled"), std::string::npos) << imp.error();
+	EXPECT_NE(imp.error().find("LINEAR"), std::string::npos) << imp.error();
+}
+
+} // namespace
+} // namespace vscanout
