@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "base/result.hpp"
+#include "base/unique_fd.hpp"
 #include "core/lru_cache.hpp"
 #include "core/stats.hpp"
 #include "vgpu/source.hpp"
@@ -25,6 +26,8 @@ public:
 	virtual const char *path() const = 0;
 	// Content may have changed under the same key; a copy import refreshes its copy here.
 	virtual void content_changed() {}
+	// The guest's dma-buf while this import lives, or -1 (the fences are read from it).
+	virtual int dmabuf_fd() const { return -1; }
 };
 
 // What names a buffer configuration: drivers recycle ids, so the id alone is not enough.
@@ -64,6 +67,9 @@ struct TrackerOptions {
 	// Hash the primary each poll and treat a changed hash as new content (region planes,
 	// --refresh=watch for guests that draw into their front buffer without telling).
 	bool watch_content = false;
+	// How long a new primary buffer's write fences may take before the head logs it (it keeps
+	// the last good frame and goes on waiting).
+	uint32_t fence_timeout_ms = 1000;
 };
 
 class HeadTracker {
@@ -85,9 +91,34 @@ public:
 	HeadStats &stats() { return stats_; }
 	const HeadStats &stats() const { return stats_; }
 
+	// A new primary frame waits for its buffer's write fences: this descriptor becomes readable
+	// when they signal (poll() then shows it), or -1 when nothing waits.
+	int fence_fd() const { return pending_ ? pending_->fence.get() : -1; }
+	// Milliseconds until the wait counts as late (poll() then logs it), or -1.
+	int fence_timeout_in_ms() const;
+
 private:
-	struct Pending; // per-plane bookkeeping of bad planes and errors
+	// A primary frame held back until its buffer's writers are done.
+	struct PendingFrame {
+		vgpu::PlaneInfo plane;
+		PlaneKey key;
+		std::shared_ptr<ImportedBuffer> imported; // a cached import, or the shown buffer drawn into
+		std::optional<vgpu::GuestBuffer> opened;  // a buffer opened but not imported yet
+		bool content_only = false;                // the shown buffer itself, drawn into again
+		UniqueFd fence;
+		uint64_t since_ms = 0;
+		bool late = false;
+	};
 	void poll_plane(vgpu::PlaneType type, Changes &changes);
+	void new_primary(const vgpu::PlaneInfo &plane, Changes &changes);
+	// Holds `frame` back (moved into pending_) while `fd`, a dma-buf, has write fences in flight;
+	// false: nothing to wait for, show it now.
+	bool wait_for_fences(int fd, PendingFrame &frame);
+	void resolve_pending(Changes &changes);
+	void show_new_primary(PendingFrame &frame, Changes &changes);
+	void show_primary(const vgpu::PlaneInfo &plane, std::shared_ptr<ImportedBuffer> buffer, Changes &changes);
+	void reject(int idx, const PlaneKey &key, const vgpu::PlaneInfo &plane, const std::string &why);
+	Result<std::shared_ptr<ImportedBuffer>> import_opened(const vgpu::PlaneInfo &plane, vgpu::GuestBuffer buffer);
 	Result<std::shared_ptr<ImportedBuffer>> lookup_or_import(const vgpu::PlaneInfo &plane);
 	std::optional<uint64_t> content_hash() const;
 
@@ -101,6 +132,7 @@ private:
 	uint64_t cursor_generation_ = 0;
 	uint64_t last_damage_ = 0;
 	std::optional<uint64_t> last_hash_;
+	std::optional<PendingFrame> pending_;
 	// Per plane (index 0 primary, 1 cursor): the last bad plane, so it is logged once per bad
 	// generation, and whether the last query failed, so a failing device is logged once.
 	std::optional<PlaneKey> last_bad_[2];

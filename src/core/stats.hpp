@@ -22,6 +22,8 @@ struct HeadStats {
 	uint64_t cursor_images = 0;  // cursor image updates
 	uint64_t cursor_moves = 0;
 	uint64_t query_errors = 0;
+	uint64_t fence_waits = 0;    // new frames held back for their buffer's write fences
+	uint64_t fence_timeouts = 0; // waits that went past --fence-timeout (logged)
 	uint32_t width = 0, height = 0;
 	std::string import_path;     // "dmabuf", "host", "copy" or ""
 	std::string cursor_path;     // "hardware", "software" or ""

@@ -67,7 +67,7 @@ public:
 	uint64_t pixel_offset() const { return form_ == ImportForm::copy ? 0 : plane_.offset; }
 	const vgpu::PlaneInfo &plane() const { return plane_; }
 	// The guest's dma-buf (open as long as this import lives), or -1 for other buffers.
-	int dmabuf_fd() const { return kind_ == vgpu::BufferKind::dmabuf ? fd_.get() : -1; }
+	int dmabuf_fd() const override { return kind_ == vgpu::BufferKind::dmabuf ? fd_.get() : -1; }
 
 	// Brackets GPU or CPU reads of a mapped dma-buf with DMA_BUF_IOCTL_SYNC.
 	void begin_read() const;

@@ -4,6 +4,7 @@
 #include <drm_fourcc.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdarg>
@@ -44,6 +45,10 @@ public:
 	uint64_t damage = 0;
 	int open_calls = 0;
 	bool gone = false; // connected() answers false: the device went away for good
+	// Buffer ids handed out as "dma-bufs" whose write fence is still in flight: a pipe's read
+	// end stands in (read_fence() falls back to polling the fd itself, which turns readable
+	// when the test writes to the pipe: the fence signals).
+	std::map<uint64_t, int> fenced;
 
 	void set(const PlaneInfo &p) { planes[{p.head_id, p.type}] = p; }
 	void remove(PlaneType type) { planes.erase({kHead, type}); }
@@ -67,6 +72,13 @@ public:
 		open_calls++;
 		if (fail_open) return fail("fake open failure");
 		const uint64_t bytes = byte_size ? *byte_size : plane.offset + plane.size;
+		if (auto it = fenced.find(plane.buffer_id); it != fenced.end()) {
+			GuestBuffer b;
+			b.fd = UniqueFd(::fcntl(it->second, F_DUPFD_CLOEXEC, 0));
+			b.kind = vgpu::BufferKind::dmabuf;
+			b.byte_size = bytes;
+			return b;
+		}
 		auto fd = make_memfd("vscanout-tracker-test", bytes);
 		if (!fd) return fd.take_error();
 		GuestBuffer b;
@@ -103,6 +115,7 @@ public:
 	const uint8_t *cpu_data() const override { return map_ ? map_.data() : nullptr; }
 	const char *path() const override { return "host"; }
 	void content_changed() override { counters_.content_changed++; }
+	int dmabuf_fd() const override { return buffer_.kind == vgpu::BufferKind::dmabuf ? buffer_.fd.get() : -1; }
 
 	uint8_t *pixels() { return map_.data(); }
 	const PlaneInfo &plane() const { return plane_; }
@@ -970,4 +983,127 @@ TEST_F(HeadTrackerTest, SourceSayingTheDeviceIsGoneDisconnectsOnce) {
 	EXPECT_EQ(source.open_calls, opens) << "a gone device is not asked for buffers";
 }
 
+} // namespace vscanout::core
+
+namespace vscanout::core {
+namespace {
+
+// A pipe standing in for a dma-buf whose writer is still at work.
+struct FakeFence {
+	int fds[2] = {-1, -1};
+	FakeFence() { EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0); }
+	~FakeFence() {
+		for (int fd : fds)
+			if (fd >= 0) ::close(fd);
+	}
+	void signal() { ASSERT_EQ(::write(fds[1], "x", 1), 1); }
+};
+
+TEST_F(HeadTrackerTest, ANewFrameWaitsForItsWriteFenceWithoutReadingTheBuffer) {
+	FakeFence fence;
+	const int fds_before = count_open_fds();
+	source.set(primary(10));
+	ASSERT_TRUE(t().poll().frame);
+	source.fenced[11] = fence.fds[0];
+	source.set(primary(11));
+	const int imports_before = importer_calls;
+	Changes c = t().poll();
+	EXPECT_FALSE(c.any()) << describe(c);
+	EXPECT_EQ(t().generation(), 1u);
+	EXPECT_EQ(t().primary().info.buffer_id, 10u) << "the last good frame stays up";
+	EXPECT_GE(t().fence_fd(), 0);
+	EXPECT_EQ(importer_calls, imports_before) << "nothing reads the buffer before its writer is done";
+	EXPECT_EQ(t().stats().fence_waits, 1u);
+	c = t().poll(); // still in flight: still nothing, and no second wait
+	EXPECT_FALSE(c.any()) << describe(c);
+	EXPECT_EQ(t().stats().fence_waits, 1u);
+	EXPECT_EQ(source.open_calls, 2) << "the waiting buffer is opened once";
+
+	fence.signal();
+	c = t().poll();
+	EXPECT_TRUE(c.frame);
+	EXPECT_FALSE(c.mode);
+	EXPECT_EQ(t().generation(), 2u);
+	EXPECT_EQ(t().primary().info.buffer_id, 11u);
+	EXPECT_EQ(t().fence_fd(), -1);
+	EXPECT_EQ(importer_calls, imports_before + 1);
+	EXPECT_EQ(t().stats().fence_timeouts, 0u);
+	EXPECT_TRUE(g_errors.empty());
+	source.fenced.clear();
+	tracker.reset();
+	EXPECT_EQ(count_open_fds(), fds_before) << "the imports' and the wait's descriptors are closed";
+	make_tracker(TrackerOptions{});
+}
+
+TEST_F(HeadTrackerTest, ALateFenceIsLoggedOnceAndItsFrameStillShowsWhenItSignals) {
+	TrackerOptions o;
+	o.fence_timeout_ms = 1;
+	make_tracker(o);
+	source.set(primary(10));
+	ASSERT_TRUE(t().poll().frame);
+	FakeFence fence;
+	source.fenced[11] = fence.fds[0];
+	source.set(primary(11));
+	EXPECT_FALSE(t().poll().any());
+	EXPECT_GE(t().fence_timeout_in_ms(), 0);
+	::usleep(5000);
+	EXPECT_EQ(t().fence_timeout_in_ms(), 0);
+	for (int i = 0; i < 3; i++) EXPECT_FALSE(t().poll().any());
+	EXPECT_EQ(t().stats().fence_timeouts, 1u);
+	EXPECT_EQ(t().fence_timeout_in_ms(), -1) << "once late, no more deadlines";
+	ASSERT_EQ(g_errors.size(), 1u);
+	EXPECT_NE(g_errors[0].find("has not signalled in 1 ms"), std::string::npos) << g_errors[0];
+	EXPECT_EQ(t().primary().info.buffer_id, 10u);
+	fence.signal();
+	EXPECT_TRUE(t().poll().frame);
+	EXPECT_EQ(t().primary().info.buffer_id, 11u);
+	source.fenced.clear();
+}
+
+TEST_F(HeadTrackerTest, AGuestThatMovesOnDropsTheWaitingFrame) {
+	source.set(primary(10));
+	ASSERT_TRUE(t().poll().frame);
+	FakeFence fence;
+	source.fenced[11] = fence.fds[0];
+	source.set(primary(11));
+	EXPECT_FALSE(t().poll().any());
+	ASSERT_GE(t().fence_fd(), 0);
+	source.set(primary(12));
+	EXPECT_TRUE(t().poll().frame);
+	EXPECT_EQ(t().primary().info.buffer_id, 12u);
+	EXPECT_EQ(t().fence_fd(), -1);
+	// Back to the shown buffer while a new one waits: the wait is dropped, nothing changes.
+	source.set(primary(11));
+	EXPECT_FALSE(t().poll().any());
+	source.set(primary(12));
+	EXPECT_FALSE(t().poll().any());
+	EXPECT_EQ(t().fence_fd(), -1);
+	// Turning the plane off drops a wait too.
+	source.set(primary(11));
+	EXPECT_FALSE(t().poll().any());
+	source.remove(PlaneType::primary);
+	EXPECT_TRUE(t().poll().frame);
+	EXPECT_EQ(t().fence_fd(), -1);
+	source.fenced.clear();
+}
+
+TEST_F(HeadTrackerTest, DamageToAFencedFrontBufferWaitsToo) {
+	FakeFence fence;
+	fence.signal(); // the first frame is complete
+	source.fenced[10] = fence.fds[0];
+	source.set(primary(10));
+	ASSERT_TRUE(t().poll().frame);
+	char byte;
+	ASSERT_EQ(::read(fence.fds[0], &byte, 1), 1); // a writer is at work again
+	source.damage++;
+	EXPECT_FALSE(t().poll().any());
+	EXPECT_GE(t().fence_fd(), 0);
+	const int changed = counters.content_changed;
+	fence.signal();
+	EXPECT_TRUE(t().poll().frame);
+	EXPECT_EQ(counters.content_changed, changed + 1);
+	source.fenced.clear();
+}
+
+} // namespace
 } // namespace vscanout::core
