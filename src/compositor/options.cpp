@@ -43,7 +43,11 @@ const char *usage() {
 	       "                        poll:HZ: repaint HZ times a second, as QEMU does\n"
 	       "      --poll-hz N       rate for sources that must be polled (default 60)\n"
 	       "      --import PATH     auto (default), host or copy: force a guest-buffer import path\n"
-	       "      --vk-device NAME  prefer the Vulkan device whose name contains NAME\n"
+	       "      --vulkan-device DEV\n"
+	       "                        the Vulkan device to render with: its index in the Vulkan loader's\n"
+	       "                        order, or a part of its name (e.g. llvmpipe); default: the device\n"
+	       "                        of the KMS or vGPU parent's DRM node where the driver tells it,\n"
+	       "                        else the first GPU, else the CPU (--vk-device is the same)\n"
 	       "      --stats FILE      write per-head counters (JSON lines) at exit and on SIGUSR1\n"
 	       "      --socket NAME     Wayland socket name (default: first free wayland-N)\n"
 	       "      --keep-running    nested: keep running after the last window is closed\n"
@@ -75,6 +79,7 @@ Result<Options> parse_options(int argc, char **argv) {
 		{"refresh", required_argument, nullptr, 'r'},
 		{"poll-hz", required_argument, nullptr, opt_poll_hz},
 		{"import", required_argument, nullptr, opt_import},
+		{"vulkan-device", required_argument, nullptr, opt_vk_device},
 		{"vk-device", required_argument, nullptr, opt_vk_device},
 		{"stats", required_argument, nullptr, opt_stats},
 		{"socket", required_argument, nullptr, opt_socket},

@@ -33,7 +33,7 @@ struct Options {
 	int poll_hz = 60;
 	std::string stats_path;
 	std::string socket;
-	std::string vk_device;
+	std::string vk_device; // --vulkan-device (alias --vk-device): an index or a part of the name
 	ImportChoice import = ImportChoice::automatic;
 	bool keep_running = false; // nested: stay up (headless) after the last window closed
 	std::map<uint32_t, std::string> output_map; // --output HEAD-<id>=<connector>

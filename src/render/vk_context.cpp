@@ -1,7 +1,17 @@
 #include "render/vk_context.hpp"
 
+#include <dirent.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <vector>
 
 #include "base/log.hpp"
@@ -15,7 +25,125 @@ bool has_extension(const std::vector<VkExtensionProperties> &exts, const char *n
 
 std::string vk_fail(const char *what, VkResult r) { return std::string(what) + " failed: " + vk_result_name(r); }
 
+std::string lower(std::string s) {
+	for (char &c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+	return s;
+}
+
+bool is_cpu(const PhysicalDeviceInfo &d) { return d.type == VK_PHYSICAL_DEVICE_TYPE_CPU; }
+
+std::string device_list(const std::vector<PhysicalDeviceInfo> &devices) {
+	std::string s;
+	for (size_t i = 0; i < devices.size(); i++)
+		s += (i ? ", " : "") + std::to_string(i) + ": " + devices[i].name + (is_cpu(devices[i]) ? " (CPU)" : "");
+	return s;
+}
+
+bool exists(const std::string &path) {
+	struct stat st {};
+	return ::stat(path.c_str(), &st) == 0;
+}
+
+std::string real_path(const std::string &path) {
+	char buf[PATH_MAX];
+	return ::realpath(path.c_str(), buf) ? std::string(buf) : std::string();
+}
+
+// "226:0\n" -> makedev(226, 0).
+Result<dev_t> read_dev_file(const std::string &path) {
+	std::ifstream f(path);
+	unsigned maj = 0, min = 0;
+	char colon = 0;
+	if (!(f >> maj >> colon >> min) || colon != ':') return fail("cannot read a major:minor from " + path);
+	return makedev(maj, min);
+}
+
+// The primary node (drm/card<N>/dev) of a device directory, the lowest N where there are several.
+Result<dev_t> primary_node_of(const std::string &dir) {
+	DIR *d = ::opendir((dir + "/drm").c_str());
+	if (!d) return fail(dir + " has no DRM device (no drm/ directory: is a DRM driver bound to it?)");
+	std::string best;
+	long best_n = -1;
+	while (dirent *e = ::readdir(d)) {
+		const std::string name = e->d_name;
+		if (name.rfind("card", 0) != 0 || name.size() == 4 ||
+		    !std::all_of(name.begin() + 4, name.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+			continue;
+		long n = std::strtol(name.c_str() + 4, nullptr, 10);
+		if (best_n < 0 || n < best_n) {
+			best_n = n;
+			best = name;
+		}
+	}
+	::closedir(d);
+	if (best.empty()) return fail(dir + "/drm has no card<N> node");
+	return read_dev_file(dir + "/drm/" + best + "/dev");
+}
+
 } // namespace
+
+Result<DeviceChoice> choose_device(const std::vector<PhysicalDeviceInfo> &devices, const std::string &user,
+                                   std::optional<dev_t> drm_device, const std::string &drm_reason) {
+	if (devices.empty())
+		return fail("no Vulkan device found: install a GPU's Vulkan driver, or Mesa's lavapipe "
+		            "(Debian: mesa-vulkan-drivers) to render on the CPU");
+	if (!user.empty()) {
+		const bool is_index = std::all_of(user.begin(), user.end(), [](char c) { return c >= '0' && c <= '9'; });
+		if (is_index) {
+			const unsigned long i = user.size() > 9 ? ULONG_MAX : std::strtoul(user.c_str(), nullptr, 10);
+			if (i >= devices.size())
+				return fail("Vulkan device " + user + " is out of range: there " +
+				            (devices.size() == 1 ? "is 1 device" : "are " + std::to_string(devices.size()) + " devices") +
+				            " (" + device_list(devices) + ")");
+			return DeviceChoice{i, "user choice"};
+		}
+		for (size_t i = 0; i < devices.size(); i++)
+			if (lower(devices[i].name).find(lower(user)) != std::string::npos) return DeviceChoice{i, "user choice"};
+		return fail("no Vulkan device matches '" + user + "' (" + device_list(devices) + ")");
+	}
+
+	std::string miss; // why the DRM device did not decide, appended to the fallback's reason
+	if (drm_device) {
+		const std::string what = (drm_reason.empty() ? "the DRM device" : drm_reason) + " " + dev_text(*drm_device);
+		bool any_tells = false;
+		for (size_t i = 0; i < devices.size(); i++) {
+			const PhysicalDeviceInfo &d = devices[i];
+			any_tells |= d.drm_primary.has_value() || d.drm_render.has_value();
+			if (d.drm_primary == drm_device || d.drm_render == drm_device) return DeviceChoice{i, "matches " + what};
+		}
+		miss = any_tells ? "; no device matches " + what
+		                 : "; no device tells its DRM node (VK_EXT_physical_device_drm) to match " + what;
+	}
+	for (size_t i = 0; i < devices.size(); i++)
+		if (!is_cpu(devices[i])) return DeviceChoice{i, "first GPU" + miss};
+	return DeviceChoice{0, "CPU fallback" + miss};
+}
+
+std::string dev_text(dev_t dev) { return std::to_string(major(dev)) + ":" + std::to_string(minor(dev)); }
+
+Result<dev_t> drm_device_of_fd(int fd) {
+	struct stat st {};
+	if (::fstat(fd, &st) < 0) return fail(std::string("fstat of the DRM fd failed: ") + std::strerror(errno));
+	if (!S_ISCHR(st.st_mode)) return fail("fd " + std::to_string(fd) + " is not a device node");
+	return st.st_rdev;
+}
+
+Result<dev_t> drm_device_of_vfio(const std::string &sysfs_path) {
+	const std::string dev = real_path(sysfs_path);
+	if (dev.empty()) return fail("no such device: " + sysfs_path);
+	std::string parent;
+	if (exists(dev + "/mdev_type")) {
+		parent = dev.substr(0, dev.find_last_of('/')); // an mdev lives in its parent's directory
+	} else if (exists(dev + "/physfn")) {
+		parent = real_path(dev + "/physfn");
+	} else {
+		parent = dev;
+	}
+	if (parent.empty()) return fail("cannot find the parent device of " + sysfs_path);
+	auto node = primary_node_of(parent);
+	if (!node) return fail("the vGPU " + sysfs_path + ": " + node.error());
+	return node;
+}
 
 const char *vk_result_name(VkResult r) {
 	switch (r) {
@@ -48,25 +176,34 @@ Result<std::unique_ptr<VulkanContext>> VulkanContext::create(const ContextOption
 	vkEnumeratePhysicalDevices(ctx->instance_, &n, nullptr);
 	std::vector<VkPhysicalDevice> devs(n);
 	vkEnumeratePhysicalDevices(ctx->instance_, &n, devs.data());
-	if (devs.empty())
-		return fail("no Vulkan device found: install a GPU's Vulkan driver, or Mesa's lavapipe "
-		            "(Debian: mesa-vulkan-drivers) to render on the CPU");
+	devs.resize(n);
 
-	// Prefer what the user named, then any GPU, then the CPU implementation.
-	VkPhysicalDevice chosen = VK_NULL_HANDLE;
-	int best = -1;
-	for (VkPhysicalDevice d : devs) {
-		VkPhysicalDeviceProperties p;
-		vkGetPhysicalDeviceProperties(d, &p);
-		int score = p.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU ? 1 : 2;
-		if (!options.device.empty()) score = std::strstr(p.deviceName, options.device.c_str()) ? 3 : 0;
-		if (score > best) {
-			best = score;
-			chosen = d;
-		}
+	std::vector<PhysicalDeviceInfo> infos;
+	for (uint32_t i = 0; i < devs.size(); i++) {
+		PhysicalDeviceInfo info;
+		info.index = i;
+		uint32_t ne = 0;
+		vkEnumerateDeviceExtensionProperties(devs[i], nullptr, &ne, nullptr);
+		std::vector<VkExtensionProperties> exts(ne);
+		vkEnumerateDeviceExtensionProperties(devs[i], nullptr, &ne, exts.data());
+		VkPhysicalDeviceDrmPropertiesEXT drm{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRM_PROPERTIES_EXT};
+		VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+		const bool tells_drm = has_extension(exts, VK_EXT_PHYSICAL_DEVICE_DRM_EXTENSION_NAME);
+		if (tells_drm) p2.pNext = &drm;
+		vkGetPhysicalDeviceProperties2(devs[i], &p2);
+		info.name = p2.properties.deviceName;
+		info.type = p2.properties.deviceType;
+		if (tells_drm && drm.hasPrimary)
+			info.drm_primary = makedev(static_cast<unsigned>(drm.primaryMajor), static_cast<unsigned>(drm.primaryMinor));
+		if (tells_drm && drm.hasRender)
+			info.drm_render = makedev(static_cast<unsigned>(drm.renderMajor), static_cast<unsigned>(drm.renderMinor));
+		infos.push_back(std::move(info));
 	}
-	if (best == 0) return fail("no Vulkan device matches '" + options.device + "'");
+	auto choice = choose_device(infos, options.device, options.drm_device, options.drm_reason);
+	if (!choice) return choice.take_error();
+	VkPhysicalDevice chosen = devs[choice->position];
 	ctx->physical_ = chosen;
+	ctx->device_reason_ = choice->why;
 
 	VkPhysicalDeviceExternalMemoryHostPropertiesEXT host_props{
 		VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_EXTERNAL_MEMORY_HOST_PROPERTIES_EXT};
@@ -138,8 +275,8 @@ Result<std::unique_ptr<VulkanContext>> VulkanContext::create(const ContextOption
 		ctx->get_memory_fd_properties = reinterpret_cast<PFN_vkGetMemoryFdPropertiesKHR>(
 			vkGetDeviceProcAddr(ctx->device_, "vkGetMemoryFdPropertiesKHR"));
 
-	VLOG_INFO("vulkan: %s%s; imports: dma-buf %s, host memory %s (alignment %llu)", caps.device_name.c_str(),
-	          caps.is_cpu ? " (CPU)" : "",
+	VLOG_INFO("vulkan: %s (%s); imports: dma-buf %s, host memory %s (alignment %llu)", caps.device_name.c_str(),
+	          ctx->device_reason_.c_str(),
 	          caps.dmabuf ? (caps.drm_modifier ? "with modifiers" : "without modifiers") : "no",
 	          caps.host_memory ? "yes" : "no", static_cast<unsigned long long>(caps.host_alignment));
 	return ctx;

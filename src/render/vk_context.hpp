@@ -1,11 +1,14 @@
 // The Vulkan instance and device vscanout renders with, and what that device can import.
 #pragma once
 
+#include <sys/types.h>
 #include <vulkan/vulkan.h>
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "base/result.hpp"
 #include "render/vk_handles.hpp"
@@ -23,12 +26,50 @@ struct DeviceCaps {
 };
 
 struct ContextOptions {
-	// Substring of the device name to prefer (e.g. "llvmpipe"); empty: the first GPU, else the CPU.
+	// The user's choice (--vulkan-device): a decimal index into vkEnumeratePhysicalDevices' order,
+	// else a substring of the device name (any case, e.g. "llvmpipe"). Empty: choose_device().
 	std::string device;
 	// Pretend an extension is missing, so tests can drive the fallback paths on any machine.
 	bool disable_host_memory = false;
 	bool disable_dmabuf = false;
+	// The DRM device the frames are for (kiosk: the KMS device; VFIO: the vGPU's parent device),
+	// matched against the devices' DRM nodes where they tell them (VK_EXT_physical_device_drm),
+	// and what it is, for the log: "the KMS device", "the vGPU's parent device".
+	std::optional<dev_t> drm_device;
+	std::string drm_reason;
 };
+
+// One Vulkan physical device as the choice sees it.
+struct PhysicalDeviceInfo {
+	uint32_t index = 0; // position in vkEnumeratePhysicalDevices' order
+	std::string name;
+	VkPhysicalDeviceType type = VK_PHYSICAL_DEVICE_TYPE_OTHER;
+	// Its DRM nodes (VkPhysicalDeviceDrmPropertiesEXT); empty where the device does not tell.
+	std::optional<dev_t> drm_primary;
+	std::optional<dev_t> drm_render;
+};
+
+struct DeviceChoice {
+	size_t position = 0; // in the list given
+	std::string why;     // for the log: "user choice", "matches the KMS device 226:0", "first GPU", ...
+};
+
+// Which device to use, and why: the user's choice (index or name; an index out of range or a name
+// nothing matches is an error), else the first device whose DRM primary or render node is
+// drm_device, else the first GPU (any device that is not a CPU), else the first CPU device. Pure:
+// unit-tested without a GPU.
+Result<DeviceChoice> choose_device(const std::vector<PhysicalDeviceInfo> &devices, const std::string &user,
+                                   std::optional<dev_t> drm_device, const std::string &drm_reason);
+
+// "226:0".
+std::string dev_text(dev_t dev);
+// The device a DRM fd is open on (its st_rdev): the KMS device of wlroots' DRM backend.
+Result<dev_t> drm_device_of_fd(int fd);
+// The DRM device (primary node, "major:minor" of drm/card*/dev) that a VFIO device's display is
+// rendered by, from its sysfs directory: for an mdev, the device it was created on (the
+// directory above its real path); for an SR-IOV virtual function, its physical function
+// (physfn); else the device itself.
+Result<dev_t> drm_device_of_vfio(const std::string &sysfs_path);
 
 class VulkanContext {
 public:
@@ -43,6 +84,8 @@ public:
 	VkQueue queue() const { return queue_; }
 	uint32_t queue_family() const { return queue_family_; }
 	const DeviceCaps &caps() const { return caps_; }
+	// Why this device: choose_device()'s reason ("user choice", "first GPU", ...).
+	const std::string &device_reason() const { return device_reason_; }
 	// The queue family imported dma-bufs are owned by outside our device.
 	uint32_t foreign_queue_family() const {
 		return has_foreign_family_ ? VK_QUEUE_FAMILY_FOREIGN_EXT : VK_QUEUE_FAMILY_EXTERNAL;
@@ -81,6 +124,7 @@ private:
 	VkQueue queue_ = VK_NULL_HANDLE;
 	uint32_t queue_family_ = 0;
 	DeviceCaps caps_;
+	std::string device_reason_;
 	bool has_foreign_family_ = false;
 	VkPhysicalDeviceMemoryProperties memory_props_{};
 };
