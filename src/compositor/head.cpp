@@ -48,7 +48,8 @@ Head::Head(Server &server, uint32_t id, core::TrackerOptions options)
 		           if (!imp) return imp.take_error();
 		           return std::shared_ptr<core::ImportedBuffer>(std::move(*imp));
 	           },
-	           options) {}
+	           options),
+	  fence_watch_(wl_display_get_event_loop(server.display()), [this] { poll(); }) {}
 
 Head::~Head() {
 	if (!output_) return;
@@ -200,6 +201,7 @@ void Head::choose_kms_mode() {
 
 void Head::poll() {
 	core::Changes changes = tracker_.poll();
+	fence_watch_.update(tracker_);
 	if (!changes.any() || !output_) return;
 	if (changes.mode) apply_mode();
 	// A guest buffer we keep for scan-out must not outlive the plane (a device going away

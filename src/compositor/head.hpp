@@ -11,6 +11,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "compositor/fence_watch.hpp"
 #include "compositor/kms_cursor.hpp"
 #include "compositor/listener.hpp"
 #include "compositor/wlr.hpp"
@@ -75,6 +76,7 @@ private:
 	Server &server_;
 	uint32_t id_;
 	core::HeadTracker tracker_;
+	FenceWatch fence_watch_;
 	wlr_output *output_ = nullptr;
 	bool kms_ = false;                     // a DRM connector, not an output we made
 	std::string connector_;

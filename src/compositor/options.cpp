@@ -43,6 +43,9 @@ const char *usage() {
 	       "                        poll:HZ: repaint HZ times a second, as QEMU does\n"
 	       "      --poll-hz N       rate for sources that must be polled (default 60)\n"
 	       "      --import PATH     auto (default), host or copy: force a guest-buffer import path\n"
+	       "      --fence-timeout MS\n"
+	       "                        a new guest frame waits for its dma-buf's write fences; a wait\n"
+	       "                        longer than MS (default 1000) is logged, the last frame stays up\n"
 	       "      --vulkan-device DEV\n"
 	       "                        the Vulkan device to render with: its index in the Vulkan loader's\n"
 	       "                        order, or a part of its name (e.g. llvmpipe); default: the device\n"
@@ -67,7 +70,7 @@ const char *usage() {
 }
 
 Result<Options> parse_options(int argc, char **argv) {
-	enum { opt_poll_hz = 1000, opt_import, opt_vk_device, opt_stats, opt_socket, opt_keep_running, opt_source,
+	enum { opt_poll_hz = 1000, opt_import, opt_fence_timeout, opt_vk_device, opt_stats, opt_socket, opt_keep_running, opt_source,
 	       opt_output, opt_mode, opt_once };
 	static const option longopts[] = {
 		{"source", required_argument, nullptr, opt_source},
@@ -79,6 +82,7 @@ Result<Options> parse_options(int argc, char **argv) {
 		{"refresh", required_argument, nullptr, 'r'},
 		{"poll-hz", required_argument, nullptr, opt_poll_hz},
 		{"import", required_argument, nullptr, opt_import},
+		{"fence-timeout", required_argument, nullptr, opt_fence_timeout},
 		{"vulkan-device", required_argument, nullptr, opt_vk_device},
 		{"vk-device", required_argument, nullptr, opt_vk_device},
 		{"stats", required_argument, nullptr, opt_stats},
@@ -150,6 +154,12 @@ Result<Options> parse_options(int argc, char **argv) {
 			else if (std::strcmp(optarg, "copy") == 0) o.import = ImportChoice::copy;
 			else return fail(std::string("--import takes auto, host or copy, not '") + optarg + "'");
 			break;
+		case opt_fence_timeout: {
+			auto v = parse_int("--fence-timeout", optarg, 1, 600000);
+			if (!v) return v.take_error();
+			o.fence_timeout_ms = static_cast<uint32_t>(*v);
+			break;
+		}
 		case opt_vk_device: o.vk_device = optarg; break;
 		case opt_stats: o.stats_path = optarg; break;
 		case opt_socket: o.socket = optarg; break;

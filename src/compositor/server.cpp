@@ -206,6 +206,7 @@ void Server::add_head(uint32_t id) {
 	core::TrackerOptions to;
 	to.cache_bound = options_.cache;
 	to.watch_content = options_.refresh == RefreshPolicy::watch;
+	to.fence_timeout_ms = options_.fence_timeout_ms;
 	auto head = std::make_unique<Head>(*this, id, to);
 	Head *h = head.get();
 	heads_[id] = std::move(head);
