@@ -1,10 +1,9 @@
-// SimSource: the simulated vGPU. Heads with page-flip rings of memfd (or udmabuf) buffers, a
+// SimSource: the simulated vGPU. Heads with page-flip rings of memfd, udmabuf or vgem buffers, a
 // cursor, timed flips and a scenario script, answering query()/open_buffer() like VFIO does.
 #include "vgpu/sim.hpp"
 
 #include <drm_fourcc.h>
 #include <fcntl.h>
-#include <linux/udmabuf.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -20,31 +19,16 @@
 #include "base/fd_util.hpp"
 #include "base/log.hpp"
 #include "base/mapping.hpp"
+#include "vgpu/sim_buffers.hpp"
 
 namespace vscanout::vgpu {
 namespace {
 
 constexpr uint32_t kCursorStride = kCursorSize * 4;
-constexpr const char *kUdmabufPath = "/dev/udmabuf";
 
 // Consumers cache imports by buffer id: an id must never name two buffers in one process, not
 // even across two SimSources (tests create many), so ids come from one process-wide counter.
 std::atomic<uint64_t> g_next_buffer_id{1};
-
-struct SimBuffer {
-	uint64_t id = 0;
-	uint64_t size = 0;
-	UniqueFd memfd;  // owns the pages; the sim draws through `map`
-	UniqueFd dmabuf; // a udmabuf over memfd when dma-bufs are on: what consumers get then
-	Mapping map;
-
-	int export_fd() const { return dmabuf ? dmabuf.get() : memfd.get(); }
-};
-
-uint64_t page_size() {
-	static const long ps = ::sysconf(_SC_PAGESIZE);
-	return ps > 0 ? static_cast<uint64_t>(ps) : 4096;
-}
 
 uint32_t primary_stride(Mode m) { return static_cast<uint32_t>(align_up(uint64_t(m.width) * 4, 256)); }
 
@@ -63,30 +47,17 @@ uint64_t take_buffer_id(uint64_t &mirror) {
 	return id;
 }
 
-// udmabuf needs a sealed-against-shrinking memfd whose size is a whole number of pages:
-// make_memfd seals it, the caller aligns the size.
-Result<SimBuffer> make_buffer(uint64_t bytes, int udmabuf_dev, uint64_t &next_id, const char *name) {
-	SimBuffer b;
-	b.size = align_up(bytes, page_size());
-	auto fd = make_memfd(name, b.size);
-	if (!fd) return fail("sim: cannot create a buffer: " + fd.error());
-	b.memfd = std::move(*fd);
-	auto map = Mapping::map(b.memfd.get(), b.size, PROT_READ | PROT_WRITE);
-	if (!map) return fail("sim: cannot map a buffer: " + map.error());
-	b.map = std::move(*map);
-	if (udmabuf_dev >= 0) {
-		udmabuf_create req{static_cast<__u32>(b.memfd.get()), UDMABUF_FLAGS_CLOEXEC, 0, b.size};
-		b.dmabuf.reset(::ioctl(udmabuf_dev, UDMABUF_CREATE, &req));
-		if (!b.dmabuf) return fail("sim: UDMABUF_CREATE failed: " + errno_text());
-	}
-	b.id = take_buffer_id(next_id);
+Result<SimBuffer> make_buffer(uint64_t bytes, const SimAllocator &alloc, uint64_t &next_id, const char *name) {
+	auto b = alloc.make(bytes, name);
+	if (!b) return b.take_error();
+	b->id = take_buffer_id(next_id);
 	return b;
 }
 
-Result<std::vector<SimBuffer>> make_ring(Mode mode, uint32_t count, int udmabuf_dev, uint64_t &next_id) {
+Result<std::vector<SimBuffer>> make_ring(Mode mode, uint32_t count, const SimAllocator &alloc, uint64_t &next_id) {
 	std::vector<SimBuffer> ring;
 	for (uint32_t i = 0; i < count; i++) {
-		auto b = make_buffer(uint64_t(primary_stride(mode)) * mode.height, udmabuf_dev, next_id, "vscanout-sim-primary");
+		auto b = make_buffer(uint64_t(primary_stride(mode)) * mode.height, alloc, next_id, "vscanout-sim-primary");
 		if (!b) return b.take_error();
 		ring.push_back(std::move(*b));
 	}
@@ -131,6 +102,7 @@ struct SimSource::Head {
 	size_t shown = 0;
 	std::vector<SimBuffer> ring;
 	SimBuffer cursor;
+	std::vector<uint32_t> fences; // vgem write fences attached and not yet signalled
 	Fault fault = Fault::none;
 	uint64_t fault_id = 0; // the "bad generation" id the faulted plane reports
 
@@ -141,17 +113,17 @@ struct SimSource::Head {
 
 namespace {
 
-Result<std::unique_ptr<SimSource::Head>> make_head(uint32_t id, Mode mode, const SimOptions &o, int udmabuf_dev,
-                                                   uint64_t &next_id) {
+Result<std::unique_ptr<SimSource::Head>> make_head(uint32_t id, Mode mode, const SimOptions &o,
+                                                   const SimAllocator &alloc, uint64_t &next_id) {
 	auto h = std::make_unique<SimSource::Head>();
 	h->id = id;
 	h->mode = mode;
 	h->stride = primary_stride(mode);
 	h->cursor_on = o.cursor;
-	auto ring = make_ring(mode, o.buffers, udmabuf_dev, next_id);
+	auto ring = make_ring(mode, o.buffers, alloc, next_id);
 	if (!ring) return ring.take_error();
 	h->ring = std::move(*ring);
-	auto cursor = make_buffer(uint64_t(kCursorStride) * kCursorSize, udmabuf_dev, next_id, "vscanout-sim-cursor");
+	auto cursor = make_buffer(uint64_t(kCursorStride) * kCursorSize, alloc, next_id, "vscanout-sim-cursor");
 	if (!cursor) return cursor.take_error();
 	h->cursor = std::move(*cursor);
 	draw_cursor(h->cursor.map.data(), kCursorStride);
@@ -182,6 +154,8 @@ void sync_flip_timer(const UniqueFd &timer, const HeadMap &heads, const SimOptio
 SimSource::SimSource(SimOptions options) : options_(std::move(options)) {}
 SimSource::~SimSource() = default;
 
+std::string SimSource::allocator_kind() const { return allocator_ ? allocator_->name() : "memfd"; }
+
 Result<std::unique_ptr<SimSource>> SimSource::create(SimOptions options) {
 	if (options.modes.empty()) return fail("sim: no modes given (modes=WxH/WxH/...)");
 	for (const Mode &m : options.modes)
@@ -194,32 +168,11 @@ Result<std::unique_ptr<SimSource>> SimSource::create(SimOptions options) {
 	std::unique_ptr<SimSource> self(new SimSource(std::move(options)));
 	const SimOptions &o = self->options_;
 
-	if (o.dmabuf != DmabufPolicy::off) {
-		UniqueFd dev(::open(kUdmabufPath, O_RDWR | O_CLOEXEC));
-		if (!dev && o.dmabuf == DmabufPolicy::on)
-			return fail(std::string("sim: dmabuf=on, but ") + kUdmabufPath + " cannot be opened: " + errno_text() +
-			            " (load the udmabuf module and give this user access to it, or use dmabuf=auto)");
-		if (dev) {
-			// One throwaway buffer finds out whether this kernel accepts our memfds, so that
-			// "auto" can still fall back before any head exists.
-			uint64_t ignored = 0;
-			auto probe = make_buffer(page_size(), dev.get(), ignored, "vscanout-sim-probe");
-			if (probe) {
-				self->udmabuf_dev_ = std::move(dev);
-				self->use_udmabuf_ = true;
-			} else if (o.dmabuf == DmabufPolicy::on) {
-				return fail("sim: dmabuf=on, but " + probe.error());
-			} else {
-				VLOG_INFO("sim: %s; using memfd buffers", probe.error().c_str());
-			}
-		} else {
-			VLOG_DEBUG("sim: %s: %s; using memfd buffers", kUdmabufPath, errno_text().c_str());
-		}
-	}
-
-	const int dev = self->use_udmabuf_ ? self->udmabuf_dev_.get() : -1;
+	auto alloc = SimAllocator::open(o.dmabuf);
+	if (!alloc) return alloc.take_error();
+	self->allocator_ = std::move(*alloc);
 	for (uint32_t i = 0; i < o.heads; i++) {
-		auto head = make_head(i, o.modes[i % o.modes.size()], o, dev, self->next_buffer_id_);
+		auto head = make_head(i, o.modes[i % o.modes.size()], o, *self->allocator_, self->next_buffer_id_);
 		if (!head) return head.take_error();
 		self->heads_[i] = std::move(*head);
 	}
@@ -253,7 +206,7 @@ Result<std::unique_ptr<SimSource>> SimSource::create(SimOptions options) {
 	std::string stop = o.flips ? ", stop after " + std::to_string(o.flips) + " flips" : "";
 	std::string script = o.script.empty() ? "" : ", script of " + std::to_string(o.script.size()) + " events";
 	VLOG_INFO("sim: %u heads, %s, %g fps, %u buffers, cursor %s, %s buffers%s%s", o.heads, modes_text(o.modes).c_str(),
-	          o.fps, o.buffers, o.cursor ? "on" : "off", self->use_udmabuf_ ? "udmabuf" : "memfd", stop.c_str(),
+	          o.fps, o.buffers, o.cursor ? "on" : "off", self->allocator_->name(), stop.c_str(),
 	          script.c_str());
 	return self;
 }
@@ -289,7 +242,7 @@ void SimSource::flip(Head &head, uint64_t count) {
 void SimSource::apply(const ScriptEvent &ev) {
 	using K = ScriptEvent::Kind;
 	const unsigned long long at = ev.at_ms;
-	const int dev = use_udmabuf_ ? udmabuf_dev_.get() : -1;
+	const SimAllocator &alloc = *allocator_;
 	std::vector<uint32_t> targets, changed, added, removed;
 	if (ev.head) targets.push_back(*ev.head);
 	else
@@ -302,7 +255,7 @@ void SimSource::apply(const ScriptEvent &ev) {
 		const uint32_t id = ev.head.value_or(0);
 		targets.clear();
 		Result<std::unique_ptr<Head>> head = fail("it is already present");
-		if (!heads_.count(id)) head = make_head(id, ev.mode, options_, dev, next_buffer_id_);
+		if (!heads_.count(id)) head = make_head(id, ev.mode, options_, alloc, next_buffer_id_);
 		if (head) {
 			heads_[id] = std::move(*head);
 			added.push_back(id);
@@ -327,7 +280,7 @@ void SimSource::apply(const ScriptEvent &ev) {
 		case K::disable: h.enabled = false; break;
 		case K::enable: h.enabled = true; break;
 		case K::mode: {
-			auto ring = make_ring(ev.mode, options_.buffers, dev, next_buffer_id_);
+			auto ring = make_ring(ev.mode, options_.buffers, alloc, next_buffer_id_);
 			if (!ring) {
 				VLOG_ERROR("sim script: %llu ms: mode %ux%u on head %u: %s", at, ev.mode.width, ev.mode.height, id,
 				           ring.error().c_str());
@@ -359,6 +312,26 @@ void SimSource::apply(const ScriptEvent &ev) {
 			if (ev.fault != Fault::none) h.fault_id = take_buffer_id(next_buffer_id_);
 			VLOG_INFO("sim: head %u fault %s", id, to_string(ev.fault));
 			break;
+		case K::fence: {
+			// On the buffer the next flip shows: the guest's GPU is still drawing it.
+			const SimBuffer &next = h.ring[(h.shown + 1) % h.ring.size()];
+			auto fence = alloc.attach_write_fence(next);
+			if (!fence) {
+				VLOG_ERROR("sim script: %llu ms: fence on head %u: %s", at, id, fence.error().c_str());
+				continue;
+			}
+			h.fences.push_back(*fence);
+			VLOG_INFO("sim: head %u: write fence %u on buffer id %llu", id, *fence,
+			          static_cast<unsigned long long>(next.id));
+			continue; // nothing a consumer sees changed yet
+		}
+		case K::signal:
+			for (uint32_t f : h.fences)
+				if (Status st = alloc.signal_fence(f); !st)
+					VLOG_ERROR("sim: head %u: fence %u: %s", id, f, st.error().c_str());
+			VLOG_INFO("sim: head %u: %zu write fences signalled", id, h.fences.size());
+			h.fences.clear();
+			continue;
 		case K::plug:
 		case K::fps: break; // no per-head part
 		}
@@ -462,7 +435,7 @@ Result<GuestBuffer> SimSource::open_buffer(const PlaneInfo &plane) {
 	if (!fd) return fail("sim: cannot duplicate buffer " + std::to_string(buf->id) + ": " + errno_text());
 	GuestBuffer g;
 	g.fd = std::move(fd);
-	g.kind = buf->dmabuf ? BufferKind::dmabuf : BufferKind::memfd;
+	g.kind = buf->kind();
 	g.byte_size = buf->size;
 	buffers_opened_++;
 	return g;

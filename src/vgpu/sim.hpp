@@ -28,7 +28,10 @@ struct Mode {
 
 Result<Mode> parse_mode(std::string_view text); // "1280x800"
 
-enum class DmabufPolicy { automatic, on, off };
+// Where the sim's buffers come from: memfds; udmabufs over them (/dev/udmabuf); vgem dumb
+// buffers exported as dma-bufs (Linux's vgem, which also attaches and signals fences on request).
+// automatic: udmabuf, else vgem, else memfd; on: udmabuf, else vgem, and an error if neither.
+enum class DmabufPolicy { automatic, on, off, udmabuf, vgem };
 
 // Fault injections: each makes one validation class reject the plane.
 enum class Fault {
@@ -50,7 +53,9 @@ const char *to_string(Fault f);
 
 // One timed scenario step. Times are milliseconds since the source started.
 struct ScriptEvent {
-	enum class Kind { disable, enable, mode, plug, unplug, cursor_on, cursor_off, draw, flip, fps, fault };
+	// fence: attach a write fence (vgem buffers only) to the buffer the head's next flip shows;
+	// signal: signal the head's fences.
+	enum class Kind { disable, enable, mode, plug, unplug, cursor_on, cursor_off, draw, flip, fps, fault, fence, signal };
 	uint64_t at_ms = 0;
 	Kind kind = Kind::flip;
 	std::optional<uint32_t> head; // nullopt: every head ("*")
@@ -78,6 +83,7 @@ struct SimOptions {
 };
 
 // "heads=2,modes=1280x800/1024x768,fps=0,buffers=2,cursor=on,script=FILE,dmabuf=auto,flips=0"
+// (dmabuf: auto, on, off, udmabuf, vgem)
 Result<SimOptions> parse_sim_options(std::string_view spec);
 
 // The formulas, shared by the sim and by tests that check it.
@@ -89,6 +95,8 @@ struct Point {
 Point cursor_hotspot_at(uint64_t frame, Mode mode);
 inline constexpr uint32_t kCursorSize = 64;
 inline constexpr uint32_t kCursorHotX = 4, kCursorHotY = 4;
+
+class SimAllocator;
 
 class SimSource final : public Source {
 public:
@@ -106,7 +114,8 @@ public:
 	// Counters for tests and stats.
 	uint64_t flips_done(uint32_t head) const;
 	uint64_t buffers_opened() const { return buffers_opened_; }
-	bool dmabufs() const { return use_udmabuf_; }
+	bool dmabufs() const { return allocator_kind() != "memfd"; }
+	std::string allocator_kind() const; // "memfd", "udmabuf" or "vgem"
 
 	struct Head;
 
@@ -119,13 +128,12 @@ private:
 	void read_control();
 
 	SimOptions options_;
+	std::unique_ptr<SimAllocator> allocator_; // before heads_: their buffers' GEM handles need it
 	std::map<uint32_t, std::unique_ptr<Head>> heads_;
 	UniqueFd flip_timer_;
 	UniqueFd script_timer_;
-	UniqueFd udmabuf_dev_;
 	UniqueFd control_;
 	std::string control_pending_; // a command line not yet complete
-	bool use_udmabuf_ = false;
 	size_t next_script_ = 0;
 	uint64_t start_ms_ = 0;
 	uint64_t next_buffer_id_ = 1;

@@ -90,6 +90,8 @@ constexpr CommandSpec kCommands[] = {
 	{"flip", ScriptEvent::Kind::flip, "<head|*>", true, 1},
 	{"fps", ScriptEvent::Kind::fps, "<F>", false, 1},
 	{"fault", ScriptEvent::Kind::fault, "<head> <class>", false, 2},
+	{"fence", ScriptEvent::Kind::fence, "<head|*>", true, 1},
+	{"signal", ScriptEvent::Kind::signal, "<head|*>", true, 1},
 };
 
 // One line already split into tokens, without its time; errors are completed by the caller.
@@ -236,7 +238,9 @@ Result<SimOptions> parse_sim_options(std::string_view spec) {
 			if (val == "auto") o.dmabuf = DmabufPolicy::automatic;
 			else if (val == "on") o.dmabuf = DmabufPolicy::on;
 			else if (val == "off") o.dmabuf = DmabufPolicy::off;
-			else return bad("auto, on or off");
+			else if (val == "udmabuf") o.dmabuf = DmabufPolicy::udmabuf;
+			else if (val == "vgem") o.dmabuf = DmabufPolicy::vgem;
+			else return bad("auto, on, off, udmabuf or vgem");
 		} else if (key == "control") {
 			if (val.empty()) return bad("a FIFO path");
 			o.control = v;

@@ -565,3 +565,41 @@ TEST_F(SimTest, DrawPrimaryKeepsToTheImage) {
 
 } // namespace
 } // namespace vscanout::vgpu
+
+namespace vscanout::vgpu {
+namespace {
+
+TEST(SimFences, FenceAndSignalAreCommands) {
+	auto f = parse_command("fence 1");
+	ASSERT_TRUE(f.ok()) << f.error();
+	ASSERT_TRUE(f->has_value());
+	EXPECT_EQ((*f)->kind, ScriptEvent::Kind::fence);
+	EXPECT_EQ((*f)->head, std::optional<uint32_t>(1));
+	auto s = parse_command("signal *");
+	ASSERT_TRUE(s.ok()) << s.error();
+	EXPECT_EQ((*s)->kind, ScriptEvent::Kind::signal);
+	EXPECT_FALSE((*s)->head.has_value());
+	EXPECT_FALSE(parse_command("fence").ok());
+}
+
+TEST(SimFences, DmabufKindsParse) {
+	for (const char *v : {"udmabuf", "vgem", "on", "off", "auto"}) {
+		auto o = parse_sim_options(std::string("dmabuf=") + v);
+		EXPECT_TRUE(o.ok()) << v << ": " << o.error();
+	}
+	auto bad = parse_sim_options("dmabuf=dumb");
+	ASSERT_FALSE(bad.ok());
+	EXPECT_NE(bad.error().find("udmabuf or vgem"), std::string::npos) << bad.error();
+}
+
+TEST(SimFences, VgemAskedForWhereThereIsNoneIsAClearError) {
+	if (::access("/dev/dri", F_OK) == 0) GTEST_SKIP() << "this machine has DRM nodes; the VM test covers vgem";
+	auto o = parse_sim_options("fps=0,heads=1,dmabuf=vgem");
+	ASSERT_TRUE(o.ok());
+	auto sim = SimSource::create(std::move(*o));
+	ASSERT_FALSE(sim.ok());
+	EXPECT_NE(sim.error().find("vgem"), std::string::npos) << sim.error();
+}
+
+} // namespace
+} // namespace vscanout::vgpu
