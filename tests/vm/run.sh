@@ -14,7 +14,7 @@
 # status is 124), VM_OUT (out share, default $VM_BUILD/out, emptied first), VM_MEMORY (MiB,
 # 2048), VM_SMP (2), VM_ACCEL (tcg), VM_MODULES (extra module groups, e.g. vgem), VM_BUILD
 # (see build.sh), VM_CONSOLE (where the serial console is copied, default $VM_OUT/../console.log),
-# VM_KERNEL_ARGS and VM_QEMU_ARGS (appended; e.g. VM_KERNEL_ARGS=vscanout.cache=none to see host
+# VM_GUEST_ENV (NAME=value words exported to the guest script), VM_KERNEL_ARGS and VM_QEMU_ARGS (appended; e.g. VM_KERNEL_ARGS=vscanout.cache=none to see host
 # files that change while the VM runs: the host root is cached loosely by default, for speed).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -46,6 +46,7 @@ mkdir -p "$out"
 	echo 'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 	echo 'export HOME=/tmp/home XDG_RUNTIME_DIR=/run/user/0 LANG=C.UTF-8 TERM=dumb PYTHONDONTWRITEBYTECODE=1'
 	printf 'export VSCANOUT_VM=1 VSCANOUT_VM_OUT=%q VSCANOUT_ROOT=%q\n' "$out" "$repo"
+	for kv in ${VM_GUEST_ENV:-}; do printf 'export %q\n' "$kv"; done
 	printf 'cd %q 2>/dev/null || cd /\n' "$PWD"
 	echo 'echo "vm: guest script starts at $(cut -d" " -f1 /proc/uptime)s of uptime"'
 	if [ -x "$script" ]; then printf '%q' "$script"; else printf '/bin/bash %q' "$script"; fi

@@ -18,6 +18,9 @@ Debian's /usr/bin/python3 and the standard library only. Every wait polls agains
 --bin: the vscanout to test (default <repo>/build/src/vscanout); it is copied to the guest's
 tmpfs first, so a relink on the host during the run cannot swap it. VSCANOUT_VM_OUT (run.sh sets
 it): vscanout's logs and stats, the serve state, captures of failed checks and dmesg go there.
+VSCANOUT_IMPORT (auto, host or copy; vfio_test.sh runs all three): the import path vscanout is
+held to (--import); auto must import mbochs' dma-bufs as dma-bufs (Mesa 25's lavapipe: a linear
+buffer), with no counted copies. Check names start with "[--import X] " for host and copy.
 """
 
 import json
@@ -50,7 +53,23 @@ OWN_UUID = "0c6b2b1e-7c3a-4d8e-9f21-5a6b7c8d9e13"  # check 8: vscanout opens it 
 DEFAULT_SIZE = (1024, 768)  # a head with no mode yet shows no signal at this size
 FLIPS = 50
 
-R = Results()
+IMPORT = os.environ.get("VSCANOUT_IMPORT", "auto")
+R = Results("" if IMPORT == "auto" else "[--import %s] " % IMPORT)
+# What each head's stats must say: mbochs (a dma-buf) and mdpy (a region, never a dma-buf).
+WANT_PATHS = {"auto": ("dmabuf", "host"), "host": ("host", "host"), "copy": ("copy", "copy")}[IMPORT]
+
+
+def import_path_problems(st):
+    """Problems with the import paths and copy counts in the stats `st`, as a list."""
+    problems = []
+    for head, want in enumerate(WANT_PATHS):
+        if st[head]["import_path"] != want:
+            problems.append("head %d import_path %r, expected %r" % (head, st[head]["import_path"], want))
+    if IMPORT != "copy" and st[0]["copies"] != 0:
+        problems.append("head 0 counted %d copies on the %s path" % (st[0]["copies"], st[0]["import_path"]))
+    if IMPORT == "copy" and st[0]["copies"] == 0:
+        problems.append("head 0 counted no copies on the copy path")
+    return problems
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,10 +359,11 @@ class Test:
         st = vs.stats()
         if st[1]["cursor_images"] != 0:
             problems.append("head 1 cursor_images = %d" % st[1]["cursor_images"])
+        problems += import_path_problems(st)
         if problems:
             raise Fail("; ".join(problems))
-        return "%s; %s; head 1 cursor_images 0; import paths %s / %s" % (
-            m0.group(0), m1.group(0), st[0]["import_path"], st[1]["import_path"])
+        return "%s; %s; head 1 cursor_images 0; import paths %s / %s, head 0 copies %d" % (
+            m0.group(0), m1.group(0), st[0]["import_path"], st[1]["import_path"], st[0]["copies"])
 
     # 2 ---------------------------------------------------------------------------------------
     def flip(self):
@@ -573,10 +593,14 @@ class Test:
         st = vs.read_stats()
         if st[0]["rejected"] != 0:
             raise Fail("head 0 rejected = %d" % st[0]["rejected"])
+        problems = import_path_problems(st)
+        if problems:
+            raise Fail("after flips, a mode change and display off: " + "; ".join(problems))
         return "SIGTERM -> exit 0 (guest_driver serve passed it on); stats at exit: head 0 rejected 0, " \
-               "imports %d, buffer_opens %d, commits %d, connected %s; head 1 rejected %d, connected %s" % (
-                   st[0]["imports"], st[0]["buffer_opens"], st[0]["commits"], json.dumps(st[0]["connected"]),
-                   st[1]["rejected"], json.dumps(st[1]["connected"]))
+               "imports %d, buffer_opens %d, commits %d, import path %s, copies %d, connected %s; " \
+               "head 1 rejected %d, connected %s" % (
+                   st[0]["imports"], st[0]["buffer_opens"], st[0]["commits"], st[0]["import_path"], st[0]["copies"],
+                   json.dumps(st[0]["connected"]), st[1]["rejected"], json.dumps(st[1]["connected"]))
 
 
 def main():
@@ -598,7 +622,8 @@ def main():
     say("created mbochs-medium %s and mdpy-vga %s" % (MBOCHS_UUID, MDPY_UUID))
 
     t = Test(binary)
-    t.vs = Vscanout("served", binary, devices=["mbochs:%s:1024x768" % MBOCHS_UUID, "mdpy:%s" % MDPY_UUID])
+    t.vs = Vscanout("served", binary, devices=["mbochs:%s:1024x768" % MBOCHS_UUID, "mdpy:%s" % MDPY_UUID],
+                    args=[] if IMPORT == "auto" else ["--import", IMPORT])
     try:
         up = R.run("1a two heads: HEAD-0 (mbochs) and HEAD-1 (mdpy) show frame 0 pixel for pixel",
                    t.two_heads_frames)

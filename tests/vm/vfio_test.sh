@@ -10,6 +10,9 @@
 #   vfio vm: N passed, M failed
 # Exits with the guest's status (1 when a check failed, 124 when the VM ran past VM_TIMEOUT).
 #
+# The scenario runs three times, one VM boot each: vscanout on its default import path (dma-buf),
+# then with --import host and --import copy (VSCANOUT_VFIO_IMPORTS: the list, e.g. "auto").
+#
 # Environment: VM_TIMEOUT (seconds for the boot and the whole guest run, default 150), the other
 # run.sh/build.sh variables (VM_BUILD, VM_OUT, ...), VSCANOUT_BIN (test this binary instead of
 # build/src/vscanout, which is then not rebuilt; it must lie outside /tmp, which the guest cannot
@@ -30,7 +33,12 @@ t=$(now)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 vm_guest_args
-VM_TIMEOUT=${VM_TIMEOUT:-150} vm_run "$log" "$here/vfio_checks.py" "${guest_args[@]}"
-vm_count "$log"
-vm_verdict "$log" "vfio checks" vfio_checks.py
+# The same scenario on each import path: dma-buf (the default; Mesa 25's lavapipe imports
+# mbochs' dma-bufs), then forced onto host memory and onto the counted copy.
+for import in ${VSCANOUT_VFIO_IMPORTS:-auto host copy}; do
+	VM_GUEST_ENV="VSCANOUT_IMPORT=$import" VM_TIMEOUT=${VM_TIMEOUT:-150} \
+		vm_run "$log" "$here/vfio_checks.py" "${guest_args[@]}"
+	vm_count "$log"
+	vm_verdict "$log" "vfio checks" vfio_checks.py
+done
 vm_finish "$t" "boot + checks + poweroff"
