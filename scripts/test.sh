@@ -78,6 +78,9 @@ vm_test() { # SCRIPT LOG LABEL
 step "VFIO in a VM: Debian's kernel under QEMU with the mbochs and mdpy sample vGPUs"
 vm_test tests/vm/vfio_test.sh vm.log "vfio vm"
 
+step "The simulated vGPU on real dma-bufs in a VM: udmabuf and vgem buffers imported by lavapipe, vgem fences"
+vm_test tests/vm/sim_dmabuf_test.sh sim-dmabuf-vm.log "sim dmabuf vm"
+
 step "DRM/KMS kiosk in a VM: virtio-gpu under QEMU, checked by debugfs, QMP screendump and QEMU's trace"
 vm_test tests/vm/kiosk_test.sh kiosk-vm.log "kiosk vm"
 

@@ -74,7 +74,8 @@ Result<std::shared_ptr<ImportedBuffer>> HeadTracker::import_opened(const PlaneIn
 	auto imported = importer_(plane, std::move(buffer));
 	if (!imported) return imported.take_error();
 	stats_.imports++;
-	stats_.import_path = (*imported)->path();
+	// The head's import path is its primary's: the cursor goes by whatever a CPU can read.
+	if (plane.type == PlaneType::primary) stats_.import_path = (*imported)->path();
 	stats_.evictions += cache_.put(key_of(plane), *imported);
 	return imported;
 }

@@ -50,9 +50,9 @@ int drm_ioctl(int fd, unsigned long req, void *arg) {
 	return r;
 }
 
-// The first DRM node whose driver is vgem (render nodes first: no master needed).
+// The first DRM node whose driver is vgem: a primary node, since render nodes refuse dumb buffers.
 UniqueFd open_vgem() {
-	for (const char *prefix : {"/dev/dri/renderD", "/dev/dri/card"}) {
+	for (const char *prefix : {"/dev/dri/card", "/dev/dri/renderD"}) {
 		for (int i = 0; i < 256; i++) {
 			const std::string path = prefix + std::to_string(prefix[9] == 'r' ? 128 + i : i);
 			UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
