@@ -32,6 +32,7 @@ public:
 
 // What names a buffer configuration: drivers recycle ids, so the id alone is not enough.
 struct PlaneKey {
+	vgpu::PlaneType type = vgpu::PlaneType::primary; // a cursor never gets a primary's import
 	uint64_t buffer_id = 0;
 	uint32_t drm_format = 0;
 	uint64_t modifier = 0;

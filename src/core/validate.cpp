@@ -1,5 +1,8 @@
 #include "core/validate.hpp"
 
+#include <drm_fourcc.h>
+
+#include <algorithm>
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
@@ -30,6 +33,11 @@ std::optional<Rejection> validate_plane(const vgpu::PlaneInfo &p) {
 		return reject("width", "width %u is outside 1..%u", p.width, kMaxDimension);
 	if (p.height == 0 || p.height > kMaxDimension)
 		return reject("height", "height %u is outside 1..%u", p.height, kMaxDimension);
+	// Every cursor path (the KMS cursor plane, the parent's pointer image, the compose shader)
+	// reads cursor pixels as 32-bit ARGB: take no other layout for a cursor.
+	if (p.type == vgpu::PlaneType::cursor && p.drm_format != DRM_FORMAT_ARGB8888)
+		return reject("drm_format", "cursor format %s: cursors are shown as ARGB8888 only",
+		              describe_fourcc(p.drm_format).c_str());
 	if (p.type == vgpu::PlaneType::cursor && (p.width > kMaxCursorDimension || p.height > kMaxCursorDimension))
 		return reject(p.width > kMaxCursorDimension ? "width" : "height", "cursor %ux%u is larger than %ux%u", p.width, p.height, kMaxCursorDimension,
 		              kMaxCursorDimension);
@@ -63,6 +71,10 @@ vgpu::PlaneInfo normalize_hotspot(vgpu::PlaneInfo p) {
 		p.x_hot = vgpu::kNoHotspot;
 		p.y_hot = vgpu::kNoHotspot;
 	}
+	// A cursor wholly off any possible primary is invisible wherever it is: keeping positions in
+	// this range keeps every later sum and scaling of them inside 32 bits.
+	p.x_pos = std::clamp<int32_t>(p.x_pos, kMinCursorPosition, kMaxCursorPosition);
+	p.y_pos = std::clamp<int32_t>(p.y_pos, kMinCursorPosition, kMaxCursorPosition);
 	return p;
 }
 

@@ -206,14 +206,14 @@ TEST(ValidatePlane, RejectsSizeBelowStrideTimesHeight) {
 }
 
 TEST(ValidatePlane, CursorLargerThan512IsRejectedOnlyForTheCursorPlane) {
-	const PlaneInfo wide = xrgb(513, 64, PlaneType::cursor);
+	const PlaneInfo wide = good_plane(DRM_FORMAT_ARGB8888, 4, 513, 64, PlaneType::cursor);
 	auto r = validate_plane(wide);
 	ASSERT_TRUE(r.has_value());
 	EXPECT_EQ(r->field, "width") << r->reason;
 	EXPECT_TRUE(contains(r->reason, "513x64")) << r->reason;
 	EXPECT_TRUE(contains(r->reason, "512x512")) << r->reason;
 
-	const PlaneInfo tall = xrgb(64, 513, PlaneType::cursor);
+	const PlaneInfo tall = good_plane(DRM_FORMAT_ARGB8888, 4, 64, 513, PlaneType::cursor);
 	r = validate_plane(tall);
 	ASSERT_TRUE(r.has_value());
 	EXPECT_TRUE(contains(r->reason, "64x513")) << r->reason;
@@ -234,7 +234,7 @@ TEST(ValidatePlane, CursorLargerThan512IsRejectedOnlyForTheCursorPlane) {
 
 TEST(ValidatePlane, TallCursorBlamesHeight) {
 	// The field at fault is the dimension over the limit.
-	const PlaneInfo tall = xrgb(64, 513, PlaneType::cursor);
+	const PlaneInfo tall = good_plane(DRM_FORMAT_ARGB8888, 4, 64, 513, PlaneType::cursor);
 	auto r = validate_plane(tall);
 	ASSERT_TRUE(r.has_value());
 	EXPECT_EQ(r->field, "height") << r->reason;
@@ -382,6 +382,54 @@ TEST(ValidateFormat, DescribesKnownAndUnknownFourccs) {
 	EXPECT_EQ(describe_fourcc(0x00000001), "0x00000001");
 	EXPECT_EQ(describe_fourcc(0xFFFFFFFF), "0xffffffff");
 	EXPECT_EQ(describe_fourcc(0), "0x00000000");
+}
+
+} // namespace
+} // namespace vscanout::core
+
+namespace vscanout::core {
+namespace {
+
+TEST(ValidateCursor, OnlyArgbCursorsAreTaken) {
+	// Every cursor path reads 4-byte ARGB: a 16-bit or alpha-less cursor would show wrong pixels
+	// (or read past the plane).
+	for (uint32_t fourcc : {DRM_FORMAT_RGB565, DRM_FORMAT_XRGB8888, DRM_FORMAT_XBGR8888, DRM_FORMAT_ABGR8888}) {
+		vgpu::PlaneInfo c;
+		c.type = vgpu::PlaneType::cursor;
+		c.state = vgpu::PlaneState::enabled;
+		c.drm_format = fourcc;
+		c.width = c.height = 64;
+		c.stride = 256;
+		c.size = 256 * 64;
+		auto r = validate_plane(c);
+		ASSERT_TRUE(r.has_value()) << describe_fourcc(fourcc);
+		EXPECT_EQ(r->field, "drm_format");
+		EXPECT_NE(r->reason.find("ARGB8888 only"), std::string::npos) << r->reason;
+	}
+}
+
+TEST(ValidateCursor, ExtremePositionsAreClampedIntoRange) {
+	vgpu::PlaneInfo c;
+	c.type = vgpu::PlaneType::cursor;
+	c.width = c.height = 64;
+	c.x_hot = c.y_hot = 4;
+	for (auto [x, y] : {std::pair{INT32_MAX, INT32_MIN}, std::pair{INT32_MIN, INT32_MAX}, std::pair{-513, 16385}}) {
+		c.x_pos = x;
+		c.y_pos = y;
+		const vgpu::PlaneInfo n = normalize_hotspot(c);
+		EXPECT_GE(n.x_pos, kMinCursorPosition);
+		EXPECT_LE(n.x_pos, kMaxCursorPosition);
+		EXPECT_GE(n.y_pos, kMinCursorPosition);
+		EXPECT_LE(n.y_pos, kMaxCursorPosition);
+		// Scaled by the largest factor a frame can have and moved by the largest offset, still 32-bit.
+		EXPECT_LE(int64_t{n.x_pos} * kMaxDimension + kMaxDimension, int64_t{INT32_MAX});
+		EXPECT_GE(int64_t{n.y_pos} * kMaxDimension - kMaxDimension, int64_t{INT32_MIN});
+	}
+	c.x_pos = -20;
+	c.y_pos = 700;
+	const vgpu::PlaneInfo n = normalize_hotspot(c);
+	EXPECT_EQ(n.x_pos, -20) << "positions in range are left as they are";
+	EXPECT_EQ(n.y_pos, 700);
 }
 
 } // namespace
