@@ -134,7 +134,7 @@ Status GuestImport::try_dmabuf_image(const VulkanContext &ctx) {
 	return Ok{};
 }
 
-Status GuestImport::try_map() {
+Status GuestImport::try_map() const {
 	if (map_) return Ok{};
 	// Map whole pages: the import and the shader never touch bytes past offset + size.
 	const uint64_t len = align_up(plane_.offset + plane_.size, static_cast<uint64_t>(::getpagesize()));
@@ -175,7 +175,16 @@ Status GuestImport::try_copy(const VulkanContext &ctx, uint64_t *counter) {
 	return Ok{};
 }
 
-const uint8_t *GuestImport::cpu_data() const { return map_ ? map_.data() : nullptr; }
+const uint8_t *GuestImport::cpu_data() const {
+	// A zero-copy dma-buf import reads through the GPU; the CPU (--refresh=watch hashing the
+	// plane) gets a mapping of its own the first time it asks, if the exporter allows one.
+	if (!map_ && !map_tried_ && foreign()) {
+		map_tried_ = true;
+		if (Status s = try_map(); !s)
+			VLOG_DEBUG("head %u: no CPU view of the dma-buf: %s", plane_.head_id, s.error().c_str());
+	}
+	return map_ ? map_.data() : nullptr;
+}
 
 VkBuffer GuestImport::buffer() const {
 	switch (form_) {

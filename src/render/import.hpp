@@ -80,7 +80,7 @@ private:
 	Status try_form(const VulkanContext &ctx, ImportForm form, uint64_t *counter);
 	Status try_dmabuf_image(const VulkanContext &ctx);
 	Status try_dmabuf_linear(const VulkanContext &ctx);
-	Status try_map();
+	Status try_map() const;
 	Status try_host(const VulkanContext &ctx);
 	Status try_copy(const VulkanContext &ctx, uint64_t *counter);
 
@@ -90,7 +90,8 @@ private:
 	uint64_t map_offset_;
 	uint64_t byte_size_;
 	ImportForm form_ = ImportForm::copy;
-	Mapping map_;
+	mutable Mapping map_; // host and copy forms; a dma-buf form maps only when asked for cpu_data()
+	mutable bool map_tried_ = false;
 	VulkanContext::HostBuffer host_;
 	VulkanContext::MappedBuffer staging_;
 	DmabufImage dmabuf_;
