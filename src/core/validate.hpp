@@ -26,7 +26,7 @@ std::optional<Rejection> validate_plane(const vgpu::PlaneInfo &plane);
 // Checks the plane against the buffer that backs it, once that buffer is open.
 std::optional<Rejection> validate_backing(const vgpu::PlaneInfo &plane, uint64_t buffer_bytes);
 
-// A hotspot outside the cursor image means "no hotspot" (docs/design.md, "Validation"); the
+// A hotspot outside the cursor image means "no hotspot" (docs/design.md, "VFIO quirks"); the
 // position is clamped into [kMinCursorPosition, kMaxCursorPosition].
 vgpu::PlaneInfo normalize_hotspot(vgpu::PlaneInfo plane);
 

@@ -1,5 +1,5 @@
 // The VFIO source: each VFIO device with a display is one head. The kernel API has no change
-// events, so heads are polled (--poll-hz). DESIGN §1 lists the driver quirks handled here.
+// events, so heads are polled (--poll-hz). docs/design.md, "VFIO quirks", lists the driver quirks handled here.
 #pragma once
 
 #include <memory>

@@ -1,4 +1,4 @@
-// Plane validation: every field of a guest plane is untrusted (DESIGN §3). Each rejection must
+// Plane validation: every field of a guest plane is untrusted (docs/design.md, "Validation"). Each rejection must
 // blame its own field and name the values, so a user can tell which guest bug it was.
 #include <drm_fourcc.h>
 

@@ -1,4 +1,4 @@
-// The VFIO source against a scripted fake device: every driver quirk of DESIGN §1.
+// The VFIO source against a scripted fake device: every driver quirk of docs/design.md, "VFIO quirks".
 #include <drm_fourcc.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
