@@ -331,3 +331,44 @@ TEST_F(DmabufDevice, ATiledPlaneThatNoFormCanReadIsAClearError) {
 
 } // namespace
 } // namespace vscanout
+
+namespace vscanout {
+namespace {
+
+TEST_F(DmabufDevice, AnOutputBufferThatIsNoDmabufIsWrittenAsHostMemory) {
+	if (!ctx_->caps().host_memory) GTEST_SKIP() << "device has no VK_EXT_external_memory_host";
+	const uint32_t w = 64, h = 16;
+	auto fd = make_memfd("output", 4096 * 2);
+	ASSERT_TRUE(fd.ok()) << fd.error();
+	auto map = Mapping::map(fd->get(), 4096 * 2, PROT_READ | PROT_WRITE);
+	ASSERT_TRUE(map.ok()) << map.error();
+	render::TargetDesc d{map->data(), w * 4, w, h, DRM_FORMAT_XRGB8888};
+	d.dmabuf_fd = fd->get(); // a memfd posing as the output's dma-buf
+	d.modifier = DRM_FORMAT_MOD_LINEAR;
+	auto t = render::OutputTarget::create(*ctx_, d);
+	ASSERT_TRUE(t.ok()) << t.error();
+	EXPECT_EQ((*t)->path(), render::OutputPath::host);
+	EXPECT_STREQ(render::to_string((*t)->path()), "host");
+	auto forced = render::OutputTarget::create(*ctx_, d, false);
+	ASSERT_TRUE(forced.ok()) << forced.error();
+	EXPECT_EQ((*forced)->path(), render::OutputPath::host);
+}
+
+TEST_F(DmabufDevice, AnOutputBufferWithNeitherFormIsAClearError) {
+	auto fd = make_memfd("output", 4096);
+	ASSERT_TRUE(fd.ok()) << fd.error();
+	render::TargetDesc d{nullptr, 256, 64, 16, DRM_FORMAT_XRGB8888};
+	d.dmabuf_fd = fd->get();
+	d.modifier = DRM_FORMAT_MOD_LINEAR;
+	auto t = render::OutputTarget::create(*ctx_, d);
+	ASSERT_FALSE(t.ok());
+	EXPECT_NE(t.error().find("no CPU mapping"), std::string::npos) << t.error();
+	EXPECT_NE(t.error().find("not a dma-buf"), std::string::npos) << t.error();
+	d.modifier = I915_FORMAT_MOD_X_TILED;
+	auto tiled = render::OutputTarget::create(*ctx_, d);
+	ASSERT_FALSE(tiled.ok());
+	EXPECT_NE(tiled.error().find("not LINEAR"), std::string::npos) << tiled.error();
+}
+
+} // namespace
+} // namespace vscanout
