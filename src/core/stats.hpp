@@ -26,6 +26,7 @@ struct HeadStats {
 	uint64_t fence_timeouts = 0; // waits that went past --fence-timeout (logged)
 	uint32_t width = 0, height = 0;
 	std::string import_path;     // the primary's last import: "dmabuf", "host", "copy" or ""
+	std::string output_path;     // how the last frame was written: "dmabuf", "host", "staged" or ""
 	std::string cursor_path;     // "hardware", "software" or ""
 	bool connected = true;
 };
