@@ -6,7 +6,7 @@
 namespace vscanout::core {
 
 std::string to_json_line(const HeadStats &s) {
-	char buf[768];
+	char buf[1024];
 	std::snprintf(buf, sizeof buf,
 	              "{\"head\": %u, \"generation\": %" PRIu64 ", \"imports\": %" PRIu64 ", \"cache_hits\": %" PRIu64
 	              ", \"evictions\": %" PRIu64 ", \"renders\": %" PRIu64 ", \"commits\": %" PRIu64 ", \"scanouts\": %" PRIu64
