@@ -165,15 +165,18 @@ struct Headless {
 	wl_listener new_output{}, frame_l{};
 
 	Headless(uint32_t w, uint32_t h) {
-		backend = wlr_headless_backend_create(display);
+		backend = wlr_headless_backend_create(wl_display_get_event_loop(display));
 		renderer = wlr_renderer_autocreate(backend);
 		allocator = wlr_allocator_autocreate(backend, renderer);
 		new_output.notify = [](wl_listener *, void *) {};
 		wlr_backend_start(backend);
 		output = wlr_headless_add_output(backend, w, h);
 		wlr_output_init_render(output, allocator, renderer);
-		wlr_output_enable(output, true);
-		wlr_output_commit(output);
+		wlr_output_state on;
+		wlr_output_state_init(&on);
+		wlr_output_state_set_enabled(&on, true);
+		wlr_output_commit_state(output, &on);
+		wlr_output_state_finish(&on);
 		frame_l.notify = [](wl_listener *l, void *) {
 			Headless *self = wl_container_of(l, self, frame_l);
 			self->frame = true;
@@ -195,8 +198,9 @@ struct Headless {
 	// Draws with fn into the back buffer, then commits.
 	template <typename F>
 	bool commit(F &&fn) {
-		if (!wlr_output_attach_render(output, nullptr)) return false;
-		wlr_buffer *bb = output->back_buffer;
+		if (!wlr_output_configure_primary_swapchain(output, nullptr, &output->swapchain)) return false;
+		wlr_buffer *bb = wlr_swapchain_acquire(output->swapchain, nullptr);
+		if (!bb) return false;
 		void *data;
 		uint32_t fmt;
 		size_t stride;
@@ -204,7 +208,13 @@ struct Headless {
 		fn(render::TargetDesc{data, static_cast<uint32_t>(stride), static_cast<uint32_t>(bb->width),
 		                      static_cast<uint32_t>(bb->height), fmt});
 		wlr_buffer_end_data_ptr_access(bb);
-		return wlr_output_commit(output);
+		wlr_output_state state;
+		wlr_output_state_init(&state);
+		wlr_output_state_set_buffer(&state, bb);
+		wlr_buffer_unlock(bb);
+		const bool ok = wlr_output_commit_state(output, &state);
+		wlr_output_state_finish(&state);
+		return ok;
 	}
 };
 

@@ -67,7 +67,8 @@ private:
 	bool try_direct_scanout();
 	wlr_buffer *scanout_buffer(const std::shared_ptr<core::ImportedBuffer> &buffer);
 	void drop_scanout_buffers();
-	bool commit_frame(wlr_buffer *committed);
+	bool commit_frame(const wlr_output_state &state, wlr_buffer *committed);
+	void clear_pending();
 	bool recommit();
 	void forget_output();
 	render::OutputTarget *target_for(wlr_buffer *buffer, const render::TargetDesc &desc);
@@ -87,12 +88,13 @@ private:
 	std::set<std::tuple<uint32_t, uint64_t, uint32_t, uint32_t, uint32_t>> scanout_refused_;
 	bool software_cursor_ = true;
 	bool dirty_ = true;
+	wlr_output_state pending_;  // what the next commit sets besides the frame (a mode, enabling)
 	bool mode_pending_ = false; // a mode set waits for the next commit
 	bool awaiting_frame_ = false;
 	bool stopping_ = false;
 	uint32_t mode_w_ = 0, mode_h_ = 0;
 	std::unordered_map<wlr_buffer *, std::unique_ptr<Target>> targets_;
-	Listener frame_, needs_frame_, mode_, destroy_;
+	Listener frame_, needs_frame_, request_state_, commit_, destroy_;
 };
 
 } // namespace vscanout::compositor

@@ -58,7 +58,7 @@ private:
 	void on_new_input(wlr_input_device *device);
 	void add_keyboard(wlr_input_device *device, bool is_virtual);
 	Head *focused_head();
-	Head *head_of_device(wlr_input_device *device); // a nested window's pointer, else the focus
+	Head *head_of_device(wlr_pointer *pointer); // a nested window's pointer, else the focus
 	// KMS: connectors no head shows yet, in the order they came.
 	void add_free_output(wlr_output *output);
 	void assign_outputs();
@@ -70,6 +70,7 @@ private:
 	Options options_;
 	wl_display *display_ = nullptr;
 	wlr_backend *backend_ = nullptr;
+	wlr_session *session_ = nullptr; // DRM/libinput: the seat session, for VT switches
 	wlr_renderer *renderer_ = nullptr;
 	wlr_allocator *allocator_ = nullptr;
 	wlr_output_layout *layout_ = nullptr;
@@ -97,10 +98,10 @@ private:
 
 public:
 	// From a Pointer: positions 0..1 over the device's window (absolute) or deltas (relative).
-	void pointer_absolute(wlr_input_device *device, double x, double y);
-	void pointer_relative(wlr_input_device *device, double dx, double dy);
-	void pointer_button(wlr_input_device *device, uint32_t button, bool pressed);
-	void pointer_wheel(wlr_input_device *device, int32_t steps);
+	void pointer_absolute(wlr_pointer *pointer, double x, double y);
+	void pointer_relative(wlr_pointer *pointer, double dx, double dy);
+	void pointer_button(wlr_pointer *pointer, uint32_t button, bool pressed);
+	void pointer_wheel(wlr_pointer *pointer, int32_t steps);
 };
 
 } // namespace vscanout::compositor
