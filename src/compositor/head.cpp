@@ -355,8 +355,6 @@ void Head::update_parent_cursor(bool image_changed) {
 }
 
 void Head::on_frame() {
-	awaiting_frame_ = false;
-	if (stopping_) return;
 	// A frame is drawn only when the guest changed something, or when wlroots needs one
 	// (a screencopy client waits for a commit; KMS applies a cursor change with a commit).
 	if (dirty_) {
@@ -378,7 +376,6 @@ bool Head::recommit() {
 		return false;
 	}
 	tracker_.stats().commits++;
-	awaiting_frame_ = true;
 	return true;
 }
 
@@ -514,7 +511,6 @@ bool Head::commit_frame(const wlr_output_state &state, wlr_buffer *committed) {
 	if (front_) wlr_buffer_unlock(front_);
 	front_ = committed;
 	tracker_.stats().commits++;
-	awaiting_frame_ = true;
 	dirty_ = false;
 	if (mode_pending_) {
 		mode_pending_ = false;

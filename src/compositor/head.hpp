@@ -46,11 +46,6 @@ public:
 	// Forces a repaint (refresh=poll).
 	void repaint();
 
-	// Shutting down: draw nothing more.
-	void stop() { stopping_ = true; }
-	// A commit was made and its frame event has not come yet (its buffer may still be in flight).
-	bool awaiting_frame() const { return output_ && awaiting_frame_; }
-
 private:
 	struct Target {
 		std::unique_ptr<render::OutputTarget> target;
@@ -90,8 +85,6 @@ private:
 	bool dirty_ = true;
 	wlr_output_state pending_;  // what the next commit sets besides the frame (a mode, enabling)
 	bool mode_pending_ = false; // a mode set waits for the next commit
-	bool awaiting_frame_ = false;
-	bool stopping_ = false;
 	uint32_t mode_w_ = 0, mode_h_ = 0;
 	std::unordered_map<wlr_buffer *, std::unique_ptr<Target>> targets_;
 	Listener frame_, needs_frame_, request_state_, commit_, destroy_;

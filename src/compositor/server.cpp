@@ -1,7 +1,6 @@
 #include "compositor/server.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -352,23 +351,6 @@ void Server::write_stats() {
 		wlr_log(WLR_ERROR, "cannot write stats to %s", options_.stats_path.c_str());
 }
 
-void Server::drain_presents() {
-	// wlroots 0.15's X11 backend holds a lock on each buffer the X server still uses and drops
-	// the record, not the lock, when the output is destroyed: a buffer in flight at exit leaks.
-	// Let the last commits complete first (their buffers come back with them), for 250 ms at most.
-	for (auto &[id, head] : heads_) head->stop();
-	wl_event_loop *loop = wl_display_get_event_loop(display_);
-	const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(250);
-	for (;;) {
-		bool waiting = false;
-		for (auto &[id, head] : heads_) waiting = waiting || head->awaiting_frame();
-		const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-		if (!waiting || left.count() <= 0) break;
-		wl_display_flush_clients(display_);
-		wl_event_loop_dispatch(loop, static_cast<int>(left.count()));
-	}
-}
-
 int Server::run() {
 	wl_event_loop *loop = wl_display_get_event_loop(display_);
 	auto terminate = [](int, void *data) {
@@ -384,7 +366,6 @@ int Server::run() {
 	wl_event_source *sigusr1 = wl_event_loop_add_signal(loop, SIGUSR1, usr1, this);
 	wl_display_run(display_);
 	wlr_log(WLR_INFO, "shutting down");
-	drain_presents();
 	write_stats();
 	wl_event_source_remove(sigint);
 	wl_event_source_remove(sigterm);

@@ -50,7 +50,6 @@ private:
 	Status init_source();
 	void add_head(uint32_t id);
 	void remove_head(uint32_t id);
-	void drain_presents();
 	bool create_output();
 	void on_new_output(wlr_output *output);
 	// Input (input.cpp): keyboards and pointers go to the guest of the focused head.

@@ -397,9 +397,10 @@ def test_xvfb_bare_server_windows_have_titles(vscanout, parents):
 @pytest.mark.sanitizer
 def test_x11_stop_at_once_leaks_nothing(vscanout, parents):
     """Stopped right after its windows appear, a present may still be in flight. wlroots 0.15's X11
-    backend leaks such a buffer (one 136-byte wlr_shm_buffer per head under LeakSanitizer) unless
-    vscanout lets the last commits complete before it destroys the outputs. Three rounds, since
-    the race is lost only some of the time: vs.stop() asserts exit status 0 (1 under a leak)."""
+    backend leaked such a buffer (one 136-byte wlr_shm_buffer per head under LeakSanitizer), and
+    vscanout waited for the last commits before it destroyed the outputs; wlroots 0.18 frees it,
+    and vscanout no longer waits. Three rounds, since the race is lost only some of the time:
+    vs.stop() asserts exit status 0 (1 under a leak)."""
     x = parents(Xvfb)
     x.intern_wm_atoms()
     for _ in range(3):
