@@ -254,6 +254,12 @@ void Head::poll() {
 	if (dirty_) wlr_output_schedule_frame(output_);
 }
 
+render::FrameMap Head::frame_map() const {
+	const core::ShownPlane &p = tracker_.primary();
+	if (!p.visible() || !output_) return {0, 0, 0, 0};
+	return {p.info.width, p.info.height, static_cast<uint32_t>(output_->width), static_cast<uint32_t>(output_->height)};
+}
+
 void Head::repaint() {
 	if (!output_) return;
 	dirty_ = true;
@@ -274,7 +280,7 @@ void Head::update_hardware_cursor(bool image, bool position) {
 	}
 	// The frame's place on the output (letterboxed when scaled); the cursor follows its scale.
 	const auto [mode_w, mode_h] = size_after_commit(output_, pending_);
-	const render::Rect r = render::place_frame(p.info.width, p.info.height, mode_w, mode_h);
+	const render::FrameMap map(p.info.width, p.info.height, mode_w, mode_h);
 	const bool has_hot = c.info.x_hot != vgpu::kNoHotspot;
 	const int32_t hx = has_hot ? static_cast<int32_t>(c.info.x_hot) : 0;
 	const int32_t hy = has_hot ? static_cast<int32_t>(c.info.y_hot) : 0;
@@ -283,7 +289,7 @@ void Head::update_hardware_cursor(bool image, bool position) {
 		auto *imp = static_cast<const render::GuestImport *>(c.buffer.get());
 		imp->begin_read();
 		const bool ok = kms_cursor_->set_image(c.buffer->cpu_data() + c.info.offset, c.info.stride, c.info.width,
-		                                       c.info.height, hx, hy, static_cast<uint32_t>(r.w), p.info.width);
+		                                       c.info.height, hx, hy, map.scale_num(), map.scale_den());
 		imp->end_read();
 		if (ok == software_cursor_) {
 			// The plane cannot take this image (too large once scaled, or refused): we draw it.
@@ -298,11 +304,8 @@ void Head::update_hardware_cursor(bool image, bool position) {
 	}
 	if (software_cursor_) return;
 	stats.cursor_moves++;
-	const int64_t gx = int64_t{c.info.x_pos} + hx, gy = int64_t{c.info.y_pos} + hy;
-	// Rounded to the nearest output pixel, as the frame's pixels are.
-	const int64_t gw = p.info.width, gh = p.info.height;
-	kms_cursor_->move(static_cast<int32_t>(r.x + (2 * gx * r.w + gw) / (2 * gw)),
-	                  static_cast<int32_t>(r.y + (2 * gy * r.h + gh) / (2 * gh)));
+	const render::Point at = map.to_output(int64_t{c.info.x_pos} + hx, int64_t{c.info.y_pos} + hy);
+	kms_cursor_->move(at.x, at.y);
 }
 
 void Head::update_parent_cursor(bool image_changed) {

@@ -15,6 +15,7 @@
 #include "compositor/listener.hpp"
 #include "compositor/wlr.hpp"
 #include "core/head_tracker.hpp"
+#include "render/frame_map.hpp"
 #include "render/target.hpp"
 
 namespace vscanout::compositor {
@@ -42,6 +43,10 @@ public:
 
 	// Queries the source now; schedules a frame if the generation advanced.
 	void poll();
+
+	// The guest frame's place on the output as it is now (invalid while nothing is shown), for
+	// pointer input.
+	render::FrameMap frame_map() const;
 
 	// Forces a repaint (refresh=poll).
 	void repaint();

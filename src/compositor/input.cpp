@@ -11,7 +11,7 @@
 #include "compositor/keyboard.hpp"
 #include "compositor/pointer.hpp"
 #include "compositor/server.hpp"
-#include "render/head_renderer.hpp"
+#include "render/frame_map.hpp"
 
 namespace vscanout::compositor {
 
@@ -111,26 +111,17 @@ void Server::pointer_absolute(wlr_pointer *pointer, double x, double y) {
 	if (!head || !head->output() || !source_->takes_input()) return;
 	focus_ = head->id();
 	// From the window back to the guest frame: undo the letterbox and the scale.
-	const core::ShownPlane &p = head->tracker().primary();
-	if (!p.visible()) return;
-	const uint32_t ow = static_cast<uint32_t>(head->output()->width), oh = static_cast<uint32_t>(head->output()->height);
-	const render::Rect r = render::place_frame(p.info.width, p.info.height, ow, oh);
-	if (r.w <= 0 || r.h <= 0) return;
-	const double gx = (x * ow - r.x) * p.info.width / r.w, gy = (y * oh - r.y) * p.info.height / r.h;
-	const auto clamp = [](double v, uint32_t size) {
-		return static_cast<uint32_t>(std::clamp(v, 0.0, static_cast<double>(size - 1)));
-	};
-	const uint32_t px = clamp(gx, p.info.width), py = clamp(gy, p.info.height);
+	const render::FrameMap map = head->frame_map();
+	if (!map.valid()) return;
+	const render::Point at = map.to_guest(x * head->output()->width, y * head->output()->height);
 	if (source_->pointer_absolute(head->id())) {
-		source_->pointer_to(head->id(), px, py);
+		source_->pointer_to(head->id(), static_cast<uint32_t>(at.x), static_cast<uint32_t>(at.y));
 	} else {
 		// A relative guest pointer follows by the difference from the last position.
 		auto last = pointer_last_.find(head->id());
-		if (last != pointer_last_.end())
-			source_->pointer_by(head->id(), static_cast<int32_t>(px) - last->second.first,
-			                    static_cast<int32_t>(py) - last->second.second);
+		if (last != pointer_last_.end()) source_->pointer_by(head->id(), at.x - last->second.x, at.y - last->second.y);
 	}
-	pointer_last_[head->id()] = {static_cast<int32_t>(px), static_cast<int32_t>(py)};
+	pointer_last_[head->id()] = at;
 }
 
 void Server::pointer_relative(wlr_pointer *pointer, double dx, double dy) {
@@ -144,20 +135,13 @@ void Server::pointer_relative(wlr_pointer *pointer, double dx, double dy) {
 	// An absolute guest pointer takes positions. Nested, the parent sends those too (above);
 	// in a kiosk the mouse moves a position of our own over the guest frame.
 	if (nested_) return;
-	const core::ShownPlane &p = head->tracker().primary();
-	if (!p.visible()) return;
-	const render::Rect r = render::place_frame(p.info.width, p.info.height,
-	                                           static_cast<uint32_t>(head->output()->width),
-	                                           static_cast<uint32_t>(head->output()->height));
-	if (r.w <= 0 || r.h <= 0) return;
-	auto [it, fresh] = pointer_last_.try_emplace(id, static_cast<int32_t>(p.info.width / 2),
-	                                             static_cast<int32_t>(p.info.height / 2));
-	const auto move = [](int32_t at, double d, uint32_t guest, int32_t shown) {
-		const double v = at + d * guest / shown;
-		return static_cast<int32_t>(std::clamp(v, 0.0, static_cast<double>(guest - 1)));
-	};
-	it->second = {move(it->second.first, dx, p.info.width, r.w), move(it->second.second, dy, p.info.height, r.h)};
-	source_->pointer_to(id, static_cast<uint32_t>(it->second.first), static_cast<uint32_t>(it->second.second));
+	const render::FrameMap map = head->frame_map();
+	if (!map.valid()) return;
+	const core::ShownPlane &p = head->tracker().primary(); // valid: the guest frame is shown
+	auto [it, fresh] = pointer_last_.try_emplace(
+		id, render::Point{static_cast<int32_t>(p.info.width / 2), static_cast<int32_t>(p.info.height / 2)});
+	it->second = map.move(it->second, dx, dy);
+	source_->pointer_to(id, static_cast<uint32_t>(it->second.x), static_cast<uint32_t>(it->second.y));
 }
 
 void Server::pointer_button(wlr_pointer *pointer, uint32_t button, bool pressed) {

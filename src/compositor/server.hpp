@@ -92,7 +92,7 @@ private:
 	std::vector<std::unique_ptr<Pointer>> pointers_;
 	wlr_seat *seat_ = nullptr;
 	uint32_t focus_ = UINT32_MAX; // the head keys go to (the pointer's last head); none yet: the first
-	std::map<uint32_t, std::pair<int32_t, int32_t>> pointer_last_; // per head, for relative guests
+	std::map<uint32_t, render::Point> pointer_last_; // per head, in guest pixels, for relative guests
 	Listener new_output_, new_input_, new_virtual_keyboard_, output_apply_, output_test_;
 
 public:
