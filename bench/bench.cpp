@@ -102,13 +102,11 @@ private:
 	uint64_t frame_ = 0;
 };
 
-core::Importer importer_for(render::VulkanContext &vk, uint64_t *copies) {
-	return [&vk, copies](const vgpu::PlaneInfo &p, vgpu::GuestBuffer b) -> Result<std::shared_ptr<core::ImportedBuffer>> {
+render::Importer importer_for(render::VulkanContext &vk, uint64_t *copies) {
+	return [&vk, copies](const vgpu::PlaneInfo &p, vgpu::GuestBuffer b) {
 		render::ImportPolicy policy;
 		policy.copy_counter = copies;
-		auto imp = render::GuestImport::create(vk, p, std::move(b), policy);
-		if (!imp) return imp.take_error();
-		return std::shared_ptr<core::ImportedBuffer>(std::move(*imp));
+		return render::GuestImport::create(vk, p, std::move(b), policy);
 	};
 }
 
@@ -117,10 +115,10 @@ void bench_compose(render::VulkanContext &vk, render::HeadRenderer &hr) {
 	BenchSource src(W, H, 1);
 	src.cursor_ = true;
 	uint64_t copies = 0;
-	core::HeadTracker tracker(0, src, importer_for(vk, &copies), {});
+	render::HeadTracker tracker(0, src, importer_for(vk, &copies), {});
 	tracker.poll();
-	auto *primary = static_cast<const render::GuestImport *>(tracker.primary().buffer.get());
-	auto *cursor = static_cast<const render::GuestImport *>(tracker.cursor().buffer.get());
+	const render::GuestImport *primary = tracker.primary().buffer.get();
+	const render::GuestImport *cursor = tracker.cursor().buffer.get();
 
 	auto out_fd = make_memfd("bench-out", align_up(uint64_t{W} * 4 * H, 4096));
 	auto out = Mapping::map(out_fd->get(), align_up(uint64_t{W} * 4 * H, 4096), PROT_READ | PROT_WRITE);
@@ -224,13 +222,13 @@ void bench_pipeline(render::VulkanContext &vk, render::HeadRenderer &hr) {
 	Headless hl(W, H);
 	BenchSource src(W, H, 2);
 	uint64_t copies = 0;
-	core::HeadTracker tracker(0, src, importer_for(vk, &copies), {});
+	render::HeadTracker tracker(0, src, importer_for(vk, &copies), {});
 	tracker.poll();
 	std::map<void *, std::unique_ptr<render::OutputTarget>> targets;
 	auto draw = [&](const render::TargetDesc &d) {
 		auto &t = targets[d.data];
 		if (!t || !t->matches(d)) t = std::move(*render::OutputTarget::create(vk, d));
-		auto *p = static_cast<const render::GuestImport *>(tracker.primary().buffer.get());
+		const render::GuestImport *p = tracker.primary().buffer.get();
 		(void)hr.draw({p, std::nullopt}, *t);
 	};
 
@@ -289,7 +287,7 @@ void bench_pipeline(render::VulkanContext &vk, render::HeadRenderer &hr) {
 void bench_imports(render::VulkanContext &vk) {
 	BenchSource src(640, 480, 2);
 	uint64_t copies = 0;
-	core::HeadTracker tracker(0, src, importer_for(vk, &copies), {});
+	render::HeadTracker tracker(0, src, importer_for(vk, &copies), {});
 	tracker.poll();
 	const uint64_t before = tracker.stats().imports;
 	auto t0 = Clock::now();

@@ -55,11 +55,9 @@ Head::Head(Server &server, uint32_t id, core::TrackerOptions options)
 	: server_(server), id_(id),
 	  tracker_(id, server.source(),
 	           [this](const vgpu::PlaneInfo &plane, vgpu::GuestBuffer buffer)
-	               -> Result<std::shared_ptr<core::ImportedBuffer>> {
+	               -> Result<std::shared_ptr<render::GuestImport>> {
 		           auto policy = server_.import_policy(&tracker_.stats().copies, plane.type == vgpu::PlaneType::cursor);
-		           auto imp = render::GuestImport::create(server_.vulkan(), plane, std::move(buffer), policy);
-		           if (!imp) return imp.take_error();
-		           return std::shared_ptr<core::ImportedBuffer>(std::move(*imp));
+		           return render::GuestImport::create(server_.vulkan(), plane, std::move(buffer), policy);
 	           },
 	           options) {
 	wlr_output_state_init(&pending_);
@@ -255,7 +253,7 @@ void Head::poll() {
 }
 
 render::FrameMap Head::frame_map() const {
-	const core::ShownPlane &p = tracker_.primary();
+	const render::ShownPlane &p = tracker_.primary();
 	if (!p.visible() || !output_) return {0, 0, 0, 0};
 	return {p.info.width, p.info.height, static_cast<uint32_t>(output_->width), static_cast<uint32_t>(output_->height)};
 }
@@ -268,8 +266,8 @@ void Head::repaint() {
 
 void Head::update_hardware_cursor(bool image, bool position) {
 	auto &stats = tracker_.stats();
-	const core::ShownPlane &c = tracker_.cursor();
-	const core::ShownPlane &p = tracker_.primary();
+	const render::ShownPlane &c = tracker_.cursor();
+	const render::ShownPlane &p = tracker_.primary();
 	const bool visible = c.visible() && p.visible() && c.buffer->cpu_data();
 	if (!visible) {
 		if (image) {
@@ -286,11 +284,10 @@ void Head::update_hardware_cursor(bool image, bool position) {
 	const int32_t hy = has_hot ? static_cast<int32_t>(c.info.y_hot) : 0;
 	if (image) {
 		stats.cursor_images++;
-		auto *imp = static_cast<const render::GuestImport *>(c.buffer.get());
-		imp->begin_read();
+		c.buffer->begin_read();
 		const bool ok = kms_cursor_->set_image(c.buffer->cpu_data() + c.info.offset, c.info.stride, c.info.width,
 		                                       c.info.height, hx, hy, map.scale_num(), map.scale_den());
-		imp->end_read();
+		c.buffer->end_read();
 		if (ok == software_cursor_) {
 			// The plane cannot take this image (too large once scaled, or refused): we draw it.
 			wlr_log(WLR_INFO, "%s: %s", output_->name,
@@ -331,17 +328,16 @@ void Head::update_parent_cursor(bool image_changed) {
 		stats.cursor_path = "parent";
 		dirty_ = true;
 	}
-	const core::ShownPlane &c = tracker_.cursor();
+	const render::ShownPlane &c = tracker_.cursor();
 	stats.cursor_images++;
 	if (!c.visible() || !c.buffer->cpu_data()) {
 		wlr_output_cursor_set_buffer(parent_cursor_, nullptr, 0, 0);
 		return;
 	}
 	const bool has_hot = c.info.x_hot != vgpu::kNoHotspot;
-	auto *imp = static_cast<const render::GuestImport *>(c.buffer.get());
-	imp->begin_read();
+	c.buffer->begin_read();
 	wlr_buffer *image = make_pixel_buffer(c.buffer->cpu_data() + c.info.offset, c.info.stride, c.info.width, c.info.height);
-	imp->end_read();
+	c.buffer->end_read();
 	// wlroots renders it into a cursor buffer of the parent's and keeps what it needs.
 	wlr_output_cursor_set_buffer(parent_cursor_, image, has_hot ? static_cast<int32_t>(c.info.x_hot) : 0,
 	                             has_hot ? static_cast<int32_t>(c.info.y_hot) : 0);
@@ -408,10 +404,10 @@ void Head::clear_pending() {
 	wlr_output_state_init(&pending_);
 }
 
-wlr_buffer *Head::scanout_buffer(const std::shared_ptr<core::ImportedBuffer> &buffer) {
+wlr_buffer *Head::scanout_buffer(const std::shared_ptr<render::GuestImport> &buffer) {
 	for (auto &[imp, b] : scanout_buffers_)
 		if (imp == buffer.get()) return b;
-	wlr_buffer *b = make_scanout_buffer(std::static_pointer_cast<const render::GuestImport>(buffer));
+	wlr_buffer *b = make_scanout_buffer(buffer);
 	if (!b) return nullptr;
 	constexpr size_t kKept = 4; // a page-flip ring or two; KMS keeps its own lock on what it shows
 	if (scanout_buffers_.size() >= kKept) {
@@ -429,11 +425,11 @@ bool Head::try_direct_scanout() {
 	if (!kms_ || !wlr_output_is_direct_scanout_allowed(output_) ||
 	    (pending_.committed & (WLR_OUTPUT_STATE_MODE | WLR_OUTPUT_STATE_ENABLED)))
 		return false;
-	const core::ShownPlane &p = tracker_.primary();
+	const render::ShownPlane &p = tracker_.primary();
 	if (!p.visible() || (software_cursor_ && tracker_.cursor().visible())) return false;
 	if (static_cast<int32_t>(p.info.width) != output_->width || static_cast<int32_t>(p.info.height) != output_->height)
 		return false;
-	if (static_cast<const render::GuestImport *>(p.buffer.get())->dmabuf_fd() < 0) return false;
+	if (p.buffer->dmabuf_fd() < 0) return false;
 	const auto config = std::make_tuple(p.info.drm_format, p.info.drm_format_mod, p.info.width, p.info.height,
 	                                    p.info.stride);
 	if (scanout_refused_.count(config)) return false;
@@ -478,11 +474,11 @@ bool Head::draw_and_commit() {
 	desc.height = static_cast<uint32_t>(bb->height);
 
 	render::FrameDesc frame;
-	const core::ShownPlane &p = tracker_.primary();
-	const core::ShownPlane &c = tracker_.cursor();
-	if (p.visible()) frame.primary = static_cast<const render::GuestImport *>(p.buffer.get());
+	const render::ShownPlane &p = tracker_.primary();
+	const render::ShownPlane &c = tracker_.cursor();
+	if (p.visible()) frame.primary = p.buffer.get();
 	if (software_cursor_ && c.visible() && frame.primary)
-		frame.cursor = render::SoftwareCursor{static_cast<const render::GuestImport *>(c.buffer.get()), c.info.x_pos,
+		frame.cursor = render::SoftwareCursor{c.buffer.get(), c.info.x_pos,
 		                                      c.info.y_pos};
 	bool ok = false;
 	if (render::OutputTarget *target = target_for(bb, desc)) {

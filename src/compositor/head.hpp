@@ -14,7 +14,7 @@
 #include "compositor/kms_cursor.hpp"
 #include "compositor/listener.hpp"
 #include "compositor/wlr.hpp"
-#include "core/head_tracker.hpp"
+#include "render/import.hpp"
 #include "render/frame_map.hpp"
 #include "render/target.hpp"
 
@@ -32,7 +32,7 @@ public:
 	uint32_t id() const { return id_; }
 	wlr_output *output() const { return output_; }
 	bool kms() const { return kms_; }
-	core::HeadTracker &tracker() { return tracker_; }
+	render::HeadTracker &tracker() { return tracker_; }
 
 	// Binds the wlroots output made for this head and configures it.
 	void attach_output(wlr_output *output);
@@ -65,7 +65,7 @@ private:
 	void update_parent_cursor(bool image_changed);
 	bool draw_and_commit();
 	bool try_direct_scanout();
-	wlr_buffer *scanout_buffer(const std::shared_ptr<core::ImportedBuffer> &buffer);
+	wlr_buffer *scanout_buffer(const std::shared_ptr<render::GuestImport> &buffer);
 	void drop_scanout_buffers();
 	bool commit_frame(const wlr_output_state &state, wlr_buffer *committed);
 	void clear_pending();
@@ -75,7 +75,7 @@ private:
 
 	Server &server_;
 	uint32_t id_;
-	core::HeadTracker tracker_;
+	render::HeadTracker tracker_;
 	wlr_output *output_ = nullptr;
 	bool kms_ = false;                     // a DRM connector, not an output we made
 	std::string connector_;
@@ -84,7 +84,7 @@ private:
 	wlr_buffer *front_ = nullptr;          // KMS: the last buffer committed, locked, for cursor-only commits
 	// KMS direct scan-out: wlr_buffers made for recent guest dma-bufs, and the configurations
 	// (format, modifier, width, height, stride) the driver refused.
-	std::vector<std::pair<const core::ImportedBuffer *, wlr_buffer *>> scanout_buffers_;
+	std::vector<std::pair<const render::GuestImport *, wlr_buffer *>> scanout_buffers_;
 	std::set<std::tuple<uint32_t, uint64_t, uint32_t, uint32_t, uint32_t>> scanout_refused_;
 	bool software_cursor_ = true;
 	bool dirty_ = true;

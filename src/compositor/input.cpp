@@ -137,7 +137,7 @@ void Server::pointer_relative(wlr_pointer *pointer, double dx, double dy) {
 	if (nested_) return;
 	const render::FrameMap map = head->frame_map();
 	if (!map.valid()) return;
-	const core::ShownPlane &p = head->tracker().primary(); // valid: the guest frame is shown
+	const render::ShownPlane &p = head->tracker().primary(); // valid: the guest frame is shown
 	auto [it, fresh] = pointer_last_.try_emplace(
 		id, render::Point{static_cast<int32_t>(p.info.width / 2), static_cast<int32_t>(p.info.height / 2)});
 	it->second = map.move(it->second, dx, dy);
