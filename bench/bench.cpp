@@ -102,13 +102,11 @@ private:
 	uint64_t frame_ = 0;
 };
 
-core::Importer importer_for(render::VulkanContext &vk, uint64_t *copies) {
-	return [&vk, copies](const vgpu::PlaneInfo &p, vgpu::GuestBuffer b) -> Result<std::shared_ptr<core::ImportedBuffer>> {
+render::Importer importer_for(render::VulkanContext &vk, uint64_t *copies) {
+	return [&vk, copies](const vgpu::PlaneInfo &p, vgpu::GuestBuffer b) {
 		render::ImportPolicy policy;
 		policy.copy_counter = copies;
-		auto imp = render::GuestImport::create(vk, p, std::move(b), policy);
-		if (!imp) return imp.take_error();
-		return std::shared_ptr<core::ImportedBuffer>(std::move(*imp));
+		return render::GuestImport::create(vk, p, std::move(b), policy);
 	};
 }
 
@@ -117,10 +115,10 @@ void bench_compose(render::VulkanContext &vk, render::HeadRenderer &hr) {
 	BenchSource src(W, H, 1);
 	src.cursor_ = true;
 	uint64_t copies = 0;
-	core::HeadTracker tracker(0, src, importer_for(vk, &copies), {});
+	render::HeadTracker tracker(0, src, importer_for(vk, &copies), {});
 	tracker.poll();
-	auto *primary = static_cast<const render::GuestImport *>(tracker.primary().buffer.get());
-	auto *cursor = static_cast<const render::GuestImport *>(tracker.cursor().buffer.get());
+	const render::GuestImport *primary = tracker.primary().buffer.get();
+	const render::GuestImport *cursor = tracker.cursor().buffer.get();
 
 	auto out_fd = make_memfd("bench-out", align_up(uint64_t{W} * 4 * H, 4096));
 	auto out = Mapping::map(out_fd->get(), align_up(uint64_t{W} * 4 * H, 4096), PROT_READ | PROT_WRITE);
@@ -165,15 +163,18 @@ struct Headless {
 	wl_listener new_output{}, frame_l{};
 
 	Headless(uint32_t w, uint32_t h) {
-		backend = wlr_headless_backend_create(display);
+		backend = wlr_headless_backend_create(wl_display_get_event_loop(display));
 		renderer = wlr_renderer_autocreate(backend);
 		allocator = wlr_allocator_autocreate(backend, renderer);
 		new_output.notify = [](wl_listener *, void *) {};
 		wlr_backend_start(backend);
 		output = wlr_headless_add_output(backend, w, h);
 		wlr_output_init_render(output, allocator, renderer);
-		wlr_output_enable(output, true);
-		wlr_output_commit(output);
+		wlr_output_state on;
+		wlr_output_state_init(&on);
+		wlr_output_state_set_enabled(&on, true);
+		wlr_output_commit_state(output, &on);
+		wlr_output_state_finish(&on);
 		frame_l.notify = [](wl_listener *l, void *) {
 			Headless *self = wl_container_of(l, self, frame_l);
 			self->frame = true;
@@ -195,8 +196,9 @@ struct Headless {
 	// Draws with fn into the back buffer, then commits.
 	template <typename F>
 	bool commit(F &&fn) {
-		if (!wlr_output_attach_render(output, nullptr)) return false;
-		wlr_buffer *bb = output->back_buffer;
+		if (!wlr_output_configure_primary_swapchain(output, nullptr, &output->swapchain)) return false;
+		wlr_buffer *bb = wlr_swapchain_acquire(output->swapchain, nullptr);
+		if (!bb) return false;
 		void *data;
 		uint32_t fmt;
 		size_t stride;
@@ -204,7 +206,13 @@ struct Headless {
 		fn(render::TargetDesc{data, static_cast<uint32_t>(stride), static_cast<uint32_t>(bb->width),
 		                      static_cast<uint32_t>(bb->height), fmt});
 		wlr_buffer_end_data_ptr_access(bb);
-		return wlr_output_commit(output);
+		wlr_output_state state;
+		wlr_output_state_init(&state);
+		wlr_output_state_set_buffer(&state, bb);
+		wlr_buffer_unlock(bb);
+		const bool ok = wlr_output_commit_state(output, &state);
+		wlr_output_state_finish(&state);
+		return ok;
 	}
 };
 
@@ -214,13 +222,13 @@ void bench_pipeline(render::VulkanContext &vk, render::HeadRenderer &hr) {
 	Headless hl(W, H);
 	BenchSource src(W, H, 2);
 	uint64_t copies = 0;
-	core::HeadTracker tracker(0, src, importer_for(vk, &copies), {});
+	render::HeadTracker tracker(0, src, importer_for(vk, &copies), {});
 	tracker.poll();
 	std::map<void *, std::unique_ptr<render::OutputTarget>> targets;
 	auto draw = [&](const render::TargetDesc &d) {
 		auto &t = targets[d.data];
 		if (!t || !t->matches(d)) t = std::move(*render::OutputTarget::create(vk, d));
-		auto *p = static_cast<const render::GuestImport *>(tracker.primary().buffer.get());
+		const render::GuestImport *p = tracker.primary().buffer.get();
 		(void)hr.draw({p, std::nullopt}, *t);
 	};
 
@@ -279,7 +287,7 @@ void bench_pipeline(render::VulkanContext &vk, render::HeadRenderer &hr) {
 void bench_imports(render::VulkanContext &vk) {
 	BenchSource src(640, 480, 2);
 	uint64_t copies = 0;
-	core::HeadTracker tracker(0, src, importer_for(vk, &copies), {});
+	render::HeadTracker tracker(0, src, importer_for(vk, &copies), {});
 	tracker.poll();
 	const uint64_t before = tracker.stats().imports;
 	auto t0 = Clock::now();

@@ -16,7 +16,7 @@ repo=$(cd "$here/.." && pwd)
 packages=(
 	# build
 	meson ninja-build pkg-config g++ glslc
-	libwlroots-dev libwayland-dev wayland-protocols libpixman-1-dev libxkbcommon-dev
+	libwayland-dev wayland-protocols libpixman-1-dev libxkbcommon-dev
 	libvulkan-dev libxxhash-dev libgtest-dev libsystemd-dev
 	# run: the Vulkan loader (lavapipe comes from backports, below)
 	libvulkan1
@@ -77,6 +77,7 @@ else
 		"(mesa-vulkan-drivers $(installed_version mesa-vulkan-drivers))"
 fi
 
+"$repo/scripts/setup-wlroots.sh"
 # What the VM tests boot: QEMU, the pinned guest kernel and its source (its own script, which the
 # VM tests also call; a no-op when present).
 "$repo/tests/vm/setup.sh"

@@ -30,7 +30,9 @@ int main(int argc, char **argv) {
 		return 0;
 	}
 	if (options->version) {
-		std::printf("vscanout %s\n", VSCANOUT_VERSION);
+		// The wlroots vscanout was built against: linked statically (the subproject) or the system's
+		// libwlroots-0.18.so, whose soname pins the minor version.
+		std::printf("vscanout %s (wlroots %s)\n", VSCANOUT_VERSION, WLR_VERSION_STR);
 		return 0;
 	}
 	// Block the signals the event loop handles before any thread exists (Vulkan drivers start

@@ -14,9 +14,7 @@ void FenceWatch::stop_fd() {
 	fd_source_ = nullptr;
 }
 
-void FenceWatch::update(const core::HeadTracker &tracker) {
-	const int fd = tracker.fence_fd();
-	const uint64_t wait = tracker.stats().fence_waits;
+void FenceWatch::update(int fd, uint64_t wait, int timeout_ms) {
 	if (fd < 0) {
 		stop_fd();
 		watched_ = 0;
@@ -26,7 +24,7 @@ void FenceWatch::update(const core::HeadTracker &tracker) {
 		// wayland-server watches a duplicate of fd: the tracker keeps its own.
 		fd_source_ = wl_event_loop_add_fd(loop_, fd, WL_EVENT_READABLE, on_readable, this);
 	}
-	const int ms = tracker.fence_timeout_in_ms();
+	const int ms = timeout_ms;
 	if (ms >= 0 && !timer_) timer_ = wl_event_loop_add_timer(loop_, on_timer, this);
 	if (timer_) wl_event_source_timer_update(timer_, ms >= 0 ? std::max(ms, 1) : 0);
 }

@@ -9,7 +9,6 @@
 #include <cstdint>
 #include <functional>
 
-#include "core/head_tracker.hpp"
 
 namespace vscanout::compositor {
 
@@ -20,8 +19,12 @@ public:
 	FenceWatch(const FenceWatch &) = delete;
 	FenceWatch &operator=(const FenceWatch &) = delete;
 
-	// Follows the tracker's wait after each of its polls.
-	void update(const core::HeadTracker &tracker);
+	// Follows the tracker's wait after each of its polls: its fence_fd(), the number of the wait
+	// (stats().fence_waits) and fence_timeout_in_ms().
+	template <class Tracker> void update(const Tracker &tracker) {
+		update(tracker.fence_fd(), tracker.stats().fence_waits, tracker.fence_timeout_in_ms());
+	}
+	void update(int fd, uint64_t wait, int timeout_ms);
 
 private:
 	static int on_readable(int fd, uint32_t mask, void *data);

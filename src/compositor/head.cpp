@@ -21,20 +21,33 @@ bool output_is_ours(wlr_output *o) {
 	return wlr_output_is_headless(o) || wlr_output_is_wl(o) || wlr_output_is_x11(o);
 }
 
-// The output's size once its pending state is committed (a mode set may be waiting).
-std::pair<uint32_t, uint32_t> size_after_commit(const wlr_output *o) {
+// The output's size once `pending` is committed (a mode set may be waiting).
+std::pair<uint32_t, uint32_t> size_after_commit(const wlr_output *o, const wlr_output_state &pending) {
 	int32_t w = o->width, h = o->height;
-	if (o->pending.committed & WLR_OUTPUT_STATE_MODE) {
-		if (o->pending.mode_type == WLR_OUTPUT_STATE_MODE_FIXED && o->pending.mode) {
-			w = o->pending.mode->width;
-			h = o->pending.mode->height;
-		} else if (o->pending.mode_type == WLR_OUTPUT_STATE_MODE_CUSTOM) {
-			w = o->pending.custom_mode.width;
-			h = o->pending.custom_mode.height;
+	if (pending.committed & WLR_OUTPUT_STATE_MODE) {
+		if (pending.mode_type == WLR_OUTPUT_STATE_MODE_FIXED && pending.mode) {
+			w = pending.mode->width;
+			h = pending.mode->height;
+		} else if (pending.mode_type == WLR_OUTPUT_STATE_MODE_CUSTOM) {
+			w = pending.custom_mode.width;
+			h = pending.custom_mode.height;
 		}
 	}
 	return {static_cast<uint32_t>(std::max(w, 0)), static_cast<uint32_t>(std::max(h, 0))};
 }
+
+// A state to commit: what waits in `pending` (a mode, enabling), plus a buffer if given.
+struct CommitState {
+	wlr_output_state state;
+	CommitState(const wlr_output_state &pending, wlr_buffer *buffer) {
+		wlr_output_state_init(&state);
+		wlr_output_state_copy(&state, &pending);
+		if (buffer) wlr_output_state_set_buffer(&state, buffer);
+	}
+	~CommitState() { wlr_output_state_finish(&state); }
+	CommitState(const CommitState &) = delete;
+	CommitState &operator=(const CommitState &) = delete;
+};
 
 } // namespace
 
@@ -42,16 +55,17 @@ Head::Head(Server &server, uint32_t id, core::TrackerOptions options)
 	: server_(server), id_(id),
 	  tracker_(id, server.source(),
 	           [this](const vgpu::PlaneInfo &plane, vgpu::GuestBuffer buffer)
-	               -> Result<std::shared_ptr<core::ImportedBuffer>> {
+	               -> Result<std::shared_ptr<render::GuestImport>> {
 		           auto policy = server_.import_policy(&tracker_.stats().copies, plane.type == vgpu::PlaneType::cursor);
-		           auto imp = render::GuestImport::create(server_.vulkan(), plane, std::move(buffer), policy);
-		           if (!imp) return imp.take_error();
-		           return std::shared_ptr<core::ImportedBuffer>(std::move(*imp));
+		           return render::GuestImport::create(server_.vulkan(), plane, std::move(buffer), policy);
 	           },
 	           options),
-	  fence_watch_(wl_display_get_event_loop(server.display()), [this] { poll(); }) {}
+	  fence_watch_(wl_display_get_event_loop(server.display()), [this] { poll(); }) {
+	wlr_output_state_init(&pending_);
+}
 
 Head::~Head() {
+	wlr_output_state_finish(&pending_);
 	if (!output_) return;
 	if (output_is_ours(output_)) {
 		wlr_output *o = output_;
@@ -65,8 +79,10 @@ Head::~Head() {
 void Head::forget_output() {
 	frame_.disconnect();
 	needs_frame_.disconnect();
-	mode_.disconnect();
+	request_state_.disconnect();
+	commit_.disconnect();
 	destroy_.disconnect();
+	clear_pending();
 	targets_.clear();
 	kms_cursor_.reset();
 	parent_cursor_ = nullptr; // wlroots destroys output cursors with the output
@@ -80,8 +96,11 @@ wlr_output *Head::release_output() {
 	wlr_output *o = output_;
 	if (!o) return nullptr;
 	forget_output(); // the cursor plane is cleared here, while the output still has its CRTC
-	wlr_output_enable(o, false);
-	wlr_output_commit(o);
+	wlr_output_state off;
+	wlr_output_state_init(&off);
+	wlr_output_state_set_enabled(&off, false);
+	wlr_output_commit_state(o, &off);
+	wlr_output_state_finish(&off);
 	if (kms_) {
 		// Clients saw it as HEAD-<id>; a free connector goes back to its own name (wlroots
 		// renames only an output without a global).
@@ -100,8 +119,12 @@ void Head::attach_output(wlr_output *o) {
 	std::string desc = "vscanout " + server_.source().name() + " guest head " + std::to_string(id_);
 	if (kms_) desc += " on " + connector_;
 	wlr_output_set_description(o, desc.c_str());
-	if (wlr_output_is_wl(o)) wlr_wl_output_set_title(o, ("vscanout — " + server_.source().name() + " " + name).c_str());
-	if (wlr_output_is_x11(o)) wlr_x11_output_set_title(o, ("vscanout — " + server_.source().name() + " " + name).c_str());
+	const std::string title = "vscanout — " + server_.source().name() + " " + name;
+	if (wlr_output_is_wl(o)) {
+		wlr_wl_output_set_title(o, title.c_str());
+		wlr_wl_output_set_app_id(o, "vscanout"); // a parent's window rules can match it
+	}
+	if (wlr_output_is_x11(o)) wlr_x11_output_set_title(o, title.c_str());
 	// A connector given back by a head that went away keeps the renderer it was set up with.
 	if (!o->allocator && !wlr_output_init_render(o, server_.allocator(), server_.renderer()))
 		wlr_log(WLR_ERROR, "%s: cannot set up rendering for this output", name.c_str());
@@ -119,11 +142,25 @@ void Head::attach_output(wlr_output *o) {
 		if (!kms_) dirty_ = true;
 		if (output_) wlr_output_schedule_frame(output_);
 	});
-	// A nested window resized by the user: draw the guest frame again, scaled to the new size,
-	// and tell the guest (a QEMU guest may take the size as its new mode).
-	mode_.connect(&o->events.mode, [this](void *) {
+	// A nested window resized by the user (the backend asks for the window's size as the mode):
+	// the next frame takes it, drawn again scaled to the new size.
+	request_state_.connect(&o->events.request_state, [this](void *data) {
+		const auto *event = static_cast<const wlr_output_event_request_state *>(data);
+		if (!output_ || !(event->state->committed & WLR_OUTPUT_STATE_MODE)) return;
+		if (event->state->mode_type == WLR_OUTPUT_STATE_MODE_CUSTOM)
+			wlr_output_state_set_custom_mode(&pending_, event->state->custom_mode.width, event->state->custom_mode.height,
+			                                 event->state->custom_mode.refresh);
+		else if (event->state->mode)
+			wlr_output_state_set_mode(&pending_, event->state->mode);
 		dirty_ = true;
-		if (!output_) return;
+		wlr_output_schedule_frame(output_);
+	});
+	// A new size on screen: draw the guest frame again, scaled to it, and tell the guest when it
+	// is a window's new size (a QEMU guest may take it as its new mode).
+	commit_.connect(&o->events.commit, [this](void *data) {
+		const auto *event = static_cast<const wlr_output_event_commit *>(data);
+		if (!output_ || !(event->state->committed & WLR_OUTPUT_STATE_MODE)) return;
+		dirty_ = true;
 		wlr_output_schedule_frame(output_);
 		const auto w = static_cast<uint32_t>(output_->width), h = static_cast<uint32_t>(output_->height);
 		if (!kms_ && (w != mode_w_ || h != mode_h_)) server_.source().window_resized(id_, w, h);
@@ -131,7 +168,7 @@ void Head::attach_output(wlr_output *o) {
 	destroy_.connect(&o->events.destroy, [this](void *) { on_output_destroy(); });
 	mode_w_ = mode_h_ = 0;
 	apply_mode();
-	wlr_output_enable(o, true);
+	wlr_output_state_set_enabled(&pending_, true);
 	dirty_ = true;
 	if (!draw_and_commit()) wlr_log(WLR_ERROR, "%s: first commit failed", name.c_str());
 	if (kms_cursor_) update_hardware_cursor(true, true);
@@ -162,7 +199,7 @@ void Head::apply_mode() {
 		choose_kms_mode();
 		return;
 	}
-	wlr_output_set_custom_mode(output_, static_cast<int32_t>(w), static_cast<int32_t>(h), 0);
+	wlr_output_state_set_custom_mode(&pending_, static_cast<int32_t>(w), static_cast<int32_t>(h), 0);
 	mode_pending_ = true;
 }
 
@@ -188,14 +225,14 @@ void Head::choose_kms_mode() {
 	if (!pick && first) pick = first, why = "the first listed (no preferred mode)";
 	if (!pick) {
 		// No modes at all: ask for the guest's size.
-		wlr_output_set_custom_mode(output_, static_cast<int32_t>(mode_w_), static_cast<int32_t>(mode_h_), 0);
+		wlr_output_state_set_custom_mode(&pending_, static_cast<int32_t>(mode_w_), static_cast<int32_t>(mode_h_), 0);
 		mode_pending_ = true;
 		return;
 	}
 	if (pick == output_->current_mode && output_->enabled) return;
 	wlr_log(WLR_INFO, "HEAD-%u (%s): mode %dx%d@%.3f Hz, %s", id_, connector_.c_str(), pick->width, pick->height,
 	        pick->refresh / 1000.0, why);
-	wlr_output_set_mode(output_, pick);
+	wlr_output_state_set_mode(&pending_, pick);
 	mode_pending_ = true;
 }
 
@@ -217,6 +254,12 @@ void Head::poll() {
 	if (dirty_) wlr_output_schedule_frame(output_);
 }
 
+render::FrameMap Head::frame_map() const {
+	const render::ShownPlane &p = tracker_.primary();
+	if (!p.visible() || !output_) return {0, 0, 0, 0};
+	return {p.info.width, p.info.height, static_cast<uint32_t>(output_->width), static_cast<uint32_t>(output_->height)};
+}
+
 void Head::repaint() {
 	if (!output_) return;
 	dirty_ = true;
@@ -225,8 +268,8 @@ void Head::repaint() {
 
 void Head::update_hardware_cursor(bool image, bool position) {
 	auto &stats = tracker_.stats();
-	const core::ShownPlane &c = tracker_.cursor();
-	const core::ShownPlane &p = tracker_.primary();
+	const render::ShownPlane &c = tracker_.cursor();
+	const render::ShownPlane &p = tracker_.primary();
 	const bool visible = c.visible() && p.visible() && c.buffer->cpu_data();
 	if (!visible) {
 		if (image) {
@@ -236,18 +279,17 @@ void Head::update_hardware_cursor(bool image, bool position) {
 		return;
 	}
 	// The frame's place on the output (letterboxed when scaled); the cursor follows its scale.
-	const auto [mode_w, mode_h] = size_after_commit(output_);
-	const render::Rect r = render::place_frame(p.info.width, p.info.height, mode_w, mode_h);
+	const auto [mode_w, mode_h] = size_after_commit(output_, pending_);
+	const render::FrameMap map(p.info.width, p.info.height, mode_w, mode_h);
 	const bool has_hot = c.info.x_hot != vgpu::kNoHotspot;
 	const int32_t hx = has_hot ? static_cast<int32_t>(c.info.x_hot) : 0;
 	const int32_t hy = has_hot ? static_cast<int32_t>(c.info.y_hot) : 0;
 	if (image) {
 		stats.cursor_images++;
-		auto *imp = static_cast<const render::GuestImport *>(c.buffer.get());
-		imp->begin_read();
+		c.buffer->begin_read();
 		const bool ok = kms_cursor_->set_image(c.buffer->cpu_data() + c.info.offset, c.info.stride, c.info.width,
-		                                       c.info.height, hx, hy, static_cast<uint32_t>(r.w), p.info.width);
-		imp->end_read();
+		                                       c.info.height, hx, hy, map.scale_num(), map.scale_den());
+		c.buffer->end_read();
 		if (ok == software_cursor_) {
 			// The plane cannot take this image (too large once scaled, or refused): we draw it.
 			wlr_log(WLR_INFO, "%s: %s", output_->name,
@@ -261,11 +303,8 @@ void Head::update_hardware_cursor(bool image, bool position) {
 	}
 	if (software_cursor_) return;
 	stats.cursor_moves++;
-	const int64_t gx = int64_t{c.info.x_pos} + hx, gy = int64_t{c.info.y_pos} + hy;
-	// Rounded to the nearest output pixel, as the frame's pixels are.
-	const int64_t gw = p.info.width, gh = p.info.height;
-	kms_cursor_->move(static_cast<int32_t>(r.x + (2 * gx * r.w + gw) / (2 * gw)),
-	                  static_cast<int32_t>(r.y + (2 * gy * r.h + gh) / (2 * gh)));
+	const render::Point at = map.to_output(int64_t{c.info.x_pos} + hx, int64_t{c.info.y_pos} + hy);
+	kms_cursor_->move(at.x, at.y);
 }
 
 void Head::update_parent_cursor(bool image_changed) {
@@ -291,19 +330,20 @@ void Head::update_parent_cursor(bool image_changed) {
 		stats.cursor_path = "parent";
 		dirty_ = true;
 	}
-	const core::ShownPlane &c = tracker_.cursor();
+	const render::ShownPlane &c = tracker_.cursor();
 	stats.cursor_images++;
 	if (!c.visible() || !c.buffer->cpu_data()) {
-		wlr_output_cursor_set_image(parent_cursor_, nullptr, 0, 0, 0, 0, 0);
+		wlr_output_cursor_set_buffer(parent_cursor_, nullptr, 0, 0);
 		return;
 	}
 	const bool has_hot = c.info.x_hot != vgpu::kNoHotspot;
-	auto *imp = static_cast<const render::GuestImport *>(c.buffer.get());
-	imp->begin_read();
-	wlr_output_cursor_set_image(parent_cursor_, c.buffer->cpu_data() + c.info.offset, static_cast<int32_t>(c.info.stride / 4),
-	                            c.info.width, c.info.height, has_hot ? static_cast<int32_t>(c.info.x_hot) : 0,
-	                            has_hot ? static_cast<int32_t>(c.info.y_hot) : 0);
-	imp->end_read();
+	c.buffer->begin_read();
+	wlr_buffer *image = make_pixel_buffer(c.buffer->cpu_data() + c.info.offset, c.info.stride, c.info.width, c.info.height);
+	c.buffer->end_read();
+	// wlroots renders it into a cursor buffer of the parent's and keeps what it needs.
+	wlr_output_cursor_set_buffer(parent_cursor_, image, has_hot ? static_cast<int32_t>(c.info.x_hot) : 0,
+	                             has_hot ? static_cast<int32_t>(c.info.y_hot) : 0);
+	if (image) wlr_buffer_drop(image);
 	if (output_->hardware_cursor != parent_cursor_) {
 		wlr_log(WLR_INFO, "%s: the parent does not take the guest cursor as its pointer image; drawing it",
 		        output_->name);
@@ -316,8 +356,6 @@ void Head::update_parent_cursor(bool image_changed) {
 }
 
 void Head::on_frame() {
-	awaiting_frame_ = false;
-	if (stopping_) return;
 	// A frame is drawn only when the guest changed something, or when wlroots needs one
 	// (a screencopy client waits for a commit; KMS applies a cursor change with a commit).
 	if (dirty_) {
@@ -327,19 +365,18 @@ void Head::on_frame() {
 	if (!output_->needs_frame) return;
 	// The frame on screen again, undrawn; not while a screencopy client holds a render lock
 	// (wlroots then takes rendered buffers only).
-	if (kms_ && front_ && output_->attach_render_locks == 0) recommit();
+	if (kms_ && front_ && output_->attach_render_locks == 0 && pending_.committed == 0) recommit();
 	else draw_and_commit();
 }
 
 bool Head::recommit() {
 	// The frame on screen again, undrawn: KMS takes the cursor plane's new state with it.
-	wlr_output_attach_buffer(output_, front_);
-	if (!wlr_output_commit(output_)) {
+	CommitState commit(pending_, front_); // nothing pending (on_frame)
+	if (!wlr_output_commit_state(output_, &commit.state)) {
 		wlr_log(WLR_ERROR, "%s: commit failed", output_->name);
 		return false;
 	}
 	tracker_.stats().commits++;
-	awaiting_frame_ = true;
 	return true;
 }
 
@@ -364,10 +401,15 @@ void Head::drop_scanout_buffers() {
 	scanout_buffers_.clear();
 }
 
-wlr_buffer *Head::scanout_buffer(const std::shared_ptr<core::ImportedBuffer> &buffer) {
+void Head::clear_pending() {
+	wlr_output_state_finish(&pending_);
+	wlr_output_state_init(&pending_);
+}
+
+wlr_buffer *Head::scanout_buffer(const std::shared_ptr<render::GuestImport> &buffer) {
 	for (auto &[imp, b] : scanout_buffers_)
 		if (imp == buffer.get()) return b;
-	wlr_buffer *b = make_scanout_buffer(std::static_pointer_cast<const render::GuestImport>(buffer));
+	wlr_buffer *b = make_scanout_buffer(buffer);
 	if (!b) return nullptr;
 	constexpr size_t kKept = 4; // a page-flip ring or two; KMS keeps its own lock on what it shows
 	if (scanout_buffers_.size() >= kKept) {
@@ -382,47 +424,50 @@ bool Head::try_direct_scanout() {
 	// KMS only, the frame exactly the mode, nothing to draw over it, no mode set waiting (a
 	// refused test would roll that back too), and a dma-buf the driver has not refused before.
 	// wlroots refuses a buffer of our own while a screencopy client holds a render lock.
-	if (!kms_ || output_->attach_render_locks > 0 ||
-	    (output_->pending.committed & (WLR_OUTPUT_STATE_MODE | WLR_OUTPUT_STATE_ENABLED)))
+	if (!kms_ || !wlr_output_is_direct_scanout_allowed(output_) ||
+	    (pending_.committed & (WLR_OUTPUT_STATE_MODE | WLR_OUTPUT_STATE_ENABLED)))
 		return false;
-	const core::ShownPlane &p = tracker_.primary();
+	const render::ShownPlane &p = tracker_.primary();
 	if (!p.visible() || (software_cursor_ && tracker_.cursor().visible())) return false;
 	if (static_cast<int32_t>(p.info.width) != output_->width || static_cast<int32_t>(p.info.height) != output_->height)
 		return false;
-	if (static_cast<const render::GuestImport *>(p.buffer.get())->dmabuf_fd() < 0) return false;
+	if (p.buffer->dmabuf_fd() < 0) return false;
 	const auto config = std::make_tuple(p.info.drm_format, p.info.drm_format_mod, p.info.width, p.info.height,
 	                                    p.info.stride);
 	if (scanout_refused_.count(config)) return false;
 	wlr_buffer *buffer = scanout_buffer(p.buffer);
 	if (!buffer) return false;
-	wlr_output_attach_buffer(output_, buffer);
-	if (!wlr_output_test(output_)) {
-		wlr_output_rollback(output_);
+	CommitState commit(pending_, buffer);
+	if (!wlr_output_test_state(output_, &commit.state)) {
 		scanout_refused_.insert(config);
 		wlr_log(WLR_INFO, "%s: %s cannot scan out the guest buffer (%ux%u, format 0x%08x, modifier 0x%llx); composing",
 		        output_->name, connector_.c_str(), p.info.width, p.info.height, p.info.drm_format,
 		        static_cast<unsigned long long>(p.info.drm_format_mod));
 		return false;
 	}
-	if (!commit_frame(wlr_buffer_lock(buffer))) return false;
+	if (!commit_frame(commit.state, wlr_buffer_lock(buffer))) return false;
 	tracker_.stats().scanouts++;
 	return true;
 }
 
 bool Head::draw_and_commit() {
 	if (try_direct_scanout()) return true;
-	if (!wlr_output_attach_render(output_, nullptr)) {
+	// A buffer of the output's swapchain, sized for the mode the commit sets (if it sets one).
+	CommitState commit(pending_, nullptr);
+	wlr_buffer *bb = nullptr;
+	if (wlr_output_configure_primary_swapchain(output_, &commit.state, &output_->swapchain))
+		bb = wlr_swapchain_acquire(output_->swapchain, nullptr);
+	if (!bb) {
 		wlr_log(WLR_ERROR, "%s: cannot get a back buffer", output_->name);
 		return false;
 	}
-	wlr_buffer *bb = output_->back_buffer;
 	render::TargetDesc desc;
 	size_t stride = 0;
 	void *data = nullptr;
 	if (!wlr_buffer_begin_data_ptr_access(bb, WLR_BUFFER_DATA_PTR_ACCESS_WRITE, &data, &desc.drm_format, &stride)) {
 		wlr_log(WLR_ERROR, "%s: the output buffer is not CPU-mapped (dma-buf outputs are not supported yet)",
 		        output_->name);
-		wlr_output_rollback(output_);
+		wlr_buffer_unlock(bb);
 		return false;
 	}
 	desc.data = data;
@@ -431,11 +476,11 @@ bool Head::draw_and_commit() {
 	desc.height = static_cast<uint32_t>(bb->height);
 
 	render::FrameDesc frame;
-	const core::ShownPlane &p = tracker_.primary();
-	const core::ShownPlane &c = tracker_.cursor();
-	if (p.visible()) frame.primary = static_cast<const render::GuestImport *>(p.buffer.get());
+	const render::ShownPlane &p = tracker_.primary();
+	const render::ShownPlane &c = tracker_.cursor();
+	if (p.visible()) frame.primary = p.buffer.get();
 	if (software_cursor_ && c.visible() && frame.primary)
-		frame.cursor = render::SoftwareCursor{static_cast<const render::GuestImport *>(c.buffer.get()), c.info.x_pos,
+		frame.cursor = render::SoftwareCursor{c.buffer.get(), c.info.x_pos,
 		                                      c.info.y_pos};
 	bool ok = false;
 	if (render::OutputTarget *target = target_for(bb, desc)) {
@@ -445,24 +490,28 @@ bool Head::draw_and_commit() {
 	}
 	wlr_buffer_end_data_ptr_access(bb);
 	if (!ok) {
-		wlr_output_rollback(output_);
+		wlr_buffer_unlock(bb);
 		return false;
 	}
 	tracker_.stats().renders++;
-	return commit_frame(kms_ ? wlr_buffer_lock(bb) : nullptr);
+	wlr_output_state_set_buffer(&commit.state, bb);
+	// KMS keeps the frame on screen (the lock) for cursor-only commits.
+	if (!kms_) wlr_buffer_unlock(bb);
+	return commit_frame(commit.state, kms_ ? bb : nullptr);
 }
 
-// Commits the attached buffer; `committed` (locked, or nullptr) becomes the frame on screen.
-bool Head::commit_frame(wlr_buffer *committed) {
-	if (!wlr_output_commit(output_)) {
+// Commits `state` (what was pending and a buffer); `committed` (locked, or nullptr) becomes the
+// frame on screen.
+bool Head::commit_frame(const wlr_output_state &state, wlr_buffer *committed) {
+	if (!wlr_output_commit_state(output_, &state)) {
 		wlr_log(WLR_ERROR, "%s: commit failed", output_->name);
 		if (committed) wlr_buffer_unlock(committed);
 		return false;
 	}
+	clear_pending();
 	if (front_) wlr_buffer_unlock(front_);
 	front_ = committed;
 	tracker_.stats().commits++;
-	awaiting_frame_ = true;
 	dirty_ = false;
 	if (mode_pending_) {
 		mode_pending_ = false;

@@ -15,7 +15,8 @@
 #include "compositor/kms_cursor.hpp"
 #include "compositor/listener.hpp"
 #include "compositor/wlr.hpp"
-#include "core/head_tracker.hpp"
+#include "render/import.hpp"
+#include "render/frame_map.hpp"
 #include "render/target.hpp"
 
 namespace vscanout::compositor {
@@ -32,7 +33,7 @@ public:
 	uint32_t id() const { return id_; }
 	wlr_output *output() const { return output_; }
 	bool kms() const { return kms_; }
-	core::HeadTracker &tracker() { return tracker_; }
+	render::HeadTracker &tracker() { return tracker_; }
 
 	// Binds the wlroots output made for this head and configures it.
 	void attach_output(wlr_output *output);
@@ -44,13 +45,12 @@ public:
 	// Queries the source now; schedules a frame if the generation advanced.
 	void poll();
 
+	// The guest frame's place on the output as it is now (invalid while nothing is shown), for
+	// pointer input.
+	render::FrameMap frame_map() const;
+
 	// Forces a repaint (refresh=poll).
 	void repaint();
-
-	// Shutting down: draw nothing more.
-	void stop() { stopping_ = true; }
-	// A commit was made and its frame event has not come yet (its buffer may still be in flight).
-	bool awaiting_frame() const { return output_ && awaiting_frame_; }
 
 private:
 	struct Target {
@@ -66,16 +66,17 @@ private:
 	void update_parent_cursor(bool image_changed);
 	bool draw_and_commit();
 	bool try_direct_scanout();
-	wlr_buffer *scanout_buffer(const std::shared_ptr<core::ImportedBuffer> &buffer);
+	wlr_buffer *scanout_buffer(const std::shared_ptr<render::GuestImport> &buffer);
 	void drop_scanout_buffers();
-	bool commit_frame(wlr_buffer *committed);
+	bool commit_frame(const wlr_output_state &state, wlr_buffer *committed);
+	void clear_pending();
 	bool recommit();
 	void forget_output();
 	render::OutputTarget *target_for(wlr_buffer *buffer, const render::TargetDesc &desc);
 
 	Server &server_;
 	uint32_t id_;
-	core::HeadTracker tracker_;
+	render::HeadTracker tracker_;
 	FenceWatch fence_watch_;
 	wlr_output *output_ = nullptr;
 	bool kms_ = false;                     // a DRM connector, not an output we made
@@ -85,16 +86,15 @@ private:
 	wlr_buffer *front_ = nullptr;          // KMS: the last buffer committed, locked, for cursor-only commits
 	// KMS direct scan-out: wlr_buffers made for recent guest dma-bufs, and the configurations
 	// (format, modifier, width, height, stride) the driver refused.
-	std::vector<std::pair<const core::ImportedBuffer *, wlr_buffer *>> scanout_buffers_;
+	std::vector<std::pair<const render::GuestImport *, wlr_buffer *>> scanout_buffers_;
 	std::set<std::tuple<uint32_t, uint64_t, uint32_t, uint32_t, uint32_t>> scanout_refused_;
 	bool software_cursor_ = true;
 	bool dirty_ = true;
+	wlr_output_state pending_;  // what the next commit sets besides the frame (a mode, enabling)
 	bool mode_pending_ = false; // a mode set waits for the next commit
-	bool awaiting_frame_ = false;
-	bool stopping_ = false;
 	uint32_t mode_w_ = 0, mode_h_ = 0;
 	std::unordered_map<wlr_buffer *, std::unique_ptr<Target>> targets_;
-	Listener frame_, needs_frame_, mode_, destroy_;
+	Listener frame_, needs_frame_, request_state_, commit_, destroy_;
 };
 
 } // namespace vscanout::compositor

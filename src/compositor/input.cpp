@@ -11,29 +11,31 @@
 #include "compositor/keyboard.hpp"
 #include "compositor/pointer.hpp"
 #include "compositor/server.hpp"
-#include "render/head_renderer.hpp"
+#include "render/frame_map.hpp"
 
 namespace vscanout::compositor {
 
 Pointer::Pointer(Server &server, wlr_input_device *device) : device_(device) {
-	wlr_pointer *p = device->pointer;
+	wlr_pointer *p = wlr_pointer_from_input_device(device);
 	motion_.connect(&p->events.motion, [&server](void *data) {
-		auto *e = static_cast<wlr_event_pointer_motion *>(data);
-		server.pointer_relative(e->device, e->delta_x, e->delta_y);
+		auto *e = static_cast<wlr_pointer_motion_event *>(data);
+		server.pointer_relative(e->pointer, e->delta_x, e->delta_y);
 	});
 	motion_absolute_.connect(&p->events.motion_absolute, [&server](void *data) {
-		auto *e = static_cast<wlr_event_pointer_motion_absolute *>(data);
-		server.pointer_absolute(e->device, e->x, e->y);
+		auto *e = static_cast<wlr_pointer_motion_absolute_event *>(data);
+		server.pointer_absolute(e->pointer, e->x, e->y);
 	});
 	button_.connect(&p->events.button, [&server](void *data) {
-		auto *e = static_cast<wlr_event_pointer_button *>(data);
-		server.pointer_button(e->device, e->button, e->state == WLR_BUTTON_PRESSED);
+		auto *e = static_cast<wlr_pointer_button_event *>(data);
+		server.pointer_button(e->pointer, e->button, e->state == WL_POINTER_BUTTON_STATE_PRESSED);
 	});
 	axis_.connect(&p->events.axis, [&server](void *data) {
-		auto *e = static_cast<wlr_event_pointer_axis *>(data);
-		if (e->orientation != WLR_AXIS_ORIENTATION_VERTICAL) return;
-		const int32_t steps = e->delta_discrete ? e->delta_discrete : (e->delta > 0 ? 1 : e->delta < 0 ? -1 : 0);
-		if (steps) server.pointer_wheel(e->device, steps);
+		auto *e = static_cast<wlr_pointer_axis_event *>(data);
+		if (e->orientation != WL_POINTER_AXIS_VERTICAL_SCROLL) return;
+		// delta_discrete counts in 120ths of a wheel step (high-resolution wheels send less).
+		const int32_t steps = e->delta_discrete ? e->delta_discrete / WLR_POINTER_AXIS_DISCRETE_STEP
+		                                        : (e->delta > 0 ? 1 : e->delta < 0 ? -1 : 0);
+		if (steps) server.pointer_wheel(e->pointer, steps);
 	});
 	destroy_.connect(&device->events.destroy, [this](void *) {
 		motion_.disconnect();
@@ -62,7 +64,7 @@ void Server::init_input() {
 	wlr_virtual_keyboard_manager_v1 *vk = wlr_virtual_keyboard_manager_v1_create(display_);
 	new_virtual_keyboard_.connect(&vk->events.new_virtual_keyboard, [this](void *data) {
 		auto *keyboard = static_cast<wlr_virtual_keyboard_v1 *>(data);
-		add_keyboard(&keyboard->input_device, true);
+		add_keyboard(&keyboard->keyboard.base, true);
 	});
 }
 
@@ -72,8 +74,8 @@ void Server::on_new_input(wlr_input_device *device) {
 	} else if (device->type == WLR_INPUT_DEVICE_POINTER) {
 		std::erase_if(pointers_, [](const auto &p) { return !p->alive(); });
 		pointers_.push_back(std::make_unique<Pointer>(*this, device));
-		wlr_log(WLR_INFO, "pointer %s%s%s", device->name, device->output_name ? " over " : "",
-		        device->output_name ? device->output_name : "");
+		const char *over = wlr_pointer_from_input_device(device)->output_name;
+		wlr_log(WLR_INFO, "pointer %s%s%s", device->name, over ? " over " : "", over ? over : "");
 	}
 }
 
@@ -82,8 +84,8 @@ void Server::add_keyboard(wlr_input_device *device, bool is_virtual) {
 	auto sink = [this](uint32_t code, bool pressed) {
 		if (Head *h = focused_head(); h && source_->takes_input()) source_->key(h->id(), code, pressed);
 	};
-	keyboards_.push_back(std::make_unique<Keyboard>(device, is_virtual, wl_display_get_event_loop(display_),
-	                                                wlr_backend_get_session(backend_), options_.allow_vt_switch, sink));
+	keyboards_.push_back(std::make_unique<Keyboard>(wlr_keyboard_from_input_device(device), is_virtual, session_,
+	                                                options_.allow_vt_switch, sink));
 	wlr_log(WLR_INFO, "keyboard %s%s: keys go to the focused head's guest", device->name,
 	        is_virtual ? " (virtual)" : "");
 }
@@ -93,46 +95,37 @@ Head *Server::focused_head() {
 	return heads_.empty() ? nullptr : heads_.begin()->second.get();
 }
 
-Head *Server::head_of_device(wlr_input_device *device) {
+Head *Server::head_of_device(wlr_pointer *pointer) {
 	// The wayland and X11 backends give each window its own pointer device, named after its
 	// output: wayland's after vscanout named it HEAD-<id>, X11's before (X11-<n>).
-	if (device->output_name) {
-		const std::string name = device->output_name;
+	if (pointer->output_name) {
+		const std::string name = pointer->output_name;
 		for (auto &[id, head] : heads_)
 			if (head->output() && (name == head->output()->name || name == head->connector())) return head.get();
 	}
 	return focused_head();
 }
 
-void Server::pointer_absolute(wlr_input_device *device, double x, double y) {
-	Head *head = head_of_device(device);
+void Server::pointer_absolute(wlr_pointer *pointer, double x, double y) {
+	Head *head = head_of_device(pointer);
 	if (!head || !head->output() || !source_->takes_input()) return;
 	focus_ = head->id();
 	// From the window back to the guest frame: undo the letterbox and the scale.
-	const core::ShownPlane &p = head->tracker().primary();
-	if (!p.visible()) return;
-	const uint32_t ow = static_cast<uint32_t>(head->output()->width), oh = static_cast<uint32_t>(head->output()->height);
-	const render::Rect r = render::place_frame(p.info.width, p.info.height, ow, oh);
-	if (r.w <= 0 || r.h <= 0) return;
-	const double gx = (x * ow - r.x) * p.info.width / r.w, gy = (y * oh - r.y) * p.info.height / r.h;
-	const auto clamp = [](double v, uint32_t size) {
-		return static_cast<uint32_t>(std::clamp(v, 0.0, static_cast<double>(size - 1)));
-	};
-	const uint32_t px = clamp(gx, p.info.width), py = clamp(gy, p.info.height);
+	const render::FrameMap map = head->frame_map();
+	if (!map.valid()) return;
+	const render::Point at = map.to_guest(x * head->output()->width, y * head->output()->height);
 	if (source_->pointer_absolute(head->id())) {
-		source_->pointer_to(head->id(), px, py);
+		source_->pointer_to(head->id(), static_cast<uint32_t>(at.x), static_cast<uint32_t>(at.y));
 	} else {
 		// A relative guest pointer follows by the difference from the last position.
 		auto last = pointer_last_.find(head->id());
-		if (last != pointer_last_.end())
-			source_->pointer_by(head->id(), static_cast<int32_t>(px) - last->second.first,
-			                    static_cast<int32_t>(py) - last->second.second);
+		if (last != pointer_last_.end()) source_->pointer_by(head->id(), at.x - last->second.x, at.y - last->second.y);
 	}
-	pointer_last_[head->id()] = {static_cast<int32_t>(px), static_cast<int32_t>(py)};
+	pointer_last_[head->id()] = at;
 }
 
-void Server::pointer_relative(wlr_input_device *device, double dx, double dy) {
-	Head *head = head_of_device(device);
+void Server::pointer_relative(wlr_pointer *pointer, double dx, double dy) {
+	Head *head = head_of_device(pointer);
 	if (!head || !head->output() || !source_->takes_input()) return;
 	const uint32_t id = head->id();
 	if (!source_->pointer_absolute(id)) {
@@ -142,31 +135,24 @@ void Server::pointer_relative(wlr_input_device *device, double dx, double dy) {
 	// An absolute guest pointer takes positions. Nested, the parent sends those too (above);
 	// in a kiosk the mouse moves a position of our own over the guest frame.
 	if (nested_) return;
-	const core::ShownPlane &p = head->tracker().primary();
-	if (!p.visible()) return;
-	const render::Rect r = render::place_frame(p.info.width, p.info.height,
-	                                           static_cast<uint32_t>(head->output()->width),
-	                                           static_cast<uint32_t>(head->output()->height));
-	if (r.w <= 0 || r.h <= 0) return;
-	auto [it, fresh] = pointer_last_.try_emplace(id, static_cast<int32_t>(p.info.width / 2),
-	                                             static_cast<int32_t>(p.info.height / 2));
-	const auto move = [](int32_t at, double d, uint32_t guest, int32_t shown) {
-		const double v = at + d * guest / shown;
-		return static_cast<int32_t>(std::clamp(v, 0.0, static_cast<double>(guest - 1)));
-	};
-	it->second = {move(it->second.first, dx, p.info.width, r.w), move(it->second.second, dy, p.info.height, r.h)};
-	source_->pointer_to(id, static_cast<uint32_t>(it->second.first), static_cast<uint32_t>(it->second.second));
+	const render::FrameMap map = head->frame_map();
+	if (!map.valid()) return;
+	const render::ShownPlane &p = head->tracker().primary(); // valid: the guest frame is shown
+	auto [it, fresh] = pointer_last_.try_emplace(
+		id, render::Point{static_cast<int32_t>(p.info.width / 2), static_cast<int32_t>(p.info.height / 2)});
+	it->second = map.move(it->second, dx, dy);
+	source_->pointer_to(id, static_cast<uint32_t>(it->second.x), static_cast<uint32_t>(it->second.y));
 }
 
-void Server::pointer_button(wlr_input_device *device, uint32_t button, bool pressed) {
-	Head *head = head_of_device(device);
+void Server::pointer_button(wlr_pointer *pointer, uint32_t button, bool pressed) {
+	Head *head = head_of_device(pointer);
 	if (!head || !source_->takes_input()) return;
 	focus_ = head->id();
 	source_->pointer_button(head->id(), button, pressed);
 }
 
-void Server::pointer_wheel(wlr_input_device *device, int32_t steps) {
-	Head *head = head_of_device(device);
+void Server::pointer_wheel(wlr_pointer *pointer, int32_t steps) {
+	Head *head = head_of_device(pointer);
 	if (head && source_->takes_input()) source_->pointer_wheel(head->id(), steps);
 }
 

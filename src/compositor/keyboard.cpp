@@ -3,7 +3,6 @@
 #include <linux/input-event-codes.h>
 #include <xkbcommon/xkbcommon.h>
 
-#include <cstdlib>
 #include <map>
 #include <utility>
 
@@ -38,29 +37,23 @@ const std::map<xkb_keysym_t, std::pair<uint32_t, bool>> &default_layout() {
 
 } // namespace
 
-Keyboard::Keyboard(wlr_input_device *device, bool is_virtual, wl_event_loop *loop, wlr_session *session,
-                   bool allow_vt_switch, KeySink sink)
-	: device_(device), virtual_(is_virtual), session_(session), allow_vt_switch_(allow_vt_switch),
+Keyboard::Keyboard(wlr_keyboard *keyboard, bool is_virtual, wlr_session *session, bool allow_vt_switch, KeySink sink)
+	: keyboard_(keyboard), virtual_(is_virtual), session_(session), allow_vt_switch_(allow_vt_switch),
 	  sink_(std::move(sink)) {
 	if (!virtual_) {
 		xkb_context *ctx = xkb_context_new(XKB_CONTEXT_NO_FLAGS);
 		xkb_keymap *keymap = ctx ? xkb_keymap_new_from_names(ctx, nullptr, XKB_KEYMAP_COMPILE_NO_FLAGS) : nullptr;
-		if (keymap) wlr_keyboard_set_keymap(device->keyboard, keymap);
-		else wlr_log(WLR_ERROR, "keyboard %s: no XKB keymap (check XKB_DEFAULT_LAYOUT)", device->name);
+		if (keymap) wlr_keyboard_set_keymap(keyboard, keymap);
+		else wlr_log(WLR_ERROR, "keyboard %s: no XKB keymap (check XKB_DEFAULT_LAYOUT)", keyboard->base.name);
 		xkb_keymap_unref(keymap);
 		xkb_context_unref(ctx);
 	}
-	key_.connect(&device->keyboard->events.key,
-	             [this](void *data) { on_key(*static_cast<wlr_event_keyboard_key *>(data)); });
-	destroy_.connect(&device->events.destroy, [this, loop](void *) {
-		// wlroots 0.15 never frees a virtual keyboard's wlr_keyboard (its destroy hook is empty;
-		// LeakSanitizer shows 352 bytes per wtype run). It is still used while this device is
-		// torn down, so free it once the loop is idle again.
-		if (virtual_ && loop)
-			wl_event_loop_add_idle(loop, [](void *kb) { std::free(kb); }, device_->keyboard);
+	key_.connect(&keyboard->events.key,
+	             [this](void *data) { on_key(*static_cast<wlr_keyboard_key_event *>(data)); });
+	destroy_.connect(&keyboard->base.events.destroy, [this](void *) {
 		key_.disconnect();
 		destroy_.disconnect();
-		device_ = nullptr;
+		keyboard_ = nullptr;
 	});
 }
 
@@ -70,7 +63,7 @@ Keyboard::~Keyboard() {
 }
 
 bool Keyboard::vt_switch(uint32_t keycode) {
-	xkb_state *state = device_->keyboard->xkb_state;
+	xkb_state *state = keyboard_->xkb_state;
 	if (!state) return false;
 	const xkb_keysym_t *syms = nullptr;
 	const int n = xkb_state_key_get_syms(state, keycode + kXkbOffset, &syms);
@@ -90,7 +83,7 @@ bool Keyboard::vt_switch(uint32_t keycode) {
 	return false;
 }
 
-void Keyboard::on_key(const wlr_event_keyboard_key &event) {
+void Keyboard::on_key(const wlr_keyboard_key_event &event) {
 	const bool pressed = event.state == WL_KEYBOARD_KEY_STATE_PRESSED;
 	if (!virtual_) {
 		if (pressed && vt_switch(event.keycode)) return;
@@ -98,7 +91,7 @@ void Keyboard::on_key(const wlr_event_keyboard_key &event) {
 		return;
 	}
 	// A virtual keyboard: its keycode means what its own keymap says.
-	xkb_state *state = device_->keyboard->xkb_state;
+	xkb_state *state = keyboard_->xkb_state;
 	if (!state || !sink_) return;
 	const xkb_keysym_t sym = xkb_state_key_get_one_sym(state, event.keycode + kXkbOffset);
 	const auto &layout = default_layout();

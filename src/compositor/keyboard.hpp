@@ -20,20 +20,19 @@ public:
 	using KeySink = std::function<void(uint32_t evdev_code, bool pressed)>;
 	// The keymap of a real keyboard comes from XKB_DEFAULT_* (the usual xkbcommon environment);
 	// a virtual keyboard keeps the one its client gave.
-	Keyboard(wlr_input_device *device, bool is_virtual, wl_event_loop *loop, wlr_session *session, bool allow_vt_switch,
-	         KeySink sink);
+	Keyboard(wlr_keyboard *keyboard, bool is_virtual, wlr_session *session, bool allow_vt_switch, KeySink sink);
 	~Keyboard();
 	Keyboard(const Keyboard &) = delete;
 	Keyboard &operator=(const Keyboard &) = delete;
 
 	// False once the device went away; the owner may then delete this object.
-	bool alive() const { return device_ != nullptr; }
+	bool alive() const { return keyboard_ != nullptr; }
 
 private:
-	void on_key(const wlr_event_keyboard_key &event);
+	void on_key(const wlr_keyboard_key_event &event);
 	bool vt_switch(uint32_t keycode);
 
-	wlr_input_device *device_;
+	wlr_keyboard *keyboard_;
 	bool virtual_;
 	wlr_session *session_;
 	bool allow_vt_switch_;

@@ -3,56 +3,18 @@
 #include <drm_fourcc.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 
 namespace vscanout::compositor {
 namespace {
 
-// A dumb buffer that says what it is: LINEAR. The dumb allocator reports modifier INVALID
-// ("implicit"), which the cursor plane's format set (LINEAR only) does not list.
-struct LinearBuffer {
-	wlr_buffer base; // first: wlroots hands us &base
-	wlr_buffer *inner;
-};
-
-LinearBuffer *linear(wlr_buffer *b) { return reinterpret_cast<LinearBuffer *>(b); }
-
-const wlr_buffer_impl kLinearImpl = {
-	.destroy =
-		[](wlr_buffer *b) {
-			wlr_buffer_drop(linear(b)->inner);
-			delete linear(b);
-		},
-	.get_dmabuf =
-		[](wlr_buffer *b, wlr_dmabuf_attributes *attribs) {
-			if (!wlr_buffer_get_dmabuf(linear(b)->inner, attribs)) return false;
-			attribs->modifier = DRM_FORMAT_MOD_LINEAR;
-			return true;
-		},
-	.get_shm = nullptr,
-	.begin_data_ptr_access =
-		[](wlr_buffer *b, uint32_t flags, void **data, uint32_t *format, size_t *stride) {
-			return wlr_buffer_begin_data_ptr_access(linear(b)->inner, flags, data, format, stride);
-		},
-	.end_data_ptr_access = [](wlr_buffer *b) { wlr_buffer_end_data_ptr_access(linear(b)->inner); },
-};
-
-wlr_buffer *make_linear_buffer(wlr_allocator *allocator, int width, int height) {
-	// struct wlr_drm_format ends in a flexible array of modifiers.
-	void *mem = std::calloc(1, sizeof(wlr_drm_format) + sizeof(uint64_t));
-	if (!mem) return nullptr;
-	auto *format = static_cast<wlr_drm_format *>(mem);
-	format->format = DRM_FORMAT_ARGB8888;
-	format->len = format->capacity = 1;
-	format->modifiers[0] = DRM_FORMAT_MOD_LINEAR;
-	wlr_buffer *inner = wlr_allocator_create_buffer(allocator, width, height, format);
-	std::free(mem);
-	if (!inner) return nullptr;
-	auto *l = new LinearBuffer{};
-	l->inner = inner;
-	wlr_buffer_init(&l->base, &kLinearImpl, width, height);
-	return &l->base;
+wlr_buffer *make_cursor_buffer(wlr_allocator *allocator, int width, int height) {
+	uint64_t linear = DRM_FORMAT_MOD_LINEAR;
+	wlr_drm_format format{};
+	format.format = DRM_FORMAT_ARGB8888;
+	format.len = format.capacity = 1;
+	format.modifiers = &linear;
+	return wlr_allocator_create_buffer(allocator, width, height, &format);
 }
 
 } // namespace
@@ -67,11 +29,18 @@ std::unique_ptr<KmsCursor> KmsCursor::create(wlr_output *output, wlr_allocator *
 			return nullptr;
 		}
 	}
+	// The plane's largest size: a guest cursor scaled up with the frame fits more often.
 	int w = 64, h = 64;
-	if (output->impl->get_cursor_size) output->impl->get_cursor_size(output, &w, &h);
+	size_t n = 0;
+	const wlr_output_cursor_size *sizes = output->impl->get_cursor_sizes ? output->impl->get_cursor_sizes(output, &n) : nullptr;
+	if (sizes && n > 0) {
+		w = sizes[0].width, h = sizes[0].height;
+		for (size_t i = 1; i < n; i++)
+			if (int64_t{sizes[i].width} * sizes[i].height > int64_t{w} * h) w = sizes[i].width, h = sizes[i].height;
+	}
 	std::unique_ptr<KmsCursor> c(new KmsCursor(output, w, h));
 	for (wlr_buffer *&b : c->buffers_) {
-		b = make_linear_buffer(allocator, w, h);
+		b = make_cursor_buffer(allocator, w, h);
 		if (!b) {
 			wlr_log(WLR_ERROR, "%s: cannot allocate a %dx%d cursor buffer", output->name, w, h);
 			return nullptr;

@@ -1,13 +1,10 @@
 // The guest cursor on a KMS cursor plane.
 //
-// wlroots 0.15's wlr_output_cursor renders the image into a buffer from a cursor swapchain whose
-// format must suit both the renderer and the plane. With the pixman renderer (vscanout's: it
-// gives the CPU-mapped output buffers our Vulkan renderer writes into) that is never the case —
-// pixman's buffers say modifier INVALID, cursor planes take LINEAR — and wlroots silently falls
-// back to a software cursor. So this goes one level down, to the output's cursor interface that
-// wlr_output_cursor itself drives: ARGB8888 dumb buffers of the plane's size, from the output's
-// allocator, described truthfully as LINEAR (dumb buffers are), two of them so the plane never
-// scans out a buffer being written.
+// This drives the output's cursor interface (wlr_output_impl set_cursor/move_cursor, what
+// wlr_output_cursor itself uses) with buffers of our own, because the image is scaled with the
+// guest frame and cropped to its visible part here, from the guest's pixels: ARGB8888 dumb buffers
+// of the plane's largest size, from the output's allocator (LINEAR, which cursor planes take), two
+// of them so the plane never scans out a buffer being written.
 #pragma once
 
 #include <array>

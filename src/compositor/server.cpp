@@ -1,7 +1,6 @@
 #include "compositor/server.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -34,6 +33,7 @@ Server::~Server() {
 	output_apply_.disconnect();
 	output_test_.disconnect();
 	if (backend_) wlr_backend_destroy(backend_); // destroys the outputs
+	if (session_) wlr_session_destroy(session_); // ours, not the backend's
 	if (allocator_) wlr_allocator_destroy(allocator_);
 	if (renderer_) wlr_renderer_destroy(renderer_);
 	if (layout_) wlr_output_layout_destroy(layout_);
@@ -103,7 +103,8 @@ Status Server::init() {
 	if (Status s = init_source(); !s) return s;
 
 	display_ = wl_display_create();
-	backend_ = wlr_backend_autocreate(display_);
+	wl_event_loop *loop = wl_display_get_event_loop(display_);
+	backend_ = wlr_backend_autocreate(loop, &session_);
 	if (!backend_) return fail("no wlroots backend could start (set WLR_BACKENDS=headless to run without a display)");
 	renderer_ = wlr_renderer_autocreate(backend_);
 	if (!renderer_) return fail("wlroots could not create its renderer");
@@ -111,7 +112,7 @@ Status Server::init() {
 	allocator_ = wlr_allocator_autocreate(backend_, renderer_);
 	if (!allocator_) return fail("wlroots could not create a buffer allocator");
 
-	layout_ = wlr_output_layout_create();
+	layout_ = wlr_output_layout_create(display_);
 	wlr_xdg_output_manager_v1_create(display_, layout_);
 	wlr_screencopy_manager_v1_create(display_);
 	wlr_presentation_create(display_, backend_);
@@ -146,7 +147,6 @@ Status Server::init() {
 	else find_nested(backend_, &nested_);
 	setenv("WAYLAND_DISPLAY", socket, 1);
 
-	wl_event_loop *loop = wl_display_get_event_loop(display_);
 	vgpu::SourceEvents events;
 	events.head_added = [this](uint32_t h) { add_head(h); };
 	events.head_removed = [this](uint32_t h) { remove_head(h); };
@@ -159,9 +159,10 @@ Status Server::init() {
 	for (int fd : source_->watch_fds())
 		event_sources_.push_back(wl_event_loop_add_fd(loop, fd, WL_EVENT_READABLE, on_watch_fd, this));
 	for (uint32_t h : source_->heads()) add_head(h);
-	// wlroots 0.15 sends output-management clients a `done` with serial 0 until a configuration
-	// with a head is set, and wlr-randr waits for another: with no head yet (a QEMU source before
-	// QEMU is up) it would never return. A serial of our own makes "no outputs" an answer.
+	// wlroots (0.15 and 0.18 alike) sends output-management clients a `done` with serial 0 until
+	// a configuration with a head is set (an empty one changes nothing, so it sends nothing), and
+	// wlr-randr waits for another: with no head yet (a QEMU source before QEMU is up) it would
+	// never return. A serial of our own makes "no outputs" an answer.
 	if (heads_.empty()) output_manager_->serial = wl_display_next_serial(display_);
 
 	const int poll_hz = options_.refresh == RefreshPolicy::watch ? options_.poll_hz : source_->poll_hz();
@@ -289,8 +290,11 @@ void Server::add_free_output(wlr_output *output) {
 	});
 	if (output->enabled) {
 		// Nothing but the guest is shown: a connector no head uses is dark.
-		wlr_output_enable(output, false);
-		wlr_output_commit(output);
+		wlr_output_state off;
+		wlr_output_state_init(&off);
+		wlr_output_state_set_enabled(&off, false);
+		wlr_output_commit_state(output, &off);
+		wlr_output_state_finish(&off);
 	}
 	free_outputs_.push_back(std::move(f));
 }
@@ -348,23 +352,6 @@ void Server::write_stats() {
 		wlr_log(WLR_ERROR, "cannot write stats to %s", options_.stats_path.c_str());
 }
 
-void Server::drain_presents() {
-	// wlroots 0.15's X11 backend holds a lock on each buffer the X server still uses and drops
-	// the record, not the lock, when the output is destroyed: a buffer in flight at exit leaks.
-	// Let the last commits complete first (their buffers come back with them), for 250 ms at most.
-	for (auto &[id, head] : heads_) head->stop();
-	wl_event_loop *loop = wl_display_get_event_loop(display_);
-	const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(250);
-	for (;;) {
-		bool waiting = false;
-		for (auto &[id, head] : heads_) waiting = waiting || head->awaiting_frame();
-		const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-		if (!waiting || left.count() <= 0) break;
-		wl_display_flush_clients(display_);
-		wl_event_loop_dispatch(loop, static_cast<int>(left.count()));
-	}
-}
-
 int Server::run() {
 	wl_event_loop *loop = wl_display_get_event_loop(display_);
 	auto terminate = [](int, void *data) {
@@ -380,7 +367,6 @@ int Server::run() {
 	wl_event_source *sigusr1 = wl_event_loop_add_signal(loop, SIGUSR1, usr1, this);
 	wl_display_run(display_);
 	wlr_log(WLR_INFO, "shutting down");
-	drain_presents();
 	write_stats();
 	wl_event_source_remove(sigint);
 	wl_event_source_remove(sigterm);

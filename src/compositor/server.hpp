@@ -50,7 +50,6 @@ private:
 	Status init_source();
 	void add_head(uint32_t id);
 	void remove_head(uint32_t id);
-	void drain_presents();
 	bool create_output();
 	void on_new_output(wlr_output *output);
 	// Input (input.cpp): keyboards and pointers go to the guest of the focused head.
@@ -58,7 +57,7 @@ private:
 	void on_new_input(wlr_input_device *device);
 	void add_keyboard(wlr_input_device *device, bool is_virtual);
 	Head *focused_head();
-	Head *head_of_device(wlr_input_device *device); // a nested window's pointer, else the focus
+	Head *head_of_device(wlr_pointer *pointer); // a nested window's pointer, else the focus
 	// KMS: connectors no head shows yet, in the order they came.
 	void add_free_output(wlr_output *output);
 	void assign_outputs();
@@ -70,6 +69,7 @@ private:
 	Options options_;
 	wl_display *display_ = nullptr;
 	wlr_backend *backend_ = nullptr;
+	wlr_session *session_ = nullptr; // DRM/libinput: the seat session, for VT switches
 	wlr_renderer *renderer_ = nullptr;
 	wlr_allocator *allocator_ = nullptr;
 	wlr_output_layout *layout_ = nullptr;
@@ -92,15 +92,15 @@ private:
 	std::vector<std::unique_ptr<Pointer>> pointers_;
 	wlr_seat *seat_ = nullptr;
 	uint32_t focus_ = UINT32_MAX; // the head keys go to (the pointer's last head); none yet: the first
-	std::map<uint32_t, std::pair<int32_t, int32_t>> pointer_last_; // per head, for relative guests
+	std::map<uint32_t, render::Point> pointer_last_; // per head, in guest pixels, for relative guests
 	Listener new_output_, new_input_, new_virtual_keyboard_, output_apply_, output_test_;
 
 public:
 	// From a Pointer: positions 0..1 over the device's window (absolute) or deltas (relative).
-	void pointer_absolute(wlr_input_device *device, double x, double y);
-	void pointer_relative(wlr_input_device *device, double dx, double dy);
-	void pointer_button(wlr_input_device *device, uint32_t button, bool pressed);
-	void pointer_wheel(wlr_input_device *device, int32_t steps);
+	void pointer_absolute(wlr_pointer *pointer, double x, double y);
+	void pointer_relative(wlr_pointer *pointer, double dx, double dy);
+	void pointer_button(wlr_pointer *pointer, uint32_t button, bool pressed);
+	void pointer_wheel(wlr_pointer *pointer, int32_t steps);
 };
 
 } // namespace vscanout::compositor

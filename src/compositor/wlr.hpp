@@ -1,4 +1,4 @@
-// wlroots 0.15 and wayland-server, made includable from C++.
+// wlroots 0.18 and wayland-server, made includable from C++.
 #pragma once
 
 #include <wayland-server-core.h>
@@ -11,9 +11,12 @@ extern "C" {
 #include <wlr/backend/drm.h>
 #include <wlr/backend/wayland.h>
 #include <wlr/backend/x11.h>
+#include <wlr/interfaces/wlr_buffer.h>
 #include <wlr/interfaces/wlr_output.h>
 #include <wlr/render/allocator.h>
 #include <wlr/render/drm_format_set.h>
+#include <wlr/render/swapchain.h>
+#include <wlr/render/wlr_renderer.h>
 #include <wlr/types/wlr_buffer.h>
 #include <wlr/types/wlr_input_device.h>
 #include <wlr/types/wlr_keyboard.h>
@@ -27,8 +30,5 @@ extern "C" {
 #include <wlr/types/wlr_screencopy_v1.h>
 #include <wlr/types/wlr_xdg_output_v1.h>
 #include <wlr/util/log.h>
-// These two headers declare array parameters as `float m[static 9]`, which C++ does not know.
-#define static
-#include <wlr/render/wlr_renderer.h>
-#undef static
+#include <wlr/version.h>
 }

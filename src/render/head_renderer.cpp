@@ -59,22 +59,6 @@ Rect intersect(const Rect &a, const Rect &b) {
 
 } // namespace
 
-Rect place_frame(uint32_t gw, uint32_t gh, uint32_t ow, uint32_t oh) {
-	if (gw == 0 || gh == 0 || ow == 0 || oh == 0) return {};
-	if (gw == ow && gh == oh) return {0, 0, static_cast<int32_t>(ow), static_cast<int32_t>(oh)};
-	// Compare ow/gw with oh/gh in integers: the narrower ratio decides.
-	uint64_t w, h;
-	if (uint64_t{ow} * gh <= uint64_t{oh} * gw) {
-		w = ow;
-		h = std::max<uint64_t>(1, (uint64_t{gh} * ow + gw / 2) / gw);
-	} else {
-		h = oh;
-		w = std::max<uint64_t>(1, (uint64_t{gw} * oh + gh / 2) / gh);
-	}
-	return {static_cast<int32_t>((ow - w) / 2), static_cast<int32_t>((oh - h) / 2), static_cast<int32_t>(w),
-	        static_cast<int32_t>(h)};
-}
-
 Result<std::unique_ptr<HeadRenderer>> HeadRenderer::create(const VulkanContext &ctx) {
 	std::unique_ptr<HeadRenderer> r(new HeadRenderer(ctx));
 	if (Status s = r->init(); !s) return s.take_error();

@@ -12,20 +12,12 @@
 #include <optional>
 
 #include "base/result.hpp"
+#include "render/frame_map.hpp"
 #include "render/import.hpp"
 #include "render/target.hpp"
 #include "render/vk_context.hpp"
 
 namespace vscanout::render {
-
-struct Rect {
-	int32_t x = 0, y = 0, w = 0, h = 0;
-	bool operator==(const Rect &) const = default;
-};
-
-// Where a guest frame of gw x gh lands on an output of ow x oh: the largest rectangle with the
-// guest's aspect ratio, centred; exactly the output when the sizes match.
-Rect place_frame(uint32_t gw, uint32_t gh, uint32_t ow, uint32_t oh);
 
 struct SoftwareCursor {
 	const GuestImport *image = nullptr;

@@ -101,4 +101,10 @@ private:
 	uint64_t *copy_counter_ = nullptr;
 };
 
+// A head tracker (core/head_tracker.hpp) that keeps this layer's imports as what they are: its
+// users reach a GuestImport's dma-buf fd and CPU mapping without a downcast.
+using HeadTracker = core::BasicHeadTracker<GuestImport>;
+using ShownPlane = HeadTracker::ShownPlane;
+using Importer = HeadTracker::Importer;
+
 } // namespace vscanout::render

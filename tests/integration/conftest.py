@@ -94,7 +94,7 @@ def pytest_runtest_makereport(item, call):
 # lavapipe keeps allocations until exit, and the Vulkan loader dlclose()s it at vkDestroyInstance:
 # its frames then show as "<unknown module>", which tests/lsan.supp's suppression by library name
 # cannot match. Preloading the driver keeps it mapped. (scripts/test.sh does the same for the unit
-# tests; tests/lsan.supp also names the wlroots 0.15 leak at shutdown.)
+# tests.)
 LAVAPIPE_CANDIDATES = ("/usr/lib/x86_64-linux-gnu/libvulkan_lvp.so", "/usr/lib/aarch64-linux-gnu/libvulkan_lvp.so",
                        "/usr/lib64/libvulkan_lvp.so", "/usr/lib/libvulkan_lvp.so")
 
@@ -248,7 +248,7 @@ class Vscanout:
 
     def capture(self, head, timeout=10):
         """grim's screencopy of HEAD-<head> as an Image (iterable as (w, h, rgb bytes)).
-        Each capture makes vscanout render and commit that head once (wlroots 0.15 completes a
+        Each capture makes vscanout render and commit that head once (wlroots completes a
         screencopy only on a commit)."""
         grim = _tool("grim")
         path = os.path.join(self.dir, f"cap-{head}.ppm")

@@ -19,7 +19,20 @@ def test_help():
 def test_version():
     r = run_cli(["--version"])
     assert r.returncode == 0, r.stderr
-    assert re.match(r"vscanout \S+", r.stdout), r.stdout
+    assert re.fullmatch(r"vscanout \S+ \(wlroots 0\.18\.\d+\)\n", r.stdout), r.stdout
+
+
+def test_links_wlroots_0_18():
+    """The binary runs wlroots 0.18: linked statically (the subproject: its code is in the binary,
+    e.g. wlr_output_state_init, which 0.15 does not have) or the system's libwlroots-0.18.so;
+    never 0.15's libwlroots.so.10."""
+    libs = subprocess.run(["ldd", BINARY], capture_output=True, text=True, check=True).stdout
+    wlroots = re.findall(r"^\s*(libwlroots\S*)", libs, re.M)
+    assert all(lib.startswith("libwlroots-0.18.so") for lib in wlroots), libs
+    if not wlroots:
+        symbols = subprocess.run(["nm", BINARY], capture_output=True, text=True, check=True).stdout
+        assert re.search(r"^[0-9a-f]+ T wlr_output_state_init$", symbols, re.M), \
+            "no libwlroots linked and no wlroots code in the binary"
 
 
 def test_unknown_option_exits_2():
