@@ -380,12 +380,13 @@ bool Head::recommit() {
 	return true;
 }
 
-render::OutputTarget *Head::target_for(wlr_buffer *buffer, const render::TargetDesc &desc) {
+render::OutputTarget *Head::target_for(wlr_buffer *buffer, const render::TargetDesc &desc, std::string *error) {
 	auto it = targets_.find(buffer);
 	if (it != targets_.end() && it->second->target->matches(desc)) return it->second->target.get();
 	auto t = render::OutputTarget::create(server_.vulkan(), desc);
 	if (!t) {
-		wlr_log(WLR_ERROR, "%s: cannot render into the output buffer: %s", output_->name, t.error().c_str());
+		if (error) *error = t.error();
+		else wlr_log(WLR_ERROR, "%s: cannot render into the output buffer: %s", output_->name, t.error().c_str());
 		return nullptr;
 	}
 	auto entry = std::make_unique<Target>();
@@ -461,19 +462,46 @@ bool Head::draw_and_commit() {
 		wlr_log(WLR_ERROR, "%s: cannot get a back buffer", output_->name);
 		return false;
 	}
+	// Straight into the buffer where it is a dma-buf the device imports (the DRM backend's dumb
+	// buffers), else through its CPU mapping (docs/design.md, "Rendering").
 	render::TargetDesc desc;
-	size_t stride = 0;
-	void *data = nullptr;
-	if (!wlr_buffer_begin_data_ptr_access(bb, WLR_BUFFER_DATA_PTR_ACCESS_WRITE, &data, &desc.drm_format, &stride)) {
-		wlr_log(WLR_ERROR, "%s: the output buffer is not CPU-mapped (dma-buf outputs are not supported yet)",
-		        output_->name);
-		wlr_buffer_unlock(bb);
-		return false;
-	}
-	desc.data = data;
-	desc.stride = static_cast<uint32_t>(stride);
 	desc.width = static_cast<uint32_t>(bb->width);
 	desc.height = static_cast<uint32_t>(bb->height);
+	render::OutputTarget *target = nullptr;
+	wlr_dmabuf_attributes dmabuf{};
+	if (output_dmabuf_ && wlr_buffer_get_dmabuf(bb, &dmabuf) && dmabuf.n_planes == 1) {
+		desc.drm_format = dmabuf.format;
+		desc.stride = dmabuf.stride[0];
+		desc.dmabuf_fd = dmabuf.fd[0];
+		desc.dmabuf_offset = dmabuf.offset[0];
+		desc.modifier = dmabuf.modifier;
+		std::string why;
+		target = target_for(bb, desc, &why);
+		if (!target) {
+			output_dmabuf_ = false; // the same for every buffer of this output: asked once
+			wlr_log(WLR_INFO, "%s: not drawing into the output's dma-bufs (%s); using their CPU mapping",
+			        output_->name, why.c_str());
+		}
+	}
+	bool mapped = false;
+	if (!target) {
+		desc = render::TargetDesc{};
+		size_t stride = 0;
+		void *data = nullptr;
+		if (!wlr_buffer_begin_data_ptr_access(bb, WLR_BUFFER_DATA_PTR_ACCESS_WRITE, &data, &desc.drm_format,
+		                                      &stride)) {
+			wlr_log(WLR_ERROR, "%s: the output buffer is neither an importable dma-buf nor CPU-mapped",
+			        output_->name);
+			wlr_buffer_unlock(bb);
+			return false;
+		}
+		mapped = true;
+		desc.data = data;
+		desc.stride = static_cast<uint32_t>(stride);
+		desc.width = static_cast<uint32_t>(bb->width);
+		desc.height = static_cast<uint32_t>(bb->height);
+		target = target_for(bb, desc);
+	}
 
 	render::FrameDesc frame;
 	const render::ShownPlane &p = tracker_.primary();
@@ -483,12 +511,13 @@ bool Head::draw_and_commit() {
 		frame.cursor = render::SoftwareCursor{c.buffer.get(), c.info.x_pos,
 		                                      c.info.y_pos};
 	bool ok = false;
-	if (render::OutputTarget *target = target_for(bb, desc)) {
+	if (target) {
 		auto drawn = server_.head_renderer().draw(frame, *target);
 		if (drawn) ok = true;
 		else wlr_log(WLR_ERROR, "%s: drawing failed: %s", output_->name, drawn.error().c_str());
+		tracker_.stats().output_path = render::to_string(target->path());
 	}
-	wlr_buffer_end_data_ptr_access(bb);
+	if (mapped) wlr_buffer_end_data_ptr_access(bb);
 	if (!ok) {
 		wlr_buffer_unlock(bb);
 		return false;

@@ -72,7 +72,9 @@ private:
 	void clear_pending();
 	bool recommit();
 	void forget_output();
-	render::OutputTarget *target_for(wlr_buffer *buffer, const render::TargetDesc &desc);
+	// The target for an output buffer (made once per buffer); nullptr on failure, logged unless
+	// `error` takes the reason.
+	render::OutputTarget *target_for(wlr_buffer *buffer, const render::TargetDesc &desc, std::string *error = nullptr);
 
 	Server &server_;
 	uint32_t id_;
@@ -89,6 +91,7 @@ private:
 	std::vector<std::pair<const render::GuestImport *, wlr_buffer *>> scanout_buffers_;
 	std::set<std::tuple<uint32_t, uint64_t, uint32_t, uint32_t, uint32_t>> scanout_refused_;
 	bool software_cursor_ = true;
+	bool output_dmabuf_ = true; // try drawing straight into dma-buf output buffers
 	bool dirty_ = true;
 	wlr_output_state pending_;  // what the next commit sets besides the frame (a mode, enabling)
 	bool mode_pending_ = false; // a mode set waits for the next commit

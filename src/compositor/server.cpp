@@ -84,6 +84,33 @@ Status Server::init_source() {
 	return fail("--source " + spec + ": unknown source; use sim[:key=value,...], vfio:<device>, vfio-fd:<n> or qemu[:<D-Bus address>]");
 }
 
+void Server::choose_drm_device(render::ContextOptions &vo) const {
+	// The vGPU's parent first: only its GPU reads the guest's buffers (tiled, in VRAM) zero-copy.
+	const std::string spec = options_.sources.empty() ? std::string() : options_.sources.front();
+	std::string vfio_dev;
+	if (spec.rfind("vfio:", 0) == 0) vfio_dev = spec.substr(5);
+	else if (spec.rfind("vfio-fd:", 0) == 0 && spec.find(':', 8) != std::string::npos)
+		vfio_dev = spec.substr(spec.find(':', 8) + 1);
+	if (!vfio_dev.empty()) {
+		if (auto path = vgpu::resolve_vfio_device(vfio_dev)) {
+			if (auto dev = render::drm_device_of_vfio(*path)) {
+				vo.drm_device = *dev;
+				vo.drm_reason = "the vGPU's parent device";
+				return;
+			} else {
+				VLOG_DEBUG("vulkan: %s", dev.error().c_str());
+			}
+		}
+	}
+	// Else the device that shows the frames: the KMS device, or the parent compositor's.
+	if (const int fd = wlr_backend_get_drm_fd(backend_); fd >= 0) {
+		if (auto dev = render::drm_device_of_fd(fd)) {
+			vo.drm_device = *dev;
+			vo.drm_reason = "the display's DRM device";
+		}
+	}
+}
+
 Status Server::init() {
 	// We draw every frame ourselves: wlroots' renderer only serves screencopy and cursors, and
 	// pixman gives output buffers in host memory that Vulkan imports without a copy.
@@ -93,19 +120,22 @@ Status Server::init() {
 	setenv("WLR_WL_OUTPUTS", "0", 0);
 	setenv("WLR_X11_OUTPUTS", "0", 0);
 
-	auto vk = render::VulkanContext::create({options_.vk_device, false, false});
-	if (!vk) return vk.take_error();
-	vk_ = std::move(*vk);
-	auto hr = render::HeadRenderer::create(*vk_);
-	if (!hr) return hr.take_error();
-	head_renderer_ = std::move(*hr);
-
 	if (Status s = init_source(); !s) return s;
 
 	display_ = wl_display_create();
 	wl_event_loop *loop = wl_display_get_event_loop(display_);
 	backend_ = wlr_backend_autocreate(loop, &session_);
 	if (!backend_) return fail("no wlroots backend could start (set WLR_BACKENDS=headless to run without a display)");
+
+	render::ContextOptions vo;
+	vo.device = options_.vk_device;
+	choose_drm_device(vo);
+	auto vk = render::VulkanContext::create(vo);
+	if (!vk) return vk.take_error();
+	vk_ = std::move(*vk);
+	auto hr = render::HeadRenderer::create(*vk_);
+	if (!hr) return hr.take_error();
+	head_renderer_ = std::move(*hr);
 	renderer_ = wlr_renderer_autocreate(backend_);
 	if (!renderer_) return fail("wlroots could not create its renderer");
 	wlr_renderer_init_wl_display(renderer_, display_);

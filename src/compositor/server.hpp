@@ -48,6 +48,8 @@ public:
 
 private:
 	Status init_source();
+	// Where VK_EXT_physical_device_drm can tell: the DRM device whose GPU should render.
+	void choose_drm_device(render::ContextOptions &vo) const;
 	void add_head(uint32_t id);
 	void remove_head(uint32_t id);
 	bool create_output();
