@@ -18,6 +18,7 @@ packages=(
 	meson ninja-build pkg-config g++ glslc
 	libwlroots-dev libwayland-dev wayland-protocols libpixman-1-dev libxkbcommon-dev
 	libvulkan-dev libxxhash-dev libgtest-dev libsystemd-dev
+	nlohmann-json3-dev # QMP's JSON, for the QEMU source
 	# run: the Vulkan loader (lavapipe comes from backports, below)
 	libvulkan1
 	# test and demo peers
