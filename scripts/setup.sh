@@ -23,6 +23,7 @@ packages=(
 	libvulkan1
 	# test and demo peers
 	grim wlr-randr wayland-utils python3 python3-pytest sway weston xvfb x11-utils x11-apps imagemagick
+	edid-decode # an independent EDID parser: the EDID tests check vscanout's EDIDs with it
 	# systemd-analyze, to check the example kiosk unit; dbus-daemon for the QEMU source's tests
 	systemd dbus-daemon
 	# wtype: a virtual-keyboard client, to type into a QEMU guest through vscanout; xdotool: an
