@@ -18,10 +18,12 @@ packages=(
 	meson ninja-build pkg-config g++ glslc
 	libwayland-dev wayland-protocols libpixman-1-dev libxkbcommon-dev
 	libvulkan-dev libxxhash-dev libgtest-dev libsystemd-dev
+	nlohmann-json3-dev # QMP's JSON, for the QEMU source
 	# run: the Vulkan loader (lavapipe comes from backports, below)
 	libvulkan1
 	# test and demo peers
 	grim wlr-randr wayland-utils python3 python3-pytest sway weston xvfb x11-utils x11-apps imagemagick
+	edid-decode # an independent EDID parser: the EDID tests check vscanout's EDIDs with it
 	# systemd-analyze, to check the example kiosk unit; dbus-daemon for the QEMU source's tests
 	systemd dbus-daemon
 	# wtype: a virtual-keyboard client, to type into a QEMU guest through vscanout; xdotool: an

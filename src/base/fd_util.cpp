@@ -4,7 +4,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -25,8 +27,19 @@ Result<UniqueFd> make_memfd(const char *name, size_t size) {
 		return fail(std::string("ftruncate of memfd failed: ") + std::strerror(errno));
 	// The buffer's size is part of what consumers validate against: forbid shrinking it
 	// underneath them (a shrunk memfd would SIGBUS a mapping).
-	::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK);
+	if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK) != 0)
+		return fail(std::string("sealing a memfd failed: ") + std::strerror(errno));
 	return fd;
+}
+
+bool fd_is_dmabuf(int fd) {
+	struct statfs fs {};
+	return ::fstatfs(fd, &fs) == 0 && static_cast<unsigned long>(fs.f_type) == DMA_BUF_MAGIC;
+}
+
+bool fd_sealed_against_shrink(int fd) {
+	const int seals = ::fcntl(fd, F_GET_SEALS);
+	return seals >= 0 && (seals & F_SEAL_SHRINK) != 0;
 }
 
 Result<uint64_t> fd_byte_size(int fd) {

@@ -1,6 +1,11 @@
 #include "render/head_renderer.hpp"
 
+#include <drm_fourcc.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
 #include <vector>
 
 #include "base/log.hpp"
@@ -59,8 +64,17 @@ Rect intersect(const Rect &a, const Rect &b) {
 
 } // namespace
 
-Result<std::unique_ptr<HeadRenderer>> HeadRenderer::create(const VulkanContext &ctx) {
-	std::unique_ptr<HeadRenderer> r(new HeadRenderer(ctx));
+const char *to_string(ComposePath p) {
+	switch (p) {
+	case ComposePath::automatic: return "automatic";
+	case ComposePath::gpu: return "gpu";
+	case ComposePath::cpu: return "cpu";
+	}
+	return "?";
+}
+
+Result<std::unique_ptr<HeadRenderer>> HeadRenderer::create(const VulkanContext &ctx, const RendererOptions &options) {
+	std::unique_ptr<HeadRenderer> r(new HeadRenderer(ctx, options));
 	if (Status s = r->init(); !s) return s.take_error();
 	return r;
 }
@@ -71,6 +85,25 @@ HeadRenderer::~HeadRenderer() {
 
 Status HeadRenderer::init() {
 	VkDevice dev = ctx_.device();
+	path_ = options_.compose;
+	std::string why = "user choice";
+	if (path_ == ComposePath::automatic) {
+		const char *env = std::getenv("VSCANOUT_COMPOSE");
+		const std::string e = env ? env : "";
+		if (e == "cpu" || e == "gpu") {
+			path_ = e == "cpu" ? ComposePath::cpu : ComposePath::gpu;
+			why = "VSCANOUT_COMPOSE=" + e;
+		} else {
+			path_ = ctx_.caps().is_cpu ? ComposePath::cpu : ComposePath::gpu;
+			why = ctx_.caps().is_cpu ? "the Vulkan device is a CPU" : "the Vulkan device is a GPU";
+		}
+	}
+	if (path_ == ComposePath::cpu)
+		VLOG_INFO("render: scaled frames composed on the CPU (%s, %s kernel)", why.c_str(),
+		          cpu_.simd() ? "AVX2" : "scalar");
+	else
+		VLOG_INFO("render: scaled frames composed by the shader on %s (%s)", ctx_.caps().device_name.c_str(),
+		          why.c_str());
 	VkSamplerCreateInfo sci{VK_STRUCTURE_TYPE_SAMPLER_CREATE_INFO};
 	sci.magFilter = sci.minFilter = VK_FILTER_NEAREST;
 	sci.addressModeU = sci.addressModeV = sci.addressModeW = VK_SAMPLER_ADDRESS_MODE_CLAMP_TO_EDGE;
@@ -226,6 +259,23 @@ static void transfer_ownership(VkCommandBuffer cmd, const GuestImport &src, uint
 	vkCmdPipelineBarrier(cmd, src_stage, dst_stage, 0, 0, nullptr, 1, &bb, 0, nullptr);
 }
 
+// A dma-buf output buffer belongs to the display's device: frames take ownership for their writes
+// and hand it back.
+static void transfer_target(VkCommandBuffer cmd, const OutputTarget &t, uint32_t from, uint32_t to, bool acquire) {
+	const VkAccessFlags writes = VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_SHADER_READ_BIT;
+	const VkPipelineStageFlags stages = VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT;
+	VkBufferMemoryBarrier bb{VK_STRUCTURE_TYPE_BUFFER_MEMORY_BARRIER};
+	bb.srcAccessMask = acquire ? 0 : writes;
+	bb.dstAccessMask = acquire ? writes : 0;
+	bb.srcQueueFamilyIndex = from;
+	bb.dstQueueFamilyIndex = to;
+	bb.buffer = t.buffer();
+	bb.offset = 0;
+	bb.size = VK_WHOLE_SIZE;
+	const VkPipelineStageFlags top = VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, bottom = VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT;
+	vkCmdPipelineBarrier(cmd, acquire ? top : stages, acquire ? stages : bottom, 0, 0, nullptr, 1, &bb, 0, nullptr);
+}
+
 void HeadRenderer::record_copy(const GuestImport &src, OutputTarget &t) {
 	const vgpu::PlaneInfo &p = src.plane();
 	const TargetDesc &d = t.desc();
@@ -272,15 +322,19 @@ VkPipeline HeadRenderer::pipeline_for(int v, const Variant &variant) {
 	return pipeline;
 }
 
-void HeadRenderer::record_compose(const FrameDesc &f, OutputTarget &t, const Rect &region, const Rect &place) {
+HeadRenderer::Dst HeadRenderer::dst_of(OutputTarget &t) {
 	const TargetDesc &d = t.desc();
+	return {t.buffer(), t.size(), d.width, d.height, d.stride, t.layout()};
+}
+
+void HeadRenderer::record_compose(const FrameDesc &f, const Dst &d, const Rect &region, const Rect &place) {
 	const bool image = f.primary && f.primary->sampled();
 	const int v = image ? 1 : 0;
 	VkDescriptorSet set = sets_[v];
 
 	VkDescriptorBufferInfo bufs[3] = {{dummy_.buffer.get(), 0, VK_WHOLE_SIZE},
 	                                  {dummy_.buffer.get(), 0, VK_WHOLE_SIZE},
-	                                  {t.buffer(), 0, t.size()}};
+	                                  {d.buffer, 0, d.size}};
 	VkDescriptorImageInfo img{VK_NULL_HANDLE, VK_NULL_HANDLE, VK_IMAGE_LAYOUT_GENERAL};
 	ComposeParams pc{};
 	pc.region_origin[0] = region.x;
@@ -294,7 +348,7 @@ void HeadRenderer::record_compose(const FrameDesc &f, OutputTarget &t, const Rec
 	pc.text_scale = std::max(1, std::min(dw / 108, dh / 28));
 	pc.text_origin[0] = (dw - 53 * pc.text_scale) / 2;
 	pc.text_origin[1] = (dh - 7 * pc.text_scale) / 2;
-	Variant variant{0, 0, 0, static_cast<uint32_t>(core::PixelLayout::argb8888), static_cast<uint32_t>(t.layout())};
+	Variant variant{0, 0, 0, static_cast<uint32_t>(core::PixelLayout::argb8888), static_cast<uint32_t>(d.layout)};
 	if (f.primary) {
 		const vgpu::PlaneInfo &p = f.primary->plane();
 		variant[0] = (place.w == static_cast<int32_t>(p.width) && place.h == static_cast<int32_t>(p.height)) ? 1 : 2;
@@ -316,13 +370,14 @@ void HeadRenderer::record_compose(const FrameDesc &f, OutputTarget &t, const Rec
 	if (f.cursor && f.cursor->image) {
 		const GuestImport &c = *f.cursor->image;
 		const vgpu::PlaneInfo &cp = c.plane();
-		const double sx = f.primary ? double(place.w) / f.primary->plane().width : 1.0;
-		const double sy = f.primary ? double(place.h) / f.primary->plane().height : 1.0;
+		const Rect cr = cursor_rect(place, f.primary ? f.primary->plane().width : 0,
+		                            f.primary ? f.primary->plane().height : 0, f.cursor->x, f.cursor->y, cp.width,
+		                            cp.height);
 		variant[2] = 1;
-		pc.cur_pos[0] = place.x + static_cast<int32_t>(f.cursor->x * sx);
-		pc.cur_pos[1] = place.y + static_cast<int32_t>(f.cursor->y * sy);
-		pc.cur_size[0] = std::max(1, static_cast<int32_t>(cp.width * sx + 0.5));
-		pc.cur_size[1] = std::max(1, static_cast<int32_t>(cp.height * sy + 0.5));
+		pc.cur_pos[0] = cr.x;
+		pc.cur_pos[1] = cr.y;
+		pc.cur_size[0] = cr.w;
+		pc.cur_size[1] = cr.h;
 		pc.cur_src_size[0] = static_cast<int32_t>(cp.width);
 		pc.cur_src_size[1] = static_cast<int32_t>(cp.height);
 		pc.cur_offset = static_cast<uint32_t>(c.pixel_offset());
@@ -354,22 +409,135 @@ void HeadRenderer::record_compose(const FrameDesc &f, OutputTarget &t, const Rec
 	vkCmdDispatch(cmd_, (region.w + 15) / 16, (region.h + 15) / 16, 1);
 }
 
+const uint8_t *HeadRenderer::cpu_pixels(const GuestImport &g) {
+	const vgpu::PlaneInfo &p = g.plane();
+	// The CPU reads LINEAR planes only (INVALID: an implicit layout, linear for a mapped buffer).
+	if (p.drm_format_mod != DRM_FORMAT_MOD_LINEAR && p.drm_format_mod != DRM_FORMAT_MOD_INVALID) return nullptr;
+	// A copy import shows the copy made at content_changed(), which only the shader reads.
+	if (g.form() == ImportForm::copy) return nullptr;
+	// Host imports are mapped; a dma-buf import maps its buffer the first time it is asked, once.
+	const uint8_t *base = g.cpu_data();
+	return base ? base + p.offset : nullptr;
+}
+
+namespace {
+
+CpuImage cpu_image(const GuestImport &g, const uint8_t *pixels) {
+	const vgpu::PlaneInfo &p = g.plane();
+	return {const_cast<uint8_t *>(pixels), p.width, p.height, p.stride, layout_of(p.drm_format)};
+}
+
+} // namespace
+
+bool HeadRenderer::compose_on_cpu(const FrameDesc &f, OutputTarget &t, const Rect &place) {
+	const uint8_t *primary = cpu_pixels(*f.primary);
+	if (!primary) return false;
+	const bool has_cursor = f.cursor && f.cursor->image;
+	const uint8_t *cursor = has_cursor ? cpu_pixels(*f.cursor->image) : nullptr;
+	if (has_cursor && !cursor) return false;
+	const TargetDesc &d = t.desc();
+	if (!d.data) return false; // a dma-buf output without a CPU mapping
+	const CpuImage out{static_cast<uint8_t *>(d.data), d.width, d.height, d.stride, t.layout()};
+	std::optional<CpuCursor> cur;
+	if (has_cursor) {
+		const vgpu::PlaneInfo &pp = f.primary->plane(), &cp = f.cursor->image->plane();
+		cur = CpuCursor{cpu_image(*f.cursor->image, cursor),
+		                cursor_rect(place, pp.width, pp.height, f.cursor->x, f.cursor->y, cp.width, cp.height)};
+	}
+	f.primary->begin_read();
+	if (has_cursor) f.cursor->image->begin_read();
+	// Straight into the output's own memory: a staged target needs no finish().
+	cpu_.compose(cpu_image(*f.primary, primary), place, cur ? &*cur : nullptr, out);
+	if (has_cursor) f.cursor->image->end_read();
+	f.primary->end_read();
+	return true;
+}
+
+Result<RenderReport> HeadRenderer::draw_no_signal(const FrameDesc &f, OutputTarget &t) {
+	const TargetDesc &d = t.desc();
+	RenderReport report;
+	// The frame for this size and format: drawn once by the shader into a buffer of its own, and
+	// copied into every output buffer from then on.
+	auto it = std::find_if(no_signal_.begin(), no_signal_.end(), [&](const NoSignal &n) {
+		return n.width == d.width && n.height == d.height && n.layout == t.layout();
+	});
+	if (it != no_signal_.end()) {
+		std::rotate(it, it + 1, no_signal_.end()); // most recently used last
+		report.reused = true;
+	} else {
+		constexpr size_t kKept = 2; // two outputs, or an output and its next size
+		if (no_signal_.size() >= kKept) no_signal_.erase(no_signal_.begin());
+		auto buf = ctx_.create_mapped_buffer(uint64_t{d.width} * 4 * d.height,
+		                                     VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT);
+		if (!buf) return buf.take_error();
+		NoSignal n{d.width, d.height, t.layout(), std::move(*buf)};
+		const Dst dst{n.buffer.buffer.get(), uint64_t{d.width} * 4 * d.height, d.width, d.height, d.width * 4,
+		              t.layout()};
+		begin(cmd_);
+		record_compose(FrameDesc{}, dst, Rect{0, 0, static_cast<int32_t>(d.width), static_cast<int32_t>(d.height)}, {});
+		if (Status s = submit_and_wait(); !s) return s.take_error();
+		no_signal_.push_back(std::move(n));
+		report.composed = {0, 0, static_cast<int32_t>(d.width), static_cast<int32_t>(d.height)};
+	}
+	const NoSignal &n = no_signal_.back();
+	begin(cmd_);
+	if (t.foreign()) transfer_target(cmd_, t, ctx_.foreign_queue_family(), ctx_.queue_family(), true);
+	const uint64_t row = uint64_t{d.width} * 4;
+	if (d.stride == row) {
+		VkBufferCopy c{0, 0, row * d.height};
+		vkCmdCopyBuffer(cmd_, n.buffer.buffer.get(), t.buffer(), 1, &c);
+	} else {
+		std::vector<VkBufferCopy> rows(d.height);
+		for (uint32_t y = 0; y < d.height; y++) rows[y] = {y * row, uint64_t{y} * d.stride, row};
+		vkCmdCopyBuffer(cmd_, n.buffer.buffer.get(), t.buffer(), d.height, rows.data());
+	}
+	const bool has_cursor = f.cursor && f.cursor->image;
+	if (has_cursor) {
+		const vgpu::PlaneInfo &cp = f.cursor->image->plane();
+		const Rect output{0, 0, static_cast<int32_t>(d.width), static_cast<int32_t>(d.height)};
+		const Rect cur = intersect(cursor_rect({}, 0, 0, f.cursor->x, f.cursor->y, cp.width, cp.height), output);
+		if (cur.w > 0) {
+			barrier(cmd_, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
+			        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_SHADER_READ_BIT);
+			record_compose(f, dst_of(t), cur, {});
+			if (report.reused) report.composed = cur;
+		}
+	}
+	if (t.foreign()) transfer_target(cmd_, t, ctx_.queue_family(), ctx_.foreign_queue_family(), false);
+	barrier(cmd_, VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+	        VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT,
+	        VK_ACCESS_HOST_READ_BIT);
+	if (has_cursor) f.cursor->image->begin_read();
+	Status s = submit_and_wait();
+	if (has_cursor) f.cursor->image->end_read();
+	if (!s) return s.take_error();
+	t.finish();
+	return report;
+}
+
 Result<RenderReport> HeadRenderer::draw(const FrameDesc &f, OutputTarget &t) {
 	const TargetDesc &d = t.desc();
 	const Rect output{0, 0, static_cast<int32_t>(d.width), static_cast<int32_t>(d.height)};
 	RenderReport report;
-	Rect place;
-	if (f.primary) place = place_frame(f.primary->plane().width, f.primary->plane().height, d.width, d.height);
+	if (!f.primary) return draw_no_signal(f, t);
+	const Rect place = place_frame(f.primary->plane().width, f.primary->plane().height, d.width, d.height);
 
-	if (f.primary) f.primary->begin_read();
+	// Same size, not merely the same aspect: place_frame fills the output for both.
+	const bool one_to_one = f.primary->plane().width == d.width && f.primary->plane().height == d.height;
+	const bool copy = one_to_one && copyable(layout_of(f.primary->plane().drm_format), t.layout());
+	if (!copy && path_ == ComposePath::cpu && compose_on_cpu(f, t, place)) {
+		report.cpu = true;
+		report.composed = output;
+		return report;
+	}
+
+	f.primary->begin_read();
 	if (f.cursor && f.cursor->image) f.cursor->image->begin_read();
 	begin(cmd_);
-	const bool foreign = f.primary && f.primary->foreign();
+	const bool foreign = f.primary->foreign();
 	if (foreign) transfer_ownership(cmd_, *f.primary, ctx_.foreign_queue_family(), ctx_.queue_family(), true);
-	// Same size, not merely the same aspect: place_frame fills the output for both.
-	const bool one_to_one =
-		f.primary && f.primary->plane().width == d.width && f.primary->plane().height == d.height;
-	if (one_to_one && copyable(layout_of(f.primary->plane().drm_format), t.layout())) {
+	if (t.foreign()) transfer_target(cmd_, t, ctx_.foreign_queue_family(), ctx_.queue_family(), true);
+	if (copy) {
 		record_copy(*f.primary, t);
 		report.copied = true;
 		if (f.cursor && f.cursor->image) {
@@ -379,20 +547,21 @@ Result<RenderReport> HeadRenderer::draw(const FrameDesc &f, OutputTarget &t) {
 			if (report.composed.w > 0) {
 				barrier(cmd_, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
 				        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_SHADER_READ_BIT);
-				record_compose(f, t, report.composed, place);
+				record_compose(f, dst_of(t), report.composed, place);
 			}
 		}
 	} else {
 		report.composed = output;
-		record_compose(f, t, output, place);
+		record_compose(f, dst_of(t), output, place);
 	}
 	if (foreign) transfer_ownership(cmd_, *f.primary, ctx_.queue_family(), ctx_.foreign_queue_family(), false);
+	if (t.foreign()) transfer_target(cmd_, t, ctx_.queue_family(), ctx_.foreign_queue_family(), false);
 	barrier(cmd_, VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
 	        VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT,
 	        VK_ACCESS_HOST_READ_BIT);
 	Status s = submit_and_wait();
 	if (f.cursor && f.cursor->image) f.cursor->image->end_read();
-	if (f.primary) f.primary->end_read();
+	f.primary->end_read();
 	if (!s) return s.take_error();
 	t.finish();
 	return report;
@@ -402,7 +571,9 @@ Status HeadRenderer::copy_only(const GuestImport &src, OutputTarget &t) {
 	begin(cmd_);
 	const bool foreign = src.foreign();
 	if (foreign) transfer_ownership(cmd_, src, ctx_.foreign_queue_family(), ctx_.queue_family(), true);
+	if (t.foreign()) transfer_target(cmd_, t, ctx_.foreign_queue_family(), ctx_.queue_family(), true);
 	record_copy(src, t);
+	if (t.foreign()) transfer_target(cmd_, t, ctx_.queue_family(), ctx_.foreign_queue_family(), false);
 	if (foreign) transfer_ownership(cmd_, src, ctx_.queue_family(), ctx_.foreign_queue_family(), false);
 	barrier(cmd_, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT, VK_PIPELINE_STAGE_HOST_BIT,
 	        VK_ACCESS_HOST_READ_BIT);

@@ -118,6 +118,15 @@ void Loop::add_fd(int fd) {
 	::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev);
 }
 
+void Loop::watch_fd(int fd, bool write) {
+	epoll_event ev{};
+	ev.events = write ? uint32_t{EPOLLOUT} : uint32_t{EPOLLIN};
+	if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT)
+		::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev);
+}
+
+void Loop::unwatch_fd(int fd) { ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr); }
+
 void Loop::remove(sd_bus *bus) {
 	::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, sd_bus_get_fd(bus), nullptr);
 	std::erase(buses_, bus);

@@ -49,6 +49,10 @@ public:
 	void remove(sd_bus *bus);
 	// Another fd to wake the loop (a timer of the owner's); the owner reads it in dispatch.
 	void add_fd(int fd);
+	// An fd of the owner's watched for readability, or for writability when `write` (a
+	// connect in progress); watch_fd again to switch. The owner removes it before closing it.
+	void watch_fd(int fd, bool write);
+	void unwatch_fd(int fd);
 	// Empties the epoll set's and the timer's readiness; then process each connection.
 	void wake();
 	// Processes what a connection has, a bounded number of messages; < 0 when it broke.

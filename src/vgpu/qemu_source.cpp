@@ -87,12 +87,20 @@ struct QemuSource::Console {
 	UniqueFd dmabuf;
 	uint32_t dmabuf_format = 0, dmabuf_width = 0, dmabuf_height = 0, dmabuf_stride = 0;
 	uint64_t dmabuf_modifier = 0, dmabuf_id = 0;
+	bool dmabuf_is_memfd = false; // a sealed memfd handed as a dma-buf: host memory
 	bool flipped_logged = false;
 	uint64_t damage = 0;
 	// Cursor plane: the image (premultiplied ARGB8888), its hotspot, where QEMU puts it.
 	Picture cursor;
 	int32_t hot_x = 0, hot_y = 0, mouse_x = 0, mouse_y = 0;
 	bool mouse_on = false;
+	// Refused calls are logged at most once every 10 s for each method (with how many were left
+	// out); the keys are the listener vtable's few member names.
+	std::map<std::string, log::RateLimit> refused_log;
+	// Bytes of new frames made by Update in the current second.
+	std::chrono::steady_clock::time_point growth_second{};
+	uint64_t growth_bytes = 0;
+	bool damaged = false; // an Update since damage was last told to the compositor
 
 	bool live() const { return p2p != nullptr; }
 };
@@ -121,19 +129,82 @@ const sd_bus_vtable kListenerVtable[] = {
 
 } // namespace
 
+namespace {
+
+// "N" -> N within 1..max.
+bool parse_bound(const std::string &text, uint32_t max, uint32_t &out) {
+	if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos) return false;
+	const unsigned long v = std::stoul(text);
+	if (v < 1 || v > max) return false;
+	out = static_cast<uint32_t>(v);
+	return true;
+}
+
+// Takes trailing ",max-heads=N" / ",max-mib=M" off `rest` (a D-Bus address has commas of its
+// own, but no such keys).
+Status take_limits(std::string &rest, QemuLimits &limits) {
+	for (;;) {
+		const size_t comma = rest.rfind(',');
+		const std::string last = comma == std::string::npos ? rest : rest.substr(comma + 1);
+		const bool heads = last.rfind("max-heads=", 0) == 0, mib = last.rfind("max-mib=", 0) == 0;
+		if (!heads && !mib) return Ok{};
+		const std::string value = last.substr(last.find('=') + 1);
+		if (heads && !parse_bound(value, 64, limits.max_heads)) return fail("max-heads takes 1..64, not '" + value + "'");
+		if (mib && !parse_bound(value, 4096, limits.max_mib)) return fail("max-mib takes 1..4096, not '" + value + "'");
+		rest.erase(comma == std::string::npos ? 0 : comma);
+	}
+}
+
+} // namespace
+
 Result<QemuOptions> parse_qemu_spec(const std::string &spec) {
 	QemuOptions o;
 	if (spec == "qemu") return o;
 	if (spec.rfind("qemu:", 0) != 0) return fail("expected qemu, qemu:<D-Bus address> or qemu:qmp:<QMP socket>");
-	const std::string rest = spec.substr(5);
+	std::string rest = spec.substr(5);
+	const bool had_rest = !rest.empty();
+	if (Status s = take_limits(rest, o.limits); !s) return s.take_error();
 	if (rest.rfind("qmp:", 0) == 0) {
 		o.qmp = rest.substr(4);
 		if (o.qmp.empty()) return fail("qemu:qmp: needs the path of QEMU's QMP socket");
 		return o;
 	}
 	o.address = rest;
-	if (o.address.empty()) return fail("qemu: needs a D-Bus address after the colon (e.g. unix:path=/run/qemu-bus)");
-	return o;
+	if (!had_rest) return fail("qemu: needs a D-Bus address after the colon (e.g. unix:path=/run/qemu-bus)");
+	return o; // empty: only limits after the colon, the session bus
+}
+
+Status check_scanout(uint32_t w, uint32_t h, uint32_t stride, size_t bytes, const QemuLimits &limits) {
+	if (w == 0 || h == 0 || w > kMaxSide || h > kMaxSide) return fail("a frame outside 1..16384 pixels a side");
+	if (uint64_t{w} * h * 4 > limits.max_frame_bytes())
+		return fail("a " + std::to_string(w) + "x" + std::to_string(h) + " frame is past max-mib=" +
+		            std::to_string(limits.max_mib));
+	if (stride < uint64_t{w} * 4 || bytes < uint64_t{stride} * (h - 1) + uint64_t{w} * 4)
+		return fail("fewer bytes than the rectangle");
+	return Ok{};
+}
+
+Result<FrameAfterUpdate> frame_after_update(uint32_t fw, uint32_t fh, int32_t x, int32_t y, int32_t w, int32_t h,
+                                            uint32_t stride, size_t bytes, const QemuLimits &limits) {
+	if (x < 0 || y < 0 || w <= 0 || h <= 0 || uint64_t(x) + uint64_t(w) > kMaxSide || uint64_t(y) + uint64_t(h) > kMaxSide)
+		return fail("a rectangle outside 1..16384");
+	const auto uw = uint32_t(w), uh = uint32_t(h), ux = uint32_t(x), uy = uint32_t(y);
+	if (stride < uint64_t{uw} * 4 || bytes < uint64_t{stride} * (uh - 1) + uint64_t{uw} * 4)
+		return fail("fewer bytes than the rectangle");
+	FrameAfterUpdate f;
+	// The frame keeps its buffer while the size stays: updates are damage notices. An Update
+	// reaching past the frame means a new surface (QEMU 7.2 sends no Scanout when a VGA mode
+	// changes): one that starts at the origin begins it (the frame becomes its extent), the next
+	// ones grow it.
+	const bool outside = uint64_t{ux} + uw > fw || uint64_t{uy} + uh > fh;
+	f.keep = !(outside && ux == 0 && uy == 0);
+	f.width = f.keep ? std::max(fw, ux + uw) : ux + uw;
+	f.height = f.keep ? std::max(fh, uy + uh) : uy + uh;
+	f.resized = f.width != fw || f.height != fh;
+	if (f.resized && uint64_t{f.width} * f.height * 4 > limits.max_frame_bytes())
+		return fail("an update that would make the frame " + std::to_string(f.width) + "x" +
+		            std::to_string(f.height) + ", past max-mib=" + std::to_string(limits.max_mib));
+	return f;
 }
 
 uint32_t drm_format_of_pixman(uint32_t pixman_format) {
@@ -149,6 +220,9 @@ Result<std::unique_ptr<QemuSource>> QemuSource::create(QemuOptions options) {
 	auto loop = dbus::Loop::create();
 	if (!loop) return fail("qemu: " + loop.error());
 	self->loop_ = std::move(*loop);
+	self->frame_timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+	if (!self->frame_timer_) return fail(std::string("qemu: timerfd: ") + std::strerror(errno));
+	self->loop_.add_fd(self->frame_timer_.get());
 	if (Status s = self->connect_bus(); !s) return s.take_error();
 	return self;
 }
@@ -212,25 +286,66 @@ Status QemuSource::connect_bus() {
 	return Ok{};
 }
 
+namespace {
+
+void arm(int timer, std::chrono::milliseconds in) {
+	itimerspec its{};
+	its.it_value.tv_sec = static_cast<time_t>(in.count() / 1000);
+	its.it_value.tv_nsec = static_cast<long>(in.count() % 1000) * 1000000L;
+	if (in.count() <= 0) its.it_value.tv_nsec = 1;
+	::timerfd_settime(timer, 0, &its, nullptr);
+}
+
+constexpr std::chrono::milliseconds kQmpTimeout{2000}, kQmpRetry{1000};
+constexpr std::chrono::milliseconds kFrame{16}; // damage is told at most this often per head
+
+} // namespace
+
+// Asks QEMU's QMP socket for a connection: the request goes on in dispatch() as QMP answers, and
+// the reconnect timer bounds it (kQmpTimeout). Nothing here waits.
+void QemuSource::start_qmp() {
+	auto req = QmpDisplayRequest::start(options_.qmp);
+	if (!req) return qmp_failed(req.error());
+	qmp_ = std::move(*req);
+	loop_.watch_fd(qmp_->fd(), qmp_->wants_write());
+	arm(reconnect_.get(), kQmpTimeout);
+}
+
+void QemuSource::qmp_failed(std::string why) { // a copy: it may be the request's own text
+	if (qmp_) {
+		if (qmp_->fd() >= 0) loop_.unwatch_fd(qmp_->fd());
+		qmp_.reset();
+	}
+	if (!waiting_logged_) VLOG_INFO("qemu: %s; waiting for QEMU", log::escape(why).c_str());
+	else VLOG_DEBUG("qemu: %s", log::escape(why).c_str());
+	waiting_logged_ = true;
+	arm(reconnect_.get(), kQmpRetry); // try again in a second
+}
+
 void QemuSource::connect_p2p() {
-	auto fd = qmp_dbus_display_client(options_.qmp);
-	if (!fd) {
-		if (!waiting_logged_) VLOG_INFO("qemu: %s; waiting for QEMU", fd.error().c_str());
-		waiting_logged_ = true;
-		itimerspec its{};
-		its.it_value.tv_sec = 1; // try again in a second
-		::timerfd_settime(reconnect_.get(), 0, &its, nullptr);
+	if (!qmp_) return start_qmp();
+	const int qmp_fd = qmp_->fd();
+	const auto progress = qmp_->advance();
+	if (progress == QmpDisplayRequest::Progress::pending) {
+		loop_.watch_fd(qmp_fd, qmp_->wants_write());
 		return;
 	}
+	if (progress == QmpDisplayRequest::Progress::failed) return qmp_failed(qmp_->error());
+	loop_.unwatch_fd(qmp_fd); // closed already: QEMU's monitor is free again
+	UniqueFd conn = qmp_->take_connection();
+	qmp_.reset();
+	const itimerspec disarmed{};
+	::timerfd_settime(reconnect_.get(), 0, &disarmed, nullptr);
 	// QEMU is the authentication server of the connection it was handed, and no message bus.
 	int r = sd_bus_new(&bus_);
-	if (r >= 0) r = sd_bus_set_fd(bus_, fd->get(), fd->get());
-	if (r >= 0) fd->release(); // the connection owns it now
+	if (r >= 0) r = sd_bus_set_fd(bus_, conn.get(), conn.get());
+	if (r >= 0) conn.release(); // the connection owns it now
 	if (r >= 0) r = sd_bus_negotiate_fds(bus_, 1);
 	if (r >= 0) r = sd_bus_start(bus_);
 	if (r < 0) {
 		VLOG_ERROR("qemu: cannot set up the connection QEMU gave over QMP: %s", errno_text(r).c_str());
 		if (bus_) bus_ = sd_bus_close_unref(bus_);
+		arm(reconnect_.get(), kQmpRetry);
 		return;
 	}
 	waiting_logged_ = false;
@@ -255,7 +370,8 @@ void QemuSource::enumerate() {
 	call(m, [this, gen](sd_bus_message *reply) {
 		if (gen != generation_) return;
 		if (const char *err = error_of(reply)) {
-			if (!waiting_logged_) VLOG_INFO("qemu: no QEMU display on the bus yet (%s); waiting for one", err);
+			if (!waiting_logged_)
+				VLOG_INFO("qemu: no QEMU display on the bus yet (%s); waiting for one", log::escape(err).c_str());
 			waiting_logged_ = true;
 			return;
 		}
@@ -265,8 +381,18 @@ void QemuSource::enumerate() {
 			VLOG_ERROR("qemu: cannot read the VM's properties");
 			return;
 		}
-		VLOG_INFO("qemu: VM '%s' with %zu console(s)", props["Name"].s.c_str(), props["ConsoleIDs"].au.size());
-		for (uint32_t id : props["ConsoleIDs"].au) {
+		const std::vector<uint32_t> &ids = props["ConsoleIDs"].au;
+		VLOG_INFO("qemu: VM '%s' with %zu console(s)", log::escape(props["Name"].s).c_str(), ids.size());
+		// Text consoles (serial, monitor) are listed too; a few more than max-heads are asked.
+		const size_t asked = std::min(ids.size(), size_t{options_.limits.max_heads} + 16);
+		if (asked < ids.size())
+			VLOG_ERROR("qemu: the VM lists %zu consoles; only the first %zu are looked at (max-heads=%u): console ids "
+			           "%u..%u left out",
+			           ids.size(), asked, options_.limits.max_heads, ids[asked], ids.back());
+		pending_consoles_ = static_cast<uint32_t>(asked);
+		left_out_.clear();
+		for (size_t i = 0; i < asked; i++) {
+			const uint32_t id = ids[i];
 			sd_bus_message *q = nullptr;
 			const std::string path = console_path(id);
 			if (sd_bus_message_new_method_call(bus_, &q, dest(), path.c_str(), "org.freedesktop.DBus.Properties",
@@ -277,16 +403,25 @@ void QemuSource::enumerate() {
 			}
 			call(q, [this, gen, id](sd_bus_message *r) {
 				if (gen != generation_) return;
+				if (pending_consoles_) pending_consoles_--;
 				std::map<std::string, Prop> cp;
 				if (error_of(r) || !read_props(r, cp)) {
 					VLOG_ERROR("qemu: console %u: cannot read its properties", id);
-					return;
+				} else if (cp["Type"].s != "Graphic") {
+					VLOG_INFO("qemu: console %u is of type '%s': not shown", id, log::escape(cp["Type"].s, 32).c_str());
+				} else {
+					add_console(id, static_cast<uint32_t>(cp["Head"].u), cp["Label"].s);
 				}
-				if (cp["Type"].s != "Graphic") {
-					VLOG_INFO("qemu: console %u is of type '%s': not shown", id, cp["Type"].s.c_str());
-					return;
+				if (pending_consoles_ == 0 && !left_out_.empty()) {
+					std::string list;
+					for (size_t k = 0; k < left_out_.size() && k < 16; k++)
+						list += (k ? ", " : "") + std::to_string(left_out_[k]);
+					if (left_out_.size() > 16) list += ", ...";
+					VLOG_ERROR("qemu: %zu graphic console(s) left out, at most %u heads are shown (max-heads=%u): "
+					           "console ids %s",
+					           left_out_.size(), options_.limits.max_heads, options_.limits.max_heads, list.c_str());
+					left_out_.clear();
 				}
-				add_console(id, static_cast<uint32_t>(cp["Head"].u), cp["Label"].s);
 			});
 		}
 	});
@@ -304,6 +439,10 @@ void QemuSource::add_console(uint32_t console_id, uint32_t head, const std::stri
 	auto it = consoles_.find(head);
 	const bool is_new = it == consoles_.end();
 	if (!is_new && it->second->live()) return; // already listening
+	if (is_new && consoles_.size() >= options_.limits.max_heads) {
+		left_out_.push_back(console_id); // logged once all of this enumeration's consoles answered
+		return;
+	}
 	if (is_new) it = consoles_.emplace(head, std::unique_ptr<Console, ConsoleDeleter>(new Console)).first;
 	Console &c = *it->second;
 	c.source = this;
@@ -346,7 +485,7 @@ void QemuSource::add_console(uint32_t console_id, uint32_t head, const std::stri
 		theirs.reset();
 		call(m, [this, head](sd_bus_message *reply) {
 			if (const char *err = error_of(reply)) {
-				VLOG_ERROR("qemu: head %u: RegisterListener failed: %s", head, err);
+				VLOG_ERROR("qemu: head %u: RegisterListener failed: %s", head, log::escape(err).c_str());
 				if (Console *c = console(head)) lose_console(*c, "its listener was refused");
 			}
 		});
@@ -384,7 +523,7 @@ void QemuSource::add_console(uint32_t console_id, uint32_t head, const std::stri
 	} else {
 		sd_bus_message_unref(q);
 	}
-	VLOG_INFO("qemu: head %u is console %u '%s'", head, console_id, label.c_str());
+	VLOG_INFO("qemu: head %u is console %u '%s'", head, console_id, log::escape(label, 64).c_str());
 	if (is_new) {
 		if (events_.head_added) events_.head_added(head);
 	} else if (events_.head_changed) {
@@ -404,6 +543,7 @@ void QemuSource::lose_console(Console &c, const char *why) {
 	c.dmabuf.reset();
 	c.cursor = Picture{};
 	c.mouse_on = false;
+	c.damaged = false;
 	if (events_.head_changed) events_.head_changed(c.head);
 	if (options_.once && !ended_ &&
 	    std::none_of(consoles_.begin(), consoles_.end(), [](const auto &e) { return e.second->live(); })) {
@@ -425,51 +565,63 @@ QemuSource::Console *QemuSource::console(uint32_t head) const {
 
 int QemuSource::on_listener_call(Console &c, sd_bus_message *m) {
 	const char *member = sd_bus_message_get_member(m);
-	auto bad = [&](const char *why) {
-		VLOG_ERROR("qemu: head %u: %s refused: %s", c.head, member, why);
-		return sd_bus_reply_method_errorf(m, SD_BUS_ERROR_INVALID_ARGS, "%s", why);
+	auto bad = [&](const std::string &why) {
+		auto &limit = c.refused_log.try_emplace(member, std::chrono::seconds(10)).first->second;
+		if (limit.allow()) {
+			const uint64_t left_out = limit.suppressed();
+			VLOG_ERROR("qemu: head %u: %s refused: %s%s", c.head, member, why.c_str(),
+			           left_out ? (" (" + std::to_string(left_out) + " more refused calls not logged)").c_str() : "");
+		}
+		return sd_bus_reply_method_errorf(m, SD_BUS_ERROR_INVALID_ARGS, "%s", why.c_str());
 	};
+	bool coalesce = false; // damage on the same buffer: told once a frame, not once a call
 	if (std::strcmp(member, "Scanout") == 0 || std::strcmp(member, "Update") == 0) {
 		const bool full = member[0] == 'S';
-		int32_t x = 0, y = 0;
+		int32_t x = 0, y = 0, iw = 0, ih = 0;
 		uint32_t w = 0, h = 0, stride = 0, format = 0;
 		int r;
-		if (full) {
-			r = sd_bus_message_read(m, "uuuu", &w, &h, &stride, &format);
-		} else {
-			int32_t iw = 0, ih = 0;
-			r = sd_bus_message_read(m, "iiiiuu", &x, &y, &iw, &ih, &stride, &format);
-			w = iw < 0 ? 0 : static_cast<uint32_t>(iw);
-			h = ih < 0 ? 0 : static_cast<uint32_t>(ih);
-		}
+		if (full) r = sd_bus_message_read(m, "uuuu", &w, &h, &stride, &format);
+		else r = sd_bus_message_read(m, "iiiiuu", &x, &y, &iw, &ih, &stride, &format);
 		const void *data = nullptr;
 		size_t size = 0;
 		if (r < 0 || sd_bus_message_read_array(m, 'y', &data, &size) < 0) return bad("malformed arguments");
 		if (!drm_format_of_pixman(format)) return bad("not an x8r8g8b8 surface");
-		if (x < 0 || y < 0 || w == 0 || h == 0 || w > kMaxSide || h > kMaxSide || uint64_t(x) + w > kMaxSide ||
-		    uint64_t(y) + h > kMaxSide)
-			return bad("a rectangle outside 1..16384");
-		if (stride < w * 4 || size < uint64_t(stride) * (h - 1) + uint64_t(w) * 4) return bad("fewer bytes than the rectangle");
-		// The frame keeps its buffer (and id) while the size stays: updates are damage notices.
-		// QEMU 7.2 sends no Scanout when a console's surface changes size (VGA text mode, for
-		// one: its rows come as Updates, and the console's Width/Height properties stay as they
-		// were). An Update reaching past the frame means a new surface: one that starts at the
-		// origin begins it (the frame becomes its extent), the next ones grow it.
+		const QemuLimits &limits = options_.limits;
 		uint32_t need_w = w, need_h = h;
 		bool keep = false;
-		if (!full) {
-			const bool outside = uint64_t(x) + w > c.picture.width || uint64_t(y) + h > c.picture.height;
-			keep = !(outside && x == 0 && y == 0);
-			need_w = keep ? std::max(c.picture.width, uint32_t(x) + w) : uint32_t(x) + w;
-			need_h = keep ? std::max(c.picture.height, uint32_t(y) + h) : uint32_t(y) + h;
+		if (full) {
+			if (Status st = check_scanout(w, h, stride, size, limits); !st) return bad(st.error());
+		} else {
+			auto f = frame_after_update(c.picture.width, c.picture.height, x, y, iw, ih, stride, size, limits);
+			if (!f) return bad(f.error());
+			w = uint32_t(iw);
+			h = uint32_t(ih);
+			need_w = f->width;
+			need_h = f->height;
+			keep = f->keep;
+			if (f->resized) {
+				// How often: each new size is a new buffer (and import, and output mode).
+				const auto now = std::chrono::steady_clock::now();
+				if (now - c.growth_second >= std::chrono::seconds(1)) {
+					c.growth_second = now;
+					c.growth_bytes = 0;
+				}
+				const uint64_t bytes = uint64_t{f->width} * f->height * 4;
+				if (c.growth_bytes + bytes > QemuLimits::kUpdateGrowthFramesPerSecond * limits.max_frame_bytes())
+					return bad("Updates making new frames of more than " +
+					           std::to_string(QemuLimits::kUpdateGrowthFramesPerSecond * limits.max_mib) +
+					           " MiB in a second");
+				c.growth_bytes += bytes;
+			}
 		}
 		if (!c.picture.fd || c.picture.width != need_w || c.picture.height != need_h) {
 			auto p = keep ? resized(c.picture, need_w, need_h, next_buffer_id_++)
 			              : Picture::make("vscanout-qemu", need_w, need_h, next_buffer_id_++);
-			if (!p) return bad(p.error().c_str());
-			if (!full)
-				VLOG_DEBUG("qemu: head %u: an update outside the frame: now %ux%u", c.head, need_w, need_h);
+			if (!p) return bad(p.error());
+			if (!full) VLOG_DEBUG("qemu: head %u: an update outside the frame: now %ux%u", c.head, need_w, need_h);
 			c.picture = std::move(*p);
+		} else if (!full && c.primary_on && !c.dmabuf) {
+			coalesce = true;
 		}
 		for (uint32_t row = 0; row < h; row++)
 			std::memcpy(c.picture.row(uint32_t(y) + row) + size_t(x) * 4, static_cast<const uint8_t *>(data) + size_t(row) * stride,
@@ -483,6 +635,15 @@ int QemuSource::on_listener_call(Console &c, sd_bus_message *m) {
 		uint64_t modifier = 0;
 		if (sd_bus_message_read(m, "huuuutb", &fd, &w, &h, &stride, &fourcc, &modifier, &y0_top) < 0)
 			return bad("malformed arguments");
+		if (w == 0 || h == 0 || w > kMaxSide || h > kMaxSide) return bad("a frame outside 1..16384 pixels a side");
+		if (uint64_t{w} * h * 4 > options_.limits.max_frame_bytes())
+			return bad("a " + std::to_string(w) + "x" + std::to_string(h) + " dma-buf is past max-mib=" +
+			           std::to_string(options_.limits.max_mib));
+		// Only what QEMU cannot shrink under a mapping of ours (a shrunk memfd is SIGBUS in
+		// whoever reads it): a real dma-buf, or a memfd sealed against shrinking.
+		const bool real_dmabuf = fd_is_dmabuf(fd);
+		if (!real_dmabuf && !fd_sealed_against_shrink(fd))
+			return bad("the fd is neither a dma-buf nor a memfd sealed against shrinking");
 		UniqueFd dup(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
 		if (!dup) return bad("cannot keep the dma-buf");
 		// QEMU's y0_top follows GL's row order, not memory's: a VFIO display's dma-buf comes with
@@ -499,10 +660,13 @@ int QemuSource::on_listener_call(Console &c, sd_bus_message *m) {
 		c.dmabuf_format = fourcc;
 		c.dmabuf_modifier = modifier;
 		c.dmabuf_id = next_buffer_id_++;
+		c.dmabuf_is_memfd = !real_dmabuf;
 		c.picture = Picture{};
 		c.primary_on = true;
 	} else if (std::strcmp(member, "UpdateDMABUF") == 0) {
+		if (!c.dmabuf) return bad("no dma-buf to update");
 		c.damage++;
+		coalesce = true;
 	} else if (std::strcmp(member, "Disable") == 0) {
 		c.primary_on = false;
 		c.picture = Picture{};
@@ -534,7 +698,8 @@ int QemuSource::on_listener_call(Console &c, sd_bus_message *m) {
 		c.hot_x = hx;
 		c.hot_y = hy;
 	}
-	if (events_.head_changed) events_.head_changed(c.head);
+	if (coalesce) c.damaged = true; // told at the next frame (flush_damage)
+	else if (events_.head_changed) events_.head_changed(c.head);
 	return sd_bus_reply_method_return(m, "");
 }
 
@@ -602,7 +767,7 @@ Result<GuestBuffer> QemuSource::open_buffer(const PlaneInfo &plane) {
 		fd = c->picture.fd.get();
 	} else if (plane.type == PlaneType::primary && c->dmabuf && c->dmabuf_id == plane.buffer_id) {
 		fd = c->dmabuf.get();
-		kind = BufferKind::dmabuf;
+		kind = c->dmabuf_is_memfd ? BufferKind::memfd : BufferKind::dmabuf;
 	}
 	if (fd < 0) return fail("qemu: buffer " + std::to_string(plane.buffer_id) + " of head " +
 	                        std::to_string(plane.head_id) + " is gone");
@@ -638,7 +803,12 @@ void QemuSource::dispatch(int fd) {
 		if (!options_.qmp.empty() && !ended_) connect_p2p(); // the next QEMU on the same QMP socket
 	}
 	uint64_t expirations;
-	if (reconnect_ && ::read(reconnect_.get(), &expirations, sizeof expirations) > 0 && !bus_) connect_p2p();
+	if (reconnect_ && ::read(reconnect_.get(), &expirations, sizeof expirations) > 0 && !bus_) {
+		if (qmp_) qmp_failed("QMP " + options_.qmp + ": no answer in " + std::to_string(kQmpTimeout.count()) + " ms");
+		else connect_p2p();
+	} else if (qmp_) {
+		connect_p2p(); // the request goes on with what QMP said
+	}
 	std::vector<uint32_t> live;
 	for (auto &[head, c] : consoles_)
 		if (c->live()) live.push_back(head);
@@ -648,7 +818,35 @@ void QemuSource::dispatch(int fd) {
 		const int r = dbus::Loop::process(c->p2p);
 		if (r < 0 || sd_bus_is_open(c->p2p) <= 0) lose_console(*c, "QEMU closed the connection");
 	}
+	const bool frame_due = ::read(frame_timer_.get(), &expirations, sizeof expirations) > 0;
+	flush_damage(frame_due);
 	loop_.refresh();
+}
+
+// Damage from Updates on the buffer already shown is told to the compositor once a frame (every
+// kFrame at most), however many Updates came: one poll, one copy, for all of them.
+void QemuSource::flush_damage(bool timer_fired) {
+	bool any = false;
+	for (auto &[head, c] : consoles_) any = any || c->damaged;
+	if (!any) return;
+	const auto now = std::chrono::steady_clock::now();
+	const auto since = now - last_flush_;
+	if (!timer_fired && since < kFrame) {
+		itimerspec its{};
+		if (::timerfd_gettime(frame_timer_.get(), &its) == 0 && its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+			arm(frame_timer_.get(), std::chrono::duration_cast<std::chrono::milliseconds>(kFrame - since) +
+			                            std::chrono::milliseconds(1));
+		return;
+	}
+	last_flush_ = now;
+	std::vector<uint32_t> heads;
+	for (auto &[head, c] : consoles_)
+		if (c->damaged) {
+			c->damaged = false;
+			heads.push_back(head);
+		}
+	for (uint32_t head : heads)
+		if (events_.head_changed) events_.head_changed(head);
 }
 
 // ---- input

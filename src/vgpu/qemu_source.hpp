@@ -14,6 +14,7 @@
 // come back when a QEMU owns org.qemu again.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -24,6 +25,7 @@
 #include "base/result.hpp"
 #include "base/unique_fd.hpp"
 #include "vgpu/dbus_loop.hpp"
+#include "vgpu/qemu_qmp.hpp"
 #include "vgpu/source.hpp"
 
 struct sd_bus;
@@ -32,14 +34,45 @@ struct sd_bus_slot;
 
 namespace vscanout::vgpu {
 
+// What one QEMU may make vscanout hold: QEMU (and through it the guest) is not trusted.
+struct QemuLimits {
+	static constexpr uint32_t kDefaultMaxHeads = 8;
+	static constexpr uint32_t kDefaultMaxMib = 64; // a 4096x4096 frame
+	uint32_t max_heads = kDefaultMaxHeads; // graphic consoles shown; the rest are left out (logged)
+	uint32_t max_mib = kDefaultMaxMib;     // the largest frame of one head, in MiB (4 bytes a pixel)
+	// How often an Update may make a new frame (QEMU sends no Scanout for a VGA mode change: a text
+	// screen grows row by row, some 15 MB in all): new frames worth at most this many max-mib
+	// frames a second; further growth is refused until the next second.
+	static constexpr uint64_t kUpdateGrowthFramesPerSecond = 2;
+	uint64_t max_frame_bytes() const { return uint64_t{max_mib} << 20; }
+};
+
 struct QemuOptions {
 	std::string address; // D-Bus address; empty: the session bus (DBUS_SESSION_BUS_ADDRESS)
 	std::string qmp;     // QEMU's QMP socket: peer to peer (-display dbus,p2p=yes) instead of a bus
 	bool once = false;   // QEMU exiting ends the source (SourceEvents::ended) instead of waiting
+	QemuLimits limits;
 };
 
-// "qemu", "qemu:<D-Bus address>" or "qemu:qmp:<QMP socket path>" -> options.
+// "qemu", "qemu:<D-Bus address>" or "qemu:qmp:<QMP socket path>" -> options, each optionally
+// followed by ",max-heads=N" and/or ",max-mib=M" (or "qemu:max-heads=N,..." for the session bus).
 Result<QemuOptions> parse_qemu_spec(const std::string &spec);
+
+// The bounds of the listener's pixel calls, as pure functions of their arguments (unit-tested on
+// synthetic input). A frame's size and its bytes: what a Scanout(w, h, stride, bytes) may be.
+Status check_scanout(uint32_t w, uint32_t h, uint32_t stride, size_t bytes, const QemuLimits &limits);
+
+// What an Update(x, y, w, h, stride, bytes) does to a frame of fw x fh: the frame's size after
+// it, and whether the old pixels stay (false: a new surface begins). An Update reaching past
+// the frame grows it (QEMU 7.2 sends no Scanout when a VGA mode changes); one past the limits
+// is refused.
+struct FrameAfterUpdate {
+	uint32_t width = 0, height = 0;
+	bool keep = true;
+	bool resized = false;
+};
+Result<FrameAfterUpdate> frame_after_update(uint32_t fw, uint32_t fh, int32_t x, int32_t y, int32_t w, int32_t h,
+                                            uint32_t stride, size_t bytes, const QemuLimits &limits);
 
 // QEMU's pixman formats of the listener API, as DRM fourccs (0 where vscanout has none).
 uint32_t drm_format_of_pixman(uint32_t pixman_format);
@@ -92,10 +125,18 @@ private:
 	void call_console(uint32_t head, const char *iface, const char *member, const char *types, uint32_t a,
 	                  uint32_t b = 0);
 	Console *console(uint32_t head) const;
+	void start_qmp();
+	void qmp_failed(std::string why);
+	void flush_damage(bool force);
 
 	QemuOptions options_;
 	dbus::Loop loop_; // every connection's fd, and sd-bus's timeouts, behind one fd
-	UniqueFd reconnect_; // p2p: when to ask QEMU's QMP socket again
+	UniqueFd reconnect_; // p2p: when to ask QEMU's QMP socket again, or when a request is late
+	std::unique_ptr<QmpDisplayRequest> qmp_; // p2p: the request in flight
+	UniqueFd frame_timer_;  // Update damage is told to the compositor at most once a frame
+	std::chrono::steady_clock::time_point last_flush_{};
+	uint32_t pending_consoles_ = 0;  // console property replies still to come (this enumeration)
+	std::vector<uint32_t> left_out_; // consoles past max-heads (this enumeration)
 	sd_bus *bus_ = nullptr;
 	sd_bus_slot *owner_match_ = nullptr;
 	struct ConsoleDeleter {

@@ -128,6 +128,75 @@ Result<RegionInfo> KernelVfioDevice::region_info(uint32_t index) {
 	return RegionInfo{ri.offset, ri.size, (ri.flags & VFIO_REGION_INFO_FLAG_MMAP) != 0};
 }
 
+int KernelVfioDevice::get_region_info(uint32_t index, std::vector<uint8_t> &buf) {
+	// The driver says how much room its capability chain needs by raising argsz; mbochs refuses
+	// an argsz larger than what it fills, so start with the bare struct and grow as told.
+	constexpr uint32_t kMaxArgsz = 64 * 1024;
+	uint32_t argsz = sizeof(vfio_region_info);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		buf.assign(argsz, 0);
+		vfio_region_info head{};
+		head.argsz = argsz;
+		head.index = index;
+		std::memcpy(buf.data(), &head, sizeof head);
+		if (::ioctl(device_.get(), VFIO_DEVICE_GET_REGION_INFO, buf.data()) < 0) return errno;
+		std::memcpy(&head, buf.data(), sizeof head);
+		if (head.argsz <= argsz || head.argsz > kMaxArgsz) return 0;
+		argsz = head.argsz;
+	}
+	return 0;
+}
+
+int KernelVfioDevice::find_region(uint32_t type, uint32_t subtype) {
+	vfio_device_info info{};
+	info.argsz = sizeof info;
+	if (::ioctl(device_.get(), VFIO_DEVICE_GET_INFO, &info) < 0) return -1;
+	std::vector<uint8_t> buf;
+	for (uint32_t i = 0; i < info.num_regions && i < 1024; i++)
+		if (get_region_info(i, buf) == 0 && region_has_type(buf, type, subtype)) return static_cast<int>(i);
+	return -1;
+}
+
+int KernelVfioDevice::region_read(uint32_t index, uint64_t offset, void *buf, size_t len) {
+	auto r = region_info(index);
+	if (!r) return EINVAL;
+	if (offset > r->size || len > r->size - offset) return EINVAL;
+	ssize_t n = ::pread(device_.get(), buf, len, static_cast<off_t>(r->offset + offset));
+	if (n < 0) return errno;
+	return static_cast<size_t>(n) == len ? 0 : EIO;
+}
+
+int KernelVfioDevice::region_write(uint32_t index, uint64_t offset, const void *buf, size_t len) {
+	auto r = region_info(index);
+	if (!r) return EINVAL;
+	if (offset > r->size || len > r->size - offset) return EINVAL;
+	ssize_t n = ::pwrite(device_.get(), buf, len, static_cast<off_t>(r->offset + offset));
+	if (n < 0) return errno;
+	return static_cast<size_t>(n) == len ? 0 : EIO;
+}
+
+bool region_has_type(const std::vector<uint8_t> &buf, uint32_t type, uint32_t subtype) {
+	vfio_region_info info{};
+	if (buf.size() < sizeof info) return false;
+	std::memcpy(&info, buf.data(), sizeof info);
+	if (!(info.flags & VFIO_REGION_INFO_FLAG_CAPS)) return false;
+	// Each entry must lie after the last one: a chain that points back ends here.
+	size_t off = info.cap_offset, floor = sizeof info;
+	while (off >= floor && off <= buf.size() && buf.size() - off >= sizeof(vfio_info_cap_header)) {
+		vfio_info_cap_header hdr{};
+		std::memcpy(&hdr, buf.data() + off, sizeof hdr);
+		if (hdr.id == VFIO_REGION_INFO_CAP_TYPE && buf.size() - off >= sizeof(vfio_region_info_cap_type)) {
+			vfio_region_info_cap_type cap{};
+			std::memcpy(&cap, buf.data() + off, sizeof cap);
+			if (cap.type == type && cap.subtype == subtype) return true;
+		}
+		if (hdr.next == 0) break;
+		floor = off + sizeof hdr;
+		off = hdr.next;
+	}
+	return false;
+}
+
 Result<UniqueFd> KernelVfioDevice::dup_fd() {
 	int fd = ::fcntl(device_.get(), F_DUPFD_CLOEXEC, 0);
 	if (fd < 0) return fail("cannot duplicate the device fd: " + errstr(errno));

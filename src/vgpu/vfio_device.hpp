@@ -5,9 +5,12 @@
 
 #include <linux/vfio.h>
 
+#include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/result.hpp"
 #include "base/unique_fd.hpp"
@@ -30,6 +33,14 @@ public:
 	virtual Result<RegionInfo> region_info(uint32_t index) = 0;
 	// A new descriptor of the device itself, to mmap a region from.
 	virtual Result<UniqueFd> dup_fd() = 0;
+	// The index of the region whose capability chain names this type and subtype
+	// (VFIO_REGION_INFO_CAP_TYPE), or -1 when the device has none. A device without regions of
+	// that kind (or a fake that knows none) answers -1.
+	virtual int find_region(uint32_t type, uint32_t subtype) { return -1; }
+	// Reads or writes len bytes at offset inside a region (pread/pwrite on the device fd); returns
+	// 0 or an errno value. A short transfer is EIO.
+	virtual int region_read(uint32_t index, uint64_t offset, void *buf, size_t len) { return ENOTTY; }
+	virtual int region_write(uint32_t index, uint64_t offset, const void *buf, size_t len) { return ENOTTY; }
 	virtual const std::string &name() const = 0;
 	// The device's sysfs directory where known ("" for an fd handed over without one).
 	virtual const std::string &sysfs_path() const = 0;
@@ -48,17 +59,27 @@ public:
 	Result<UniqueFd> get_dmabuf(uint32_t dmabuf_id) override;
 	Result<RegionInfo> region_info(uint32_t index) override;
 	Result<UniqueFd> dup_fd() override;
+	int find_region(uint32_t type, uint32_t subtype) override;
+	int region_read(uint32_t index, uint64_t offset, void *buf, size_t len) override;
+	int region_write(uint32_t index, uint64_t offset, const void *buf, size_t len) override;
 	const std::string &name() const override { return name_; }
 	const std::string &sysfs_path() const override { return sysfs_; }
 
 private:
 	KernelVfioDevice() = default;
+	// VFIO_DEVICE_GET_REGION_INFO with room for the capability chain the driver says it needs.
+	int get_region_info(uint32_t index, std::vector<uint8_t> &buf);
 	std::string name_;
 	std::string sysfs_;
 	UniqueFd container_;
 	UniqueFd group_;
 	UniqueFd device_;
 };
+
+// Walks the capability chain of a VFIO_DEVICE_GET_REGION_INFO answer (buf holds the answer, argsz
+// bytes and no more): whether a VFIO_REGION_INFO_CAP_TYPE entry names this type and subtype.
+// Offsets out of bounds, overlapping or looping end the walk.
+bool region_has_type(const std::vector<uint8_t> &buf, uint32_t type, uint32_t subtype);
 
 // The sysfs path of a device named by UUID, PCI address or path; an error says what was tried.
 Result<std::string> resolve_vfio_device(const std::string &spec, const std::string &sysfs_root = "/sys");

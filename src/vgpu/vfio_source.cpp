@@ -1,12 +1,18 @@
 #include "vgpu/vfio_source.hpp"
 
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
-#include <unistd.h>
 
 #include "base/fd_util.hpp"
 #include "base/log.hpp"
+#include "vgpu/edid.hpp"
 
 namespace vscanout::vgpu {
 namespace {
@@ -40,9 +46,12 @@ int probe(VfioDevice &d, PlaneType type, uint32_t transport_flag) {
 } // namespace
 
 Result<std::unique_ptr<VfioSource>> VfioSource::create(std::vector<std::unique_ptr<VfioDevice>> devices,
-                                                       int poll_hz) {
+                                                       int poll_hz, std::vector<VfioHeadOptions> per_head,
+                                                       VfioSourceOptions options) {
 	std::unique_ptr<VfioSource> s(new VfioSource());
 	s->poll_hz_ = poll_hz;
+	s->options_ = options;
+	if (!per_head.empty() && per_head.size() != devices.size()) return fail("one set of options per VFIO device");
 	for (auto &dev : devices) {
 		Head h;
 		int e = probe(*dev, PlaneType::primary, VFIO_GFX_PLANE_TYPE_DMABUF);
@@ -68,7 +77,142 @@ Result<std::unique_ptr<VfioSource>> VfioSource::create(std::vector<std::unique_p
 		s->heads_.push_back(std::move(h));
 	}
 	if (s->heads_.empty()) return fail("no VFIO device given");
+	for (uint32_t i = 0; i < s->heads_.size(); i++) s->probe_edid(i, per_head.empty() ? VfioHeadOptions{} : per_head[i]);
 	return s;
+}
+
+void VfioSource::probe_edid(uint32_t head, const VfioHeadOptions &opts) {
+	Head &h = heads_[head];
+	if (!options_.edid || !opts.edid) {
+		VLOG_DEBUG("vfio: head %u: EDID updates turned off", head);
+		return;
+	}
+	const int index = h.device->find_region(VFIO_REGION_TYPE_GFX, VFIO_REGION_SUBTYPE_GFX_EDID);
+	if (index < 0) {
+		VLOG_DEBUG("vfio: head %u (%s) has no EDID region: its guest keeps the modes it has", head,
+		           h.device->name().c_str());
+		return;
+	}
+	vfio_region_gfx_edid regs{};
+	if (int e = h.device->region_read(static_cast<uint32_t>(index), 0, &regs, sizeof regs)) {
+		VLOG_ERROR("vfio: head %u: cannot read its EDID region: %s; leaving it alone", head, std::strerror(e));
+		return;
+	}
+	if (regs.edid_max_size < 128) {
+		VLOG_ERROR("vfio: head %u: its EDID region takes %u bytes, less than one EDID block; leaving it alone",
+		           head, regs.edid_max_size);
+		return;
+	}
+	h.edid.region = index;
+	h.edid.regs = regs;
+	if (regs.max_xres || regs.max_yres)
+		VLOG_INFO("vfio: head %u: EDID region %d (up to %u bytes), modes up to %ux%u (0: no limit)", head, index,
+		          regs.edid_max_size, regs.max_xres, regs.max_yres);
+	else
+		VLOG_INFO("vfio: head %u: EDID region %d (up to %u bytes), no mode limit", head, index, regs.edid_max_size);
+	if (!edid_timer_) {
+		edid_timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+		if (!edid_timer_)
+			VLOG_ERROR("vfio: timerfd_create failed: %s; EDID updates follow resizes at once", std::strerror(errno));
+	}
+	if (opts.width && opts.height) write_edid(head, opts.width, opts.height);
+}
+
+void VfioSource::window_resized(uint32_t head, uint32_t width, uint32_t height) {
+	if (head >= heads_.size()) return;
+	Head &h = heads_[head];
+	if (h.lost || h.edid.region < 0 || !width || !height) return;
+	h.edid.want_w = width;
+	h.edid.want_h = height;
+	if (!edid_timer_) {
+		write_edid(head, width, height);
+		return;
+	}
+	h.edid.pending = true;
+	h.edid.due = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.edid_settle_ms);
+	arm_edid_timer();
+}
+
+void VfioSource::arm_edid_timer() {
+	if (!edid_timer_) return;
+	bool any = false;
+	std::chrono::steady_clock::time_point next{};
+	for (const Head &h : heads_)
+		if (h.edid.pending && (!any || h.edid.due < next)) next = h.edid.due, any = true;
+	itimerspec its{};
+	if (any) {
+		auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(next - std::chrono::steady_clock::now()).count();
+		ns = std::max<decltype(ns)>(ns, 1); // 0 would disarm it
+		its.it_value.tv_sec = static_cast<time_t>(ns / 1000000000);
+		its.it_value.tv_nsec = static_cast<long>(ns % 1000000000);
+	}
+	::timerfd_settime(edid_timer_.get(), 0, &its, nullptr);
+}
+
+std::vector<int> VfioSource::watch_fds() const {
+	if (edid_timer_) return {edid_timer_.get()};
+	return {};
+}
+
+void VfioSource::dispatch(int fd) {
+	if (!edid_timer_ || fd != edid_timer_.get()) return;
+	uint64_t expirations = 0;
+	if (::read(fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN) return;
+	const auto now = std::chrono::steady_clock::now();
+	for (uint32_t i = 0; i < heads_.size(); i++) {
+		Head &h = heads_[i];
+		if (!h.edid.pending || h.edid.due > now) continue;
+		h.edid.pending = false;
+		if (!h.lost) write_edid(i, h.edid.want_w, h.edid.want_h);
+	}
+	arm_edid_timer();
+}
+
+void VfioSource::write_edid(uint32_t head, uint32_t width, uint32_t height) {
+	Head &h = heads_[head];
+	if (h.lost || h.edid.region < 0) return;
+	const vfio_region_gfx_edid &regs = h.edid.regs;
+	uint32_t w = width, hh = height;
+	if (regs.max_xres) w = std::min(w, regs.max_xres);
+	if (regs.max_yres) hh = std::min(hh, regs.max_yres);
+	EdidParams params;
+	params.width = w;
+	params.height = hh;
+	params.serial = head + 1;
+	params.product = 1;
+	const EdidTiming t = preferred_timing(w, hh);
+	if (t.hactive == h.edid.shown_w && t.vactive == h.edid.shown_h) return; // the guest has it already
+	const std::vector<uint8_t> blob = generate_edid(params);
+	if (blob.size() > regs.edid_max_size) {
+		VLOG_ERROR("vfio: head %u: a %zu-byte EDID does not fit its region (%u bytes)", head, blob.size(),
+		           regs.edid_max_size);
+		return;
+	}
+	// The update protocol of <linux/vfio.h>: link down, blob and size, link up; the guest sees
+	// the link come back and reads the EDID again.
+	const auto index = static_cast<uint32_t>(h.edid.region);
+	const uint32_t down = VFIO_DEVICE_GFX_LINK_STATE_DOWN, up = VFIO_DEVICE_GFX_LINK_STATE_UP;
+	const auto size = static_cast<uint32_t>(blob.size());
+	int e = h.device->region_write(index, offsetof(vfio_region_gfx_edid, link_state), &down, sizeof down);
+	if (!e) e = h.device->region_write(index, regs.edid_offset, blob.data(), blob.size());
+	if (!e) e = h.device->region_write(index, offsetof(vfio_region_gfx_edid, edid_size), &size, sizeof size);
+	if (!e) e = h.device->region_write(index, offsetof(vfio_region_gfx_edid, link_state), &up, sizeof up);
+	if (e) {
+		VLOG_ERROR("vfio: head %u: writing its EDID failed (%s); no more EDID updates for it", head, std::strerror(e));
+		h.edid.region = -1;
+		h.edid.pending = false;
+		if (device_gone(e)) lose(head, std::strerror(e));
+		return;
+	}
+	h.edid.shown_w = t.hactive;
+	h.edid.shown_h = t.vactive;
+	if (t.hactive != width || t.vactive != height)
+		VLOG_INFO("vfio: head %u: EDID offers %ux%u@%.2f Hz (asked %ux%u; the device allows up to %ux%u, an EDID "
+		          "%u..%u a side)",
+		          head, t.hactive, t.vactive, t.refresh_hz(), width, height, regs.max_xres, regs.max_yres,
+		          kEdidMinWidth, kEdidMaxSide);
+	else
+		VLOG_INFO("vfio: head %u: EDID offers %ux%u@%.2f Hz", head, t.hactive, t.vactive, t.refresh_hz());
 }
 
 std::vector<uint32_t> VfioSource::heads() const {
@@ -190,26 +334,81 @@ Result<GuestBuffer> VfioSource::open_buffer(const PlaneInfo &plane) {
 	return b;
 }
 
-Result<std::unique_ptr<VfioSource>> open_vfio_source(const std::vector<std::string> &specs, int poll_hz) {
-	std::vector<std::unique_ptr<VfioDevice>> devices;
-	for (const std::string &spec : specs) {
-		if (spec.rfind("vfio-fd:", 0) == 0) {
-			char *end = nullptr;
-			long fd = std::strtol(spec.c_str() + 8, &end, 10);
-			if (spec.size() == 8 || (*end && *end != ':') || fd < 0 || fd > 65535)
-				return fail(spec + ": expected vfio-fd:<fd number>[:<device>]");
-			auto d = KernelVfioDevice::adopt(static_cast<int>(fd), *end == ':' ? std::string(end + 1) : "");
-			if (!d) return fail(spec + ": " + d.error());
-			devices.push_back(std::move(*d));
-		} else if (spec.rfind("vfio:", 0) == 0) {
-			auto d = KernelVfioDevice::open(spec.substr(5));
-			if (!d) return fail(spec + ": " + d.error());
-			devices.push_back(std::move(*d));
+namespace {
+
+bool parse_size(const std::string &v, uint32_t &w, uint32_t &h) {
+	char *end = nullptr;
+	unsigned long a = std::strtoul(v.c_str(), &end, 10);
+	if (end == v.c_str() || (*end != 'x' && *end != 'X')) return false;
+	const char *second = end + 1;
+	unsigned long b = std::strtoul(second, &end, 10);
+	if (end == second || *end || a == 0 || b == 0 || a > 65535 || b > 65535) return false;
+	if (!std::isdigit(static_cast<unsigned char>(v[0])) || !std::isdigit(static_cast<unsigned char>(*second)))
+		return false;
+	w = static_cast<uint32_t>(a);
+	h = static_cast<uint32_t>(b);
+	return true;
+}
+
+} // namespace
+
+Result<VfioSpec> parse_vfio_spec(const std::string &spec) {
+	VfioSpec out;
+	const size_t comma = spec.find(',');
+	const std::string head = spec.substr(0, comma);
+	if (head.rfind("vfio-fd:", 0) == 0) {
+		char *end = nullptr;
+		long fd = std::strtol(head.c_str() + 8, &end, 10);
+		if (head.size() == 8 || end == head.c_str() + 8 || (*end && *end != ':') || fd < 0 || fd > 65535)
+			return fail(spec + ": expected vfio-fd:<fd number>[:<device>]");
+		out.by_fd = true;
+		out.fd = static_cast<int>(fd);
+		if (*end == ':') out.device = end + 1;
+	} else if (head.rfind("vfio:", 0) == 0) {
+		out.device = head.substr(5);
+	} else {
+		return fail(spec + ": cannot mix this source with vfio sources");
+	}
+	size_t pos = comma;
+	while (pos != std::string::npos) {
+		const size_t next = spec.find(',', pos + 1);
+		const std::string kv = spec.substr(pos + 1, next == std::string::npos ? std::string::npos : next - pos - 1);
+		pos = next;
+		const size_t eq = kv.find('=');
+		const std::string key = kv.substr(0, eq), value = eq == std::string::npos ? "" : kv.substr(eq + 1);
+		if (key == "size") {
+			if (!parse_size(value, out.options.width, out.options.height))
+				return fail(spec + ": size takes WIDTHxHEIGHT (e.g. size=1920x1080), not '" + value + "'");
+		} else if (key == "edid") {
+			if (value == "off" || value == "no" || value == "0") out.options.edid = false;
+			else if (value == "on" || value == "yes" || value == "1") out.options.edid = true;
+			else return fail(spec + ": edid takes on or off, not '" + value + "'");
 		} else {
-			return fail(spec + ": cannot mix this source with vfio sources");
+			return fail(spec + ": unknown option '" + key + "' (a vfio source takes size=WxH and edid=on|off)");
 		}
 	}
-	return VfioSource::create(std::move(devices), poll_hz);
+	return out;
+}
+
+Result<std::unique_ptr<VfioSource>> open_vfio_source(const std::vector<std::string> &specs, int poll_hz,
+                                                     VfioSourceOptions options) {
+	std::vector<std::unique_ptr<VfioDevice>> devices;
+	std::vector<VfioHeadOptions> per_head;
+	for (const std::string &text : specs) {
+		auto spec = parse_vfio_spec(text);
+		if (!spec) return spec.take_error();
+		if (spec->by_fd) {
+			auto d = KernelVfioDevice::adopt(spec->fd, spec->device);
+			if (!d) return fail(text + ": " + d.error());
+			devices.push_back(std::move(*d));
+		} else {
+			auto d = KernelVfioDevice::open(spec->device);
+			if (!d) return fail(text + ": " + d.error());
+			devices.push_back(std::move(*d));
+		}
+		per_head.push_back(spec->options);
+	}
+	return VfioSource::create(std::move(devices), poll_hz, std::move(per_head), options);
 }
 
 } // namespace vscanout::vgpu

@@ -1,7 +1,12 @@
 // The VFIO source: each VFIO device with a display is one head. The kernel API has no change
 // events, so heads are polled (--poll-hz). docs/design.md, "VFIO quirks", lists the driver quirks handled here.
+// A device with an EDID region (VFIO_REGION_SUBTYPE_GFX_EDID: mbochs, GVT-g, NVIDIA vGPU) is given
+// an EDID whose preferred mode is the size of what shows it (window_resized, or size= in the spec),
+// within the region's max_xres/max_yres, once a burst of resizes has settled; its link goes down
+// and up around the write so the guest reads it again.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,10 +19,24 @@ namespace vscanout::vgpu {
 // How a device hands out its planes.
 enum class PlaneTransport { dmabuf, region };
 
+// What a --source spec says about one device beyond naming it: vfio:<device>[,size=WxH][,edid=off].
+struct VfioHeadOptions {
+	bool edid = true;                  // edid=off: never touch the device's EDID region
+	uint32_t width = 0, height = 0;    // size=WxH: the preferred mode offered at start (headless)
+};
+
+struct VfioSourceOptions {
+	bool edid = true;                  // false (--no-edid): no head's EDID region is touched
+	int edid_settle_ms = 300;          // a resize burst becomes one EDID update this long after it
+};
+
 class VfioSource final : public Source {
 public:
 	// Probes every device; a device without a usable display is an error naming it.
-	static Result<std::unique_ptr<VfioSource>> create(std::vector<std::unique_ptr<VfioDevice>> devices, int poll_hz);
+	// per_head: one entry per device, or empty for the defaults.
+	static Result<std::unique_ptr<VfioSource>> create(std::vector<std::unique_ptr<VfioDevice>> devices, int poll_hz,
+	                                                  std::vector<VfioHeadOptions> per_head = {},
+	                                                  VfioSourceOptions options = {});
 
 	std::string name() const override { return "vfio"; }
 	std::vector<uint32_t> heads() const override;
@@ -26,9 +45,18 @@ public:
 	bool needs_content_watch(uint32_t head) const override;
 	bool connected(uint32_t head) const override { return head < heads_.size() && !heads_[head].lost; }
 	int poll_hz() const override { return poll_hz_; }
+	// The guest's preferred mode follows the window (the EDID region), once the size settles.
+	void window_resized(uint32_t head, uint32_t width, uint32_t height) override;
+	std::vector<int> watch_fds() const override;
+	void dispatch(int fd) override;
 
 	PlaneTransport transport(uint32_t head) const { return heads_.at(head).transport; }
 	bool lost(uint32_t head) const { return heads_.at(head).lost; }
+	bool has_edid(uint32_t head) const { return heads_.at(head).edid.region >= 0; }
+	// The size the last EDID written offered as preferred (0x0: none written).
+	uint32_t edid_width(uint32_t head) const { return heads_.at(head).edid.shown_w; }
+	uint32_t edid_height(uint32_t head) const { return heads_.at(head).edid.shown_h; }
+	int edid_timer_fd() const { return edid_timer_.get(); }
 
 private:
 	struct Head {
@@ -37,17 +65,41 @@ private:
 		bool cursor = false;
 		bool lost = false;
 		bool quiet_zero = false; // logged that the driver answered without filling the struct
+		struct Edid {
+			int region = -1; // the EDID region's index; -1: none, turned off, or failed
+			vfio_region_gfx_edid regs{};
+			bool pending = false;
+			uint32_t want_w = 0, want_h = 0;
+			std::chrono::steady_clock::time_point due{};
+			uint32_t shown_w = 0, shown_h = 0;
+		} edid;
 	};
 	VfioSource() = default;
 	Result<PlaneInfo> convert(uint32_t head, PlaneType type, const vfio_device_gfx_plane_info &info) const;
 	bool removal_started(const Head &h) const;
 	void lose(uint32_t head, const char *why);
+	void probe_edid(uint32_t head, const VfioHeadOptions &options);
+	void write_edid(uint32_t head, uint32_t width, uint32_t height);
+	void arm_edid_timer();
 
 	std::vector<Head> heads_;
 	int poll_hz_ = 60;
+	VfioSourceOptions options_;
+	UniqueFd edid_timer_; // timerfd: the next settled resize is due
 };
 
+// One --source spec split: "vfio:<device>" or "vfio-fd:<n>[:<device>]", then ",key=value" options
+// (size=WxH, edid=on|off). The device part is what comes before the first comma.
+struct VfioSpec {
+	bool by_fd = false;
+	int fd = -1;
+	std::string device;
+	VfioHeadOptions options;
+};
+Result<VfioSpec> parse_vfio_spec(const std::string &spec);
+
 // Parses "vfio:<spec>" / "vfio-fd:<n>" source arguments and opens the devices.
-Result<std::unique_ptr<VfioSource>> open_vfio_source(const std::vector<std::string> &specs, int poll_hz);
+Result<std::unique_ptr<VfioSource>> open_vfio_source(const std::vector<std::string> &specs, int poll_hz,
+                                                     VfioSourceOptions options = {});
 
 } // namespace vscanout::vgpu

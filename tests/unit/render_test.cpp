@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -18,10 +19,12 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "base/fd_util.hpp"
 #include "base/mapping.hpp"
 #include "base/unique_fd.hpp"
+#include "render/cpu_compose.hpp"
 #include "render/head_renderer.hpp"
 #include "render/import.hpp"
 #include "render/target.hpp"
@@ -208,31 +211,38 @@ std::function<Rgb(uint32_t, uint32_t)> expect_pattern(int salt = 0) {
 	return [salt](uint32_t x, uint32_t y) { return pattern(int(x), int(y), salt); };
 }
 
-// One Vulkan context and renderer for the whole suite: creating a device costs more than a test.
-class RenderTest : public ::testing::Test {
+// One Vulkan context for the whole suite, and a renderer per compose path: every RenderTest runs
+// twice, once with frames composed by the shader (gpu) and once on the CPU (cpu), against the
+// same expectations. (Frames the CPU cannot read, such as copy imports, go by the shader in both.)
+class RenderTest : public ::testing::TestWithParam<render::ComposePath> {
 protected:
 	static void SetUpTestSuite() {
 		auto c = VulkanContext::create();
 		ASSERT_TRUE(c.ok()) << c.error();
 		ctx_ = std::move(*c).release();
-		auto r = HeadRenderer::create(*ctx_);
-		ASSERT_TRUE(r.ok()) << r.error();
-		renderer_ = std::move(*r).release();
+		for (auto path : {render::ComposePath::gpu, render::ComposePath::cpu}) {
+			auto r = HeadRenderer::create(*ctx_, render::RendererOptions{path});
+			ASSERT_TRUE(r.ok()) << r.error();
+			renderers_[int(path)] = std::move(*r).release();
+		}
 	}
 	static void TearDownTestSuite() {
-		delete renderer_;
-		renderer_ = nullptr;
+		for (auto &r : renderers_) {
+			delete r;
+			r = nullptr;
+		}
 		delete ctx_;
 		ctx_ = nullptr;
 	}
 	void SetUp() override {
-		if (!ctx_ || !renderer_) GTEST_FAIL() << "no Vulkan context";
+		if (!ctx_ || !renderers_[int(GetParam())]) GTEST_FAIL() << "no Vulkan context";
 	}
 	static const VulkanContext &ctx() { return *ctx_; }
-	static HeadRenderer &renderer() { return *renderer_; }
+	static HeadRenderer &renderer() { return *renderers_[int(GetParam())]; }
+	static render::RendererOptions options() { return render::RendererOptions{GetParam()}; }
 
 	static RenderReport draw(const FrameDesc &f, Target &t) {
-		auto r = renderer_->draw(f, *t.out);
+		auto r = renderer().draw(f, *t.out);
 		EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error());
 		return r.ok() ? *r : RenderReport{};
 	}
@@ -258,11 +268,16 @@ protected:
 	}
 
 	static VulkanContext *ctx_;
-	static HeadRenderer *renderer_;
+	static HeadRenderer *renderers_[3];
 };
 
 VulkanContext *RenderTest::ctx_ = nullptr;
-HeadRenderer *RenderTest::renderer_ = nullptr;
+HeadRenderer *RenderTest::renderers_[3] = {nullptr, nullptr, nullptr};
+
+INSTANTIATE_TEST_SUITE_P(Compose, RenderTest, ::testing::Values(render::ComposePath::gpu, render::ComposePath::cpu),
+                         [](const ::testing::TestParamInfo<render::ComposePath> &i) {
+	                         return std::string(render::to_string(i.param));
+                         });
 
 const ImportPolicy kHostPolicy{false, true, nullptr};
 const ImportPolicy kCopyPolicy{false, false, nullptr};
@@ -323,30 +338,30 @@ TEST(RenderPlaceFrame, ZeroSizesGiveAnEmptyRect) {
 // ---------------------------------------------------------------------------------------------
 // 1:1 copies
 
-TEST_F(RenderTest, OneToOneCopyIsExact) {
+TEST_P(RenderTest, OneToOneCopyIsExact) {
 	check_one_to_one(96, 64, 0, 0, 0, kHostPolicy, ImportPath::host);
 }
 
-TEST_F(RenderTest, OneToOneCopyWithPaddedStrides) {
+TEST_P(RenderTest, OneToOneCopyWithPaddedStrides) {
 	// Same padded stride on both sides: one block copy that must skip nothing.
 	check_one_to_one(96, 64, 96 * 4 + 64, 0, 96 * 4 + 64, kHostPolicy, ImportPath::host);
 }
 
-TEST_F(RenderTest, OneToOneCopyGuestStrideLargerThanTarget) {
+TEST_P(RenderTest, OneToOneCopyGuestStrideLargerThanTarget) {
 	check_one_to_one(96, 64, 96 * 4 + 128, 0, 0, kHostPolicy, ImportPath::host);
 }
 
-TEST_F(RenderTest, OneToOneCopyWithPlaneOffset) {
+TEST_P(RenderTest, OneToOneCopyWithPlaneOffset) {
 	check_one_to_one(96, 64, 0, 516, 0, kHostPolicy, ImportPath::host);
 	check_one_to_one(96, 64, 96 * 4 + 36, 4100, 0, kHostPolicy, ImportPath::host);
 }
 
-TEST_F(RenderTest, OneToOneCopyThroughCopyImport) {
+TEST_P(RenderTest, OneToOneCopyThroughCopyImport) {
 	check_one_to_one(96, 64, 0, 0, 0, kCopyPolicy, ImportPath::copy);
 	check_one_to_one(96, 64, 96 * 4 + 36, 4100, 0, kCopyPolicy, ImportPath::copy);
 }
 
-TEST_F(RenderTest, CopyOnlyMatchesDraw) {
+TEST_P(RenderTest, CopyOnlyMatchesDraw) {
 	Guest g = make_guest(DRM_FORMAT_XRGB8888, 80, 60, 80 * 4 + 32, 256);
 	fill_pattern(g, 3);
 	auto imp = import(ctx(), g, kHostPolicy);
@@ -434,7 +449,7 @@ void check_cursor_frame(const Target &t, int cx, int cy, int salt) {
 	EXPECT_GT(seen[2], 0);
 }
 
-TEST_F(RenderTest, CursorOffTopLeftOnCopiedFrame) {
+TEST_P(RenderTest, CursorOffTopLeftOnCopiedFrame) {
 	Guest g = make_guest(DRM_FORMAT_XRGB8888, 128, 96);
 	fill_pattern(g, 1);
 	Guest c = make_cursor();
@@ -452,7 +467,7 @@ TEST_F(RenderTest, CursorOffTopLeftOnCopiedFrame) {
 	check_cursor_frame(*t, -20, -10, 1);
 }
 
-TEST_F(RenderTest, CursorOffBottomRightOnCopiedFrame) {
+TEST_P(RenderTest, CursorOffBottomRightOnCopiedFrame) {
 	Guest g = make_guest(DRM_FORMAT_XRGB8888, 128, 96);
 	fill_pattern(g, 2);
 	Guest c = make_cursor(64 * 4 + 32, 128); // padded rows and an offset: the shader must use both
@@ -470,7 +485,7 @@ TEST_F(RenderTest, CursorOffBottomRightOnCopiedFrame) {
 	check_cursor_frame(*t, 100, 70, 2);
 }
 
-TEST_F(RenderTest, CursorInsideOnCopyImports) {
+TEST_P(RenderTest, CursorInsideOnCopyImports) {
 	Guest g = make_guest(DRM_FORMAT_XRGB8888, 128, 96, 128 * 4 + 16, 64);
 	fill_pattern(g, 4);
 	Guest c = make_cursor(64 * 4 + 16, 4096 + 64);
@@ -490,7 +505,7 @@ TEST_F(RenderTest, CursorInsideOnCopyImports) {
 	check_cursor_frame(*t, 30, 17, 4);
 }
 
-TEST_F(RenderTest, CursorWithoutAlphaIsOpaque) {
+TEST_P(RenderTest, CursorWithoutAlphaIsOpaque) {
 	// An XRGB8888 cursor has no alpha: whatever its X bytes hold, it covers the guest.
 	Guest g = make_guest(DRM_FORMAT_XRGB8888, 64, 64);
 	fill_pattern(g, 15);
@@ -513,7 +528,7 @@ TEST_F(RenderTest, CursorWithoutAlphaIsOpaque) {
 	}));
 }
 
-TEST_F(RenderTest, CursorEntirelyOffTheOutputComposesNothing) {
+TEST_P(RenderTest, CursorEntirelyOffTheOutputComposesNothing) {
 	Guest g = make_guest(DRM_FORMAT_XRGB8888, 64, 64);
 	fill_pattern(g);
 	Guest c = make_cursor();
@@ -531,7 +546,7 @@ TEST_F(RenderTest, CursorEntirelyOffTheOutputComposesNothing) {
 	EXPECT_TRUE(frame_matches(*t, expect_pattern()));
 }
 
-TEST_F(RenderTest, CursorOverShaderDrawnFrame) {
+TEST_P(RenderTest, CursorOverShaderDrawnFrame) {
 	// An XBGR8888 guest into an XRGB8888 output cannot be copied: the shader draws the whole
 	// output and blends the cursor on the way.
 	Guest g = make_guest(DRM_FORMAT_XBGR8888, 96, 80);
@@ -609,7 +624,9 @@ void check_no_signal(const VulkanContext &ctx, HeadRenderer &hr, uint32_t w, uin
 	auto r = hr.draw(FrameDesc{}, *t->out);
 	ASSERT_TRUE(r.ok()) << r.error();
 	EXPECT_FALSE(r->copied);
-	EXPECT_EQ(r->composed, (Rect{0, 0, int32_t(w), int32_t(h)}));
+	// Drawn by the shader the first time for this size, copied from that frame after.
+	if (!r->reused) EXPECT_EQ(r->composed, (Rect{0, 0, int32_t(w), int32_t(h)}));
+	else EXPECT_EQ(r->composed, Rect{});
 
 	const Rgb bg{32, 32, 48}, fg{224, 224, 224};
 	for (auto [x, y] : {std::pair<uint32_t, uint32_t>{0, 0}, {w - 1, 0}, {0, h - 1}, {w - 1, h - 1}})
@@ -636,16 +653,16 @@ void check_no_signal(const VulkanContext &ctx, HeadRenderer &hr, uint32_t w, uin
 	EXPECT_TRUE(got_text == expected_text) << "the text pixels differ from the 5x7 font's";
 }
 
-TEST_F(RenderTest, NoSignal1024x768) { check_no_signal(ctx(), renderer(), 1024, 768); }
+TEST_P(RenderTest, NoSignal1024x768) { check_no_signal(ctx(), renderer(), 1024, 768); }
 
-TEST_F(RenderTest, NoSignal640x480) { check_no_signal(ctx(), renderer(), 640, 480); }
+TEST_P(RenderTest, NoSignal640x480) { check_no_signal(ctx(), renderer(), 640, 480); }
 
-TEST_F(RenderTest, NoSignalHeightLimitedScale) {
+TEST_P(RenderTest, NoSignalHeightLimitedScale) {
 	// 432 / 108 = 4 but 108 / 28 = 3: the height decides the scale.
 	check_no_signal(ctx(), renderer(), 432, 108);
 }
 
-TEST_F(RenderTest, NoSignalSmall) {
+TEST_P(RenderTest, NoSignalSmall) {
 	// Below 108 x 28 the scale stays 1 and the text is clipped, never scaled to 0.
 	check_no_signal(ctx(), renderer(), 100, 20);
 }
@@ -653,7 +670,7 @@ TEST_F(RenderTest, NoSignalSmall) {
 // ---------------------------------------------------------------------------------------------
 // Scaling
 
-TEST_F(RenderTest, ScaledSolidColourLetterboxed) {
+TEST_P(RenderTest, ScaledSolidColourLetterboxed) {
 	Guest g = make_guest(DRM_FORMAT_XRGB8888, 100, 50);
 	g.fill32([](uint32_t, uint32_t) { return xrgb(0x33, 0x66, 0x99, 0x12); });
 	auto imp = import(ctx(), g, kHostPolicy);
@@ -670,7 +687,7 @@ TEST_F(RenderTest, ScaledSolidColourLetterboxed) {
 	}));
 }
 
-TEST_F(RenderTest, ScaledHalvesKeepTheirColours) {
+TEST_P(RenderTest, ScaledHalvesKeepTheirColours) {
 	Guest g = make_guest(DRM_FORMAT_XRGB8888, 100, 50);
 	g.fill32([](uint32_t x, uint32_t) { return x < 50 ? xrgb(255, 0, 0) : xrgb(0, 0, 255); });
 	auto imp = import(ctx(), g, kHostPolicy);
@@ -694,7 +711,7 @@ TEST_F(RenderTest, ScaledHalvesKeepTheirColours) {
 	EXPECT_EQ(mid.r + mid.b, 255) << to_string(mid);
 }
 
-TEST_F(RenderTest, ScaledDownPillarboxed) {
+TEST_P(RenderTest, ScaledDownPillarboxed) {
 	// 128x64 solid into 64x64: width 64, height 32, rows 16..47.
 	Guest g = make_guest(DRM_FORMAT_XRGB8888, 128, 64);
 	g.fill32([](uint32_t, uint32_t) { return xrgb(10, 200, 30); });
@@ -711,10 +728,239 @@ TEST_F(RenderTest, ScaledDownPillarboxed) {
 	}));
 }
 
+// Bilinear from first principles, as scaled_frame_problems (tests/common/vscanout_pixels.py)
+// computes it: output pixel q of a dst-wide picture samples the source at
+// s = (q + 0.5) * src / dst - 0.5 and blends texels floor(s) and floor(s) + 1, clamped.
+struct Tap {
+	int t0, t1;
+	double f;
+};
+Tap tap(int q, int src, int dst) {
+	const double s = (q + 0.5) * src / dst - 0.5;
+	const int t = int(std::floor(s));
+	return {std::clamp(t, 0, src - 1), std::clamp(t + 1, 0, src - 1), s - std::floor(s)};
+}
+struct RgbF {
+	double r, g, b;
+};
+RgbF bilinear(const std::function<Rgb(int, int)> &texel, int gw, int gh, const Rect &place, int x, int y) {
+	const Tap tx = tap(x - place.x, gw, place.w), ty = tap(y - place.y, gh, place.h);
+	auto lerp = [](double a, double b, double f) { return a + (b - a) * f; };
+	const Rgb a = texel(tx.t0, ty.t0), b = texel(tx.t1, ty.t0), c = texel(tx.t0, ty.t1), d = texel(tx.t1, ty.t1);
+	return {lerp(lerp(a.r, b.r, tx.f), lerp(c.r, d.r, tx.f), ty.f), lerp(lerp(a.g, b.g, tx.f), lerp(c.g, d.g, tx.f), ty.f),
+	        lerp(lerp(a.b, b.b, tx.f), lerp(c.b, d.b, tx.f), ty.f)};
+}
+
+// Every pixel of a gw x gh pattern() guest scaled into the target: bars exactly black, the
+// picture within 1 of the bilinear pattern, and where `cursor` (make_cursor's tiles, guest
+// coordinates) lands, scaled by nearest texel and blended: opaque texels exactly white.
+::testing::AssertionResult scaled_pattern_matches(const Target &t, int gw, int gh, int salt,
+                                                  std::optional<std::pair<int, int>> cursor = std::nullopt) {
+	const int W = int(t.desc.width), H = int(t.desc.height);
+	const Rect place = render::place_frame(uint32_t(gw), uint32_t(gh), uint32_t(W), uint32_t(H));
+	Rect cr{};
+	if (cursor) {
+		const double sx = double(place.w) / gw, sy = double(place.h) / gh;
+		cr = {place.x + int(cursor->first * sx), place.y + int(cursor->second * sy), std::max(1, int(64 * sx + 0.5)),
+		      std::max(1, int(64 * sy + 0.5))};
+	}
+	auto texel = [salt](int x, int y) { return pattern(x, y, salt); };
+	uint64_t bad = 0, cursor_pixels = 0;
+	std::string first;
+	for (int y = 0; y < H; y++) {
+		for (int x = 0; x < W; x++) {
+			const Rgb got = t.rgb(uint32_t(x), uint32_t(y));
+			const bool inside = x >= place.x && y >= place.y && x < place.x + place.w && y < place.y + place.h;
+			RgbF want{0, 0, 0};
+			double tol = 0;
+			if (inside) {
+				want = bilinear(texel, gw, gh, place, x, y);
+				tol = 1;
+			}
+			if (cursor && x >= cr.x && y >= cr.y && x < cr.x + cr.w && y < cr.y + cr.h) {
+				cursor_pixels++;
+				switch (cursor_texel((x - cr.x) * 64 / cr.w, (y - cr.y) * 64 / cr.h)) {
+				case CursorTexel::opaque: want = {255, 255, 255}, tol = 0; break;
+				case CursorTexel::clear: break;
+				case CursorTexel::half: {
+					const double k = 1.0 - 128.0 / 255.0;
+					want = {64 + k * want.r, 64 + k * want.g, 64 + k * want.b};
+					tol = 1.5; // the picture's rounding, scaled, plus the blend's
+					break;
+				}
+				}
+			}
+			if (std::abs(got.r - want.r) > tol || std::abs(got.g - want.g) > tol || std::abs(got.b - want.b) > tol) {
+				if (bad < 5)
+					first += " (" + std::to_string(x) + "," + std::to_string(y) + "): got " + to_string(got) +
+					         " want (" + std::to_string(want.r) + "," + std::to_string(want.g) + "," +
+					         std::to_string(want.b) + ");";
+				bad++;
+			}
+		}
+	}
+	if (cursor && cursor_pixels == 0) return ::testing::AssertionFailure() << "the cursor is not on the output";
+	if (bad == 0) return ::testing::AssertionSuccess();
+	return ::testing::AssertionFailure() << bad << " of " << W * H << " pixels off; picture " << place.w << "x"
+	                                     << place.h << " at " << place.x << "," << place.y << ":" << first;
+}
+
+TEST_P(RenderTest, ScaledDownPatternIsBilinear) {
+	// 1920x1080 -> 1280x1024 at a tenth: 192x108 into 128x102, bars above and below.
+	Guest g = make_guest(DRM_FORMAT_XRGB8888, 192, 108);
+	fill_pattern(g, 17);
+	auto imp = import(ctx(), g, kHostPolicy);
+	ASSERT_TRUE(imp);
+	auto t = make_target(ctx(), 128, 102);
+	ASSERT_TRUE(t);
+	FrameDesc f;
+	f.primary = imp.get();
+	RenderReport rep = draw(f, *t);
+	EXPECT_FALSE(rep.copied);
+	EXPECT_EQ(rep.cpu, GetParam() == render::ComposePath::cpu);
+	EXPECT_TRUE(scaled_pattern_matches(*t, 192, 108, 17));
+}
+
+TEST_P(RenderTest, ScaledUpPatternIsBilinear) {
+	// Upscaling, 1024x768 -> 1920x1080 at a sixteenth (64x48 into 120x68, bars left and right),
+	// and a factor that is no simple fraction (37x23 into 200x150).
+	for (auto [gw, gh, ow, oh] : {std::array<uint32_t, 4>{64, 48, 120, 68}, {37, 23, 200, 150}}) {
+		SCOPED_TRACE(std::to_string(gw) + "x" + std::to_string(gh) + " -> " + std::to_string(ow) + "x" + std::to_string(oh));
+		Guest g = make_guest(DRM_FORMAT_XRGB8888, gw, gh);
+		fill_pattern(g, 18);
+		auto imp = import(ctx(), g, kHostPolicy);
+		ASSERT_TRUE(imp);
+		auto t = make_target(ctx(), ow, oh);
+		ASSERT_TRUE(t);
+		FrameDesc f;
+		f.primary = imp.get();
+		RenderReport rep = draw(f, *t);
+		EXPECT_FALSE(rep.copied);
+		EXPECT_EQ(rep.cpu, GetParam() == render::ComposePath::cpu);
+		EXPECT_TRUE(scaled_pattern_matches(*t, int(gw), int(gh), 18));
+	}
+}
+
+TEST_P(RenderTest, ScaledUpFullSizeWithCursor) {
+	// The upscaling case at full size: 1024x768 into 1920x1080, the cursor scaled 1.40625x.
+	Guest g = make_guest(DRM_FORMAT_XRGB8888, 1024, 768);
+	fill_pattern(g, 19);
+	Guest c = make_cursor();
+	auto gi = import(ctx(), g, kHostPolicy);
+	auto ci = import(ctx(), c, kHostPolicy);
+	ASSERT_TRUE(gi && ci);
+	auto t = make_target(ctx(), 1920, 1080);
+	ASSERT_TRUE(t);
+	FrameDesc f;
+	f.primary = gi.get();
+	f.cursor = SoftwareCursor{ci.get(), 1000, 300}; // partly off the guest's right edge
+	RenderReport rep = draw(f, *t);
+	EXPECT_FALSE(rep.copied);
+	EXPECT_EQ(rep.composed, (Rect{0, 0, 1920, 1080}));
+	EXPECT_TRUE(scaled_pattern_matches(*t, 1024, 768, 19, std::pair{1000, 300}));
+}
+
+TEST_P(RenderTest, ScaledDownWithCursorIntoPaddedXbgrOutput) {
+	// Downscaling with the cursor over the bar and the picture, into an R G B output whose rows
+	// have padding: channels swapped, padding untouched.
+	Guest g = make_guest(DRM_FORMAT_XRGB8888, 300, 160, 300 * 4 + 64, 4096 + 128);
+	fill_pattern(g, 20);
+	Guest c = make_cursor(64 * 4 + 32, 64);
+	auto gi = import(ctx(), g, kHostPolicy);
+	auto ci = import(ctx(), c, kHostPolicy);
+	ASSERT_TRUE(gi && ci);
+	const uint32_t stride = 200 * 4 + 36;
+	auto t = make_target(ctx(), 200, 150, stride, DRM_FORMAT_XBGR8888);
+	ASSERT_TRUE(t);
+	FrameDesc f;
+	f.primary = gi.get();
+	f.cursor = SoftwareCursor{ci.get(), 250, -20};
+	draw(f, *t);
+	// Read back as X R G B by swapping the bytes into a copy.
+	Target x;
+	x.desc = t->desc;
+	std::vector<uint8_t> bytes(uint64_t{stride} * 150);
+	for (uint32_t y = 0; y < 150; y++)
+		for (uint32_t i = 0; i < 200; i++) {
+			const uint8_t *p = static_cast<const uint8_t *>(t->desc.data) + uint64_t{y} * stride + i * 4;
+			uint8_t *o = bytes.data() + uint64_t{y} * stride + i * 4;
+			o[0] = p[2], o[1] = p[1], o[2] = p[0], o[3] = p[3];
+			EXPECT_EQ(p[3], 0xFF);
+		}
+	x.desc.data = bytes.data();
+	EXPECT_TRUE(scaled_pattern_matches(x, 300, 160, 20, std::pair{250, -20}));
+	uint64_t touched = 0;
+	for (uint32_t y = 0; y < 150; y++)
+		for (uint32_t b = 200 * 4; b < stride; b++)
+			if (t->map.data()[uint64_t{y} * stride + b] != 0x5A) touched++;
+	EXPECT_EQ(touched, 0u);
+}
+
+TEST_P(RenderTest, NoSignalIsDrawnOnceAndReused) {
+	const uint32_t w = 300, h = 90;
+	check_no_signal(ctx(), renderer(), w, h); // drawn (or reused from an earlier test)
+	auto t = make_target(ctx(), w, h, w * 4 + 20); // another buffer of that size, padded rows
+	ASSERT_TRUE(t);
+	auto r = renderer().draw(FrameDesc{}, *t->out);
+	ASSERT_TRUE(r.ok()) << r.error();
+	EXPECT_TRUE(r->reused);
+	EXPECT_EQ(r->composed, Rect{});
+	auto ref = make_target(ctx(), w, h);
+	ASSERT_TRUE(ref);
+	ASSERT_TRUE(renderer().draw(FrameDesc{}, *ref->out).ok());
+	for (uint32_t y = 0; y < h; y++)
+		for (uint32_t x = 0; x < w; x++) ASSERT_EQ(t->rgb(x, y), ref->rgb(x, y)) << x << "," << y;
+	for (uint32_t y = 0; y < h; y++)
+		for (uint32_t b = w * 4; b < w * 4 + 20; b++) ASSERT_EQ(t->map.data()[uint64_t{y} * (w * 4 + 20) + b], 0x5A);
+	check_no_signal(ctx(), renderer(), w, h);
+	// Another size is drawn anew, and an XBGR output gets a frame of its own.
+	check_no_signal(ctx(), renderer(), 320, 100);
+	auto bgr = make_target(ctx(), w, h, 0, DRM_FORMAT_XBGR8888);
+	ASSERT_TRUE(bgr);
+	r = renderer().draw(FrameDesc{}, *bgr->out);
+	ASSERT_TRUE(r.ok()) << r.error();
+	EXPECT_FALSE(r->reused);
+	EXPECT_EQ(bgr->word(0, 0) & 0xFFFFFF, 0x302020u); // (32, 32, 48) as R G B bytes
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CPU kernels: AVX2 and plain C++ give the same bytes
+
+TEST(RenderCpuCompose, SimdAndScalarAgreeBitForBit) {
+	render::CpuComposer simd(render::CpuKernel::best), scalar(render::CpuKernel::scalar);
+	if (!simd.simd()) GTEST_SKIP() << "no AVX2 on this CPU: only the scalar kernel runs";
+	using L = core::PixelLayout;
+	struct Case {
+		uint32_t gw, gh, ow, oh;
+		L src, dst;
+	};
+	const Case cases[] = {{192, 108, 128, 102, L::xrgb8888, L::xrgb8888}, {64, 48, 121, 69, L::argb8888, L::xbgr8888},
+	                      {37, 23, 200, 150, L::xbgr8888, L::argb8888},  {1, 1, 17, 9, L::xrgb8888, L::xrgb8888},
+	                      {1, 40, 33, 20, L::abgr8888, L::abgr8888},     {50, 31, 50, 31, L::rgb565, L::xrgb8888},
+	                      {333, 7, 29, 61, L::xrgb8888, L::xrgb8888}};
+	for (const Case &c : cases) {
+		SCOPED_TRACE(std::to_string(c.gw) + "x" + std::to_string(c.gh) + " -> " + std::to_string(c.ow) + "x" +
+		             std::to_string(c.oh));
+		const uint32_t bpp = c.src == L::rgb565 ? 2 : 4, sstride = c.gw * bpp + 12;
+		std::vector<uint8_t> src(uint64_t{sstride} * c.gh);
+		for (size_t i = 0; i < src.size(); i++) src[i] = uint8_t(i * 131 + (i >> 7) * 17);
+		std::vector<uint8_t> cur(64 * 64 * 4);
+		for (size_t i = 0; i < cur.size(); i++) cur[i] = uint8_t(i * 7);
+		for (size_t i = 0; i < cur.size(); i += 4) cur[i + 3] = std::max({cur[i], cur[i + 1], cur[i + 2], cur[i + 3]});
+		const render::CpuImage in{src.data(), c.gw, c.gh, sstride, c.src};
+		const Rect place = render::place_frame(c.gw, c.gh, c.ow, c.oh);
+		const render::CpuCursor cursor{{cur.data(), 64, 64, 256, L::argb8888}, {place.x - 5, place.y + 2, 20, 30}};
+		std::vector<uint8_t> a(uint64_t{c.ow} * 4 * c.oh, 1), b(a.size(), 2);
+		simd.compose(in, place, &cursor, {a.data(), c.ow, c.oh, c.ow * 4, c.dst});
+		scalar.compose(in, place, &cursor, {b.data(), c.ow, c.oh, c.ow * 4, c.dst});
+		EXPECT_TRUE(a == b);
+	}
+}
+
 // ---------------------------------------------------------------------------------------------
 // Formats
 
-TEST_F(RenderTest, Xbgr8888GuestGoesThroughTheShader) {
+TEST_P(RenderTest, Xbgr8888GuestGoesThroughTheShader) {
 	Guest g = make_guest(DRM_FORMAT_XBGR8888, 64, 48);
 	g.fill32([](uint32_t x, uint32_t y) {
 		Rgb c = pattern(int(x), int(y), 6);
@@ -732,7 +978,7 @@ TEST_F(RenderTest, Xbgr8888GuestGoesThroughTheShader) {
 	EXPECT_TRUE(frame_matches(*t, expect_pattern(6)));
 }
 
-TEST_F(RenderTest, Argb8888GuestIsCopiedAsIs) {
+TEST_P(RenderTest, Argb8888GuestIsCopiedAsIs) {
 	Guest g = make_guest(DRM_FORMAT_ARGB8888, 64, 48);
 	fill_pattern(g, 7);
 	auto imp = import(ctx(), g, kHostPolicy);
@@ -773,7 +1019,7 @@ void check_rgb565(const VulkanContext &ctx, HeadRenderer &hr, const ImportPolicy
 		1));
 }
 
-TEST_F(RenderTest, Rgb565GuestIsExpanded) {
+TEST_P(RenderTest, Rgb565GuestIsExpanded) {
 	check_rgb565(ctx(), renderer(), kHostPolicy, 64, 40, 0);
 	check_rgb565(ctx(), renderer(), kCopyPolicy, 64, 40, 0);
 	// A stride that is not a multiple of 4 and an offset of one pixel: rows start in either half
@@ -781,14 +1027,14 @@ TEST_F(RenderTest, Rgb565GuestIsExpanded) {
 	check_rgb565(ctx(), renderer(), kHostPolicy, 63, 17, 63 * 2, 2);
 }
 
-TEST_F(RenderTest, Rgb565CopyImportWithOddStride) {
+TEST_P(RenderTest, Rgb565CopyImportWithOddStride) {
 	// Validation accepts any even stride for RGB565; the last pixel of such a plane ends 2 bytes
 	// into a 32-bit word.
 	// The copy buffer is rounded up to whole words so that word reaches the shader.
 	check_rgb565(ctx(), renderer(), kCopyPolicy, 63, 17, 63 * 2);
 }
 
-TEST_F(RenderTest, XrgbGuestIntoXbgrOutputSwapsChannels) {
+TEST_P(RenderTest, XrgbGuestIntoXbgrOutputSwapsChannels) {
 	Guest g = make_guest(DRM_FORMAT_XRGB8888, 64, 48);
 	fill_pattern(g, 13);
 	auto imp = import(ctx(), g, kHostPolicy);
@@ -810,7 +1056,7 @@ TEST_F(RenderTest, XrgbGuestIntoXbgrOutputSwapsChannels) {
 	EXPECT_EQ(bad, 0u);
 }
 
-TEST_F(RenderTest, ArgbOutputGetsOpaqueAlpha) {
+TEST_P(RenderTest, ArgbOutputGetsOpaqueAlpha) {
 	// An X guest cannot be copied into an output with alpha: the X byte would become its alpha.
 	Guest g = make_guest(DRM_FORMAT_XRGB8888, 64, 48);
 	fill_pattern(g, 14); // X bytes vary, many of them far from 0xFF
@@ -830,7 +1076,7 @@ TEST_F(RenderTest, ArgbOutputGetsOpaqueAlpha) {
 	EXPECT_EQ(not_opaque, 0u);
 }
 
-TEST_F(RenderTest, ShaderRespectsPaddedOutputStride) {
+TEST_P(RenderTest, ShaderRespectsPaddedOutputStride) {
 	// A scaled frame into an output whose rows have padding: pixels land at y * stride and the
 	// padding stays as it was.
 	Guest g = make_guest(DRM_FORMAT_XRGB8888, 32, 16);
@@ -858,7 +1104,7 @@ TEST_F(RenderTest, ShaderRespectsPaddedOutputStride) {
 	EXPECT_EQ(touched, 0u);
 }
 
-TEST_F(RenderTest, SameAspectUpscaleIsScaledNotCopied) {
+TEST_P(RenderTest, SameAspectUpscaleIsScaledNotCopied) {
 	// A 64x32 guest on a 128x64 output has the output's aspect ratio: place_frame gives the whole
 	// output, but the guest still has to be scaled 2x.
 	// Same aspect is not same size: this must be scaled, not copied.
@@ -877,7 +1123,7 @@ TEST_F(RenderTest, SameAspectUpscaleIsScaledNotCopied) {
 	EXPECT_TRUE(frame_matches(*t, [](uint32_t, uint32_t) { return Rgb{0x12, 0x34, 0x56}; }));
 }
 
-TEST_F(RenderTest, SameAspectDownscaleStaysInsideTheOutput) {
+TEST_P(RenderTest, SameAspectDownscaleStaysInsideTheOutput) {
 	// A larger guest with the output's aspect ratio must be scaled down, never copied past the
 	// end of the output buffer.
 	Guest g = make_guest(DRM_FORMAT_XRGB8888, 128, 64);
@@ -896,7 +1142,7 @@ TEST_F(RenderTest, SameAspectDownscaleStaysInsideTheOutput) {
 // ---------------------------------------------------------------------------------------------
 // Import paths
 
-TEST_F(RenderTest, HostImportIsZeroCopy) {
+TEST_P(RenderTest, HostImportIsZeroCopy) {
 	if (!ctx().caps().host_memory) GTEST_SKIP() << "device has no VK_EXT_external_memory_host";
 	Guest g = make_guest(DRM_FORMAT_XRGB8888, 64, 64);
 	fill_pattern(g, 8);
@@ -922,7 +1168,7 @@ TEST_F(RenderTest, HostImportIsZeroCopy) {
 	EXPECT_EQ(copies, 0u);
 }
 
-TEST_F(RenderTest, CopyImportIsCountedAndRefreshedOnlyWhenTold) {
+TEST_P(RenderTest, CopyImportIsCountedAndRefreshedOnlyWhenTold) {
 	Guest g = make_guest(DRM_FORMAT_XRGB8888, 64, 64, 64 * 4 + 64, 128);
 	fill_pattern(g, 10);
 	uint64_t copies = 0;
@@ -955,12 +1201,12 @@ TEST_F(RenderTest, CopyImportIsCountedAndRefreshedOnlyWhenTold) {
 	EXPECT_EQ(copies, 3u);
 }
 
-TEST_F(RenderTest, WithoutHostMemoryEverythingIsCopiedAndStaged) {
+TEST_P(RenderTest, WithoutHostMemoryEverythingIsCopiedAndStaged) {
 	auto c = VulkanContext::create(render::ContextOptions{.disable_host_memory = true});
 	ASSERT_TRUE(c.ok()) << c.error();
 	const VulkanContext &ctx2 = **c;
 	EXPECT_FALSE(ctx2.caps().host_memory);
-	auto hr = HeadRenderer::create(ctx2);
+	auto hr = HeadRenderer::create(ctx2, options());
 	ASSERT_TRUE(hr.ok()) << hr.error();
 
 	Guest g = make_guest(DRM_FORMAT_XRGB8888, 96, 64, 96 * 4 + 32, 64);
@@ -1008,7 +1254,7 @@ TEST_F(RenderTest, WithoutHostMemoryEverythingIsCopiedAndStaged) {
 	check_no_signal(ctx2, **hr, 256, 64);
 }
 
-TEST_F(RenderTest, UnalignedOutputBufferIsStaged) {
+TEST_P(RenderTest, UnalignedOutputBufferIsStaged) {
 	// Host import needs page-aligned memory: an output buffer that starts mid-page is drawn
 	// through a staging buffer and copied out.
 	auto fd = make_memfd("target", 3 * kPage);
@@ -1039,7 +1285,7 @@ TEST_F(RenderTest, UnalignedOutputBufferIsStaged) {
 	for (uint64_t i = 64 + 48 * 4 * 40; i < 3 * kPage; i++) ASSERT_EQ(m->data()[i], 0x5A) << i;
 }
 
-TEST_F(RenderTest, ImportsDoNotLeakFds) {
+TEST_P(RenderTest, ImportsDoNotLeakFds) {
 	// Warm up: a driver may open descriptors of its own on first use.
 	{
 		Guest g = make_guest(DRM_FORMAT_XRGB8888, 64, 64);

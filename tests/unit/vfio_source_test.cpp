@@ -1,18 +1,24 @@
 // The VFIO source against a scripted fake device: every driver quirk of docs/design.md, "VFIO quirks".
 #include <drm_fourcc.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/mman.h>
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstdlib>
 #include <fstream>
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "base/fd_util.hpp"
+#include "edid_check.hpp"
 #include "vgpu/vfio_source.hpp"
 
 using namespace vscanout;
@@ -67,6 +73,49 @@ public:
 		if (!fd) return fd.take_error();
 		return std::move(*fd);
 	}
+	// An EDID region as mbochs has it: registers at 0, the blob at edid_offset; records what
+	// was written, in order ("down", "blob", "size", "up").
+	static constexpr uint32_t kEdidIndex = 9;
+	bool edid_region = false;
+	int find_region_calls = 0;
+	int edid_write_error = 0; // answer every EDID region write with this errno
+	vfio_region_gfx_edid edid_regs{0x800, 0x400, 0, 0, 0, 0};
+	std::vector<uint8_t> blob;
+	std::vector<std::string> edid_ops;
+	int blob_writes() const { return static_cast<int>(std::count(edid_ops.begin(), edid_ops.end(), "blob")); }
+	std::vector<uint8_t> written_edid() const {
+		return std::vector<uint8_t>(blob.begin(), blob.begin() + std::min<size_t>(edid_regs.edid_size, blob.size()));
+	}
+
+	int find_region(uint32_t type, uint32_t subtype) override {
+		find_region_calls++;
+		return edid_region && type == VFIO_REGION_TYPE_GFX && subtype == VFIO_REGION_SUBTYPE_GFX_EDID ? kEdidIndex : -1;
+	}
+	int region_read(uint32_t index, uint64_t offset, void *buf, size_t len) override {
+		if (index != kEdidIndex || !edid_region || offset + len > sizeof edid_regs) return EINVAL;
+		std::memcpy(buf, reinterpret_cast<const uint8_t *>(&edid_regs) + offset, len);
+		return 0;
+	}
+	int region_write(uint32_t index, uint64_t offset, const void *buf, size_t len) override {
+		if (index != kEdidIndex || !edid_region) return EINVAL;
+		if (edid_write_error) return edid_write_error;
+		uint32_t v = 0;
+		if (len == 4) std::memcpy(&v, buf, 4);
+		if (offset == offsetof(vfio_region_gfx_edid, link_state) && len == 4) {
+			edid_regs.link_state = v;
+			edid_ops.push_back(v == VFIO_DEVICE_GFX_LINK_STATE_DOWN ? "down" : v == VFIO_DEVICE_GFX_LINK_STATE_UP ? "up" : "?");
+		} else if (offset == offsetof(vfio_region_gfx_edid, edid_size) && len == 4) {
+			if (v > edid_regs.edid_max_size) return EINVAL;
+			edid_regs.edid_size = v;
+			edid_ops.push_back("size");
+		} else if (offset == edid_regs.edid_offset && len <= edid_regs.edid_max_size) {
+			blob.assign(static_cast<const uint8_t *>(buf), static_cast<const uint8_t *>(buf) + len);
+			edid_ops.push_back("blob");
+		} else {
+			return EINVAL;
+		}
+		return 0;
+	}
 	const std::string &name() const override { return name_; }
 	const std::string &sysfs_path() const override { return sysfs_; }
 	std::string name_ = "fake";
@@ -88,13 +137,14 @@ int fill_primary(vfio_device_gfx_plane_info &i) {
 	return 0;
 }
 
-std::unique_ptr<VfioSource> make(FakeDevice *&dev, std::function<void(FakeDevice &)> setup = {}) {
+std::unique_ptr<VfioSource> make(FakeDevice *&dev, std::function<void(FakeDevice &)> setup = {},
+                                 VfioHeadOptions head = {}, VfioSourceOptions options = {}) {
 	auto d = std::make_unique<FakeDevice>();
 	if (setup) setup(*d);
 	dev = d.get();
 	std::vector<std::unique_ptr<VfioDevice>> v;
 	v.push_back(std::move(d));
-	auto s = VfioSource::create(std::move(v), 60);
+	auto s = VfioSource::create(std::move(v), 60, {head}, options);
 	EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error());
 	return s.ok() ? std::move(*s) : nullptr;
 }
@@ -338,4 +388,235 @@ TEST(VfioSource, HandedOverFdMayNameItsDevice) {
 	ASSERT_FALSE(junk.ok());
 	close(fds[0]);
 	close(fds[1]);
+}
+
+// --- EDID: the guest's preferred mode follows the window ----------------------------------------
+
+namespace {
+
+void with_edid(FakeDevice &f) { f.edid_region = true; }
+
+VfioSourceOptions quick() {
+	VfioSourceOptions o;
+	o.edid_settle_ms = 30;
+	return o;
+}
+
+// Waits for the source's EDID timer and dispatches it; false when it did not fire in time.
+bool settle(VfioSource &s, int timeout_ms = 2000) {
+	const int fd = s.edid_timer_fd();
+	if (fd < 0) return false;
+	pollfd p{fd, POLLIN, 0};
+	if (::poll(&p, 1, timeout_ms) != 1) return false;
+	s.dispatch(fd);
+	return true;
+}
+
+std::string preferred_of(const std::vector<uint8_t> &edid) {
+	const uint32_t w = edid[56] | ((edid[58] >> 4) << 8), h = edid[59] | ((edid[61] >> 4) << 8);
+	return std::to_string(w) + "x" + std::to_string(h);
+}
+
+} // namespace
+
+TEST(VfioEdid, AResizeBurstWritesOnceAfterItSettles) {
+	FakeDevice *d;
+	auto s = make(d, with_edid, {}, quick());
+	ASSERT_TRUE(s->has_edid(0));
+	ASSERT_EQ(s->watch_fds(), std::vector<int>{s->edid_timer_fd()});
+	EXPECT_TRUE(d->edid_ops.empty()) << "without a size the EDID is left as the device has it";
+	for (uint32_t i = 0; i < 20; i++) s->window_resized(0, 800 + 24 * i, 600 + 10 * i); // a drag
+	s->window_resized(0, 1280, 800);
+	EXPECT_TRUE(d->edid_ops.empty()) << "nothing is written while the size still moves";
+	ASSERT_TRUE(settle(*s));
+	EXPECT_EQ(d->edid_ops, (std::vector<std::string>{"down", "blob", "size", "up"}))
+		<< "the <linux/vfio.h> protocol: link down, blob and size, link up";
+	EXPECT_EQ(d->edid_regs.link_state, uint32_t{VFIO_DEVICE_GFX_LINK_STATE_UP});
+	EXPECT_EQ(d->edid_regs.edid_size, 128u);
+	EXPECT_EQ(preferred_of(d->written_edid()), "1280x800");
+	EXPECT_EQ(s->edid_width(0), 1280u);
+	EXPECT_EQ(s->edid_height(0), 800u);
+	// Nothing more pending: the timer is disarmed.
+	pollfd p{s->edid_timer_fd(), POLLIN, 0};
+	EXPECT_EQ(::poll(&p, 1, 100), 0);
+	EXPECT_EQ(d->blob_writes(), 1);
+}
+
+TEST(VfioEdid, TheWrittenBlobParsesWithThePreferredModeAskedFor) {
+	if (!test::have_edid_decode()) GTEST_SKIP() << "edid-decode is not installed (scripts/setup.sh installs it)";
+	FakeDevice *d;
+	auto s = make(d, with_edid, {}, quick());
+	s->window_resized(0, 1366, 768);
+	ASSERT_TRUE(settle(*s));
+	const std::string report = test::edid_decode(d->written_edid());
+	EXPECT_NE(report.find("EDID conformity: PASS"), std::string::npos) << report;
+	EXPECT_EQ(report.find("Warnings:"), std::string::npos) << report;
+	EXPECT_EQ(test::edid_decode_preferred(report), "1366x768") << report;
+}
+
+TEST(VfioEdid, TheSizeIsClampedToTheDevicesLargestMode) {
+	FakeDevice *d;
+	auto s = make(d, [](FakeDevice &f) {
+		f.edid_region = true;
+		f.edid_regs.max_xres = 1920; // mbochs "medium"
+		f.edid_regs.max_yres = 1440;
+	}, {}, quick());
+	s->window_resized(0, 2560, 1600);
+	ASSERT_TRUE(settle(*s));
+	EXPECT_EQ(preferred_of(d->written_edid()), "1920x1440");
+	s->window_resized(0, 1000, 2000);
+	ASSERT_TRUE(settle(*s));
+	EXPECT_EQ(preferred_of(d->written_edid()), "1000x1440");
+	// No limit (max 0): anything an EDID carries.
+	auto u = make(d, with_edid, {}, quick());
+	u->window_resized(0, 3840, 2160);
+	ASSERT_TRUE(settle(*u));
+	EXPECT_EQ(preferred_of(d->written_edid()), "3840x2160");
+}
+
+TEST(VfioEdid, TheSameSizeAgainIsNotWrittenAgain) {
+	FakeDevice *d;
+	auto s = make(d, with_edid, {}, quick());
+	s->window_resized(0, 1024, 768);
+	ASSERT_TRUE(settle(*s));
+	s->window_resized(0, 1100, 800);
+	s->window_resized(0, 1024, 768); // dragged back where it was
+	ASSERT_TRUE(settle(*s));
+	EXPECT_EQ(d->blob_writes(), 1);
+}
+
+TEST(VfioEdid, ADeviceWithoutTheRegionIsLeftAlone) {
+	FakeDevice *d;
+	auto s = make(d, {}, {}, quick());
+	EXPECT_FALSE(s->has_edid(0));
+	EXPECT_EQ(d->find_region_calls, 1);
+	EXPECT_TRUE(s->watch_fds().empty()) << "no EDID, no timer";
+	s->window_resized(0, 1280, 720);
+	EXPECT_TRUE(d->edid_ops.empty());
+}
+
+TEST(VfioEdid, EdidOffWritesNothing) {
+	FakeDevice *d;
+	VfioHeadOptions off;
+	off.edid = false;
+	off.width = 1280;
+	off.height = 720;
+	auto s = make(d, with_edid, off, quick());
+	EXPECT_FALSE(s->has_edid(0));
+	EXPECT_EQ(d->find_region_calls, 0) << "edid=off: the region is not even looked up";
+	s->window_resized(0, 1280, 720);
+	EXPECT_TRUE(d->edid_ops.empty());
+	EXPECT_TRUE(s->watch_fds().empty());
+
+	VfioSourceOptions no_edid = quick();
+	no_edid.edid = false; // --no-edid
+	auto t = make(d, with_edid, {}, no_edid);
+	EXPECT_FALSE(t->has_edid(0));
+	t->window_resized(0, 1280, 720);
+	EXPECT_TRUE(d->edid_ops.empty());
+}
+
+TEST(VfioEdid, ASizeInTheSpecIsWrittenAtStart) {
+	FakeDevice *d;
+	VfioHeadOptions sized;
+	sized.width = 1600;
+	sized.height = 900;
+	auto s = make(d, with_edid, sized, quick());
+	EXPECT_EQ(d->edid_ops, (std::vector<std::string>{"down", "blob", "size", "up"}));
+	EXPECT_EQ(preferred_of(d->written_edid()), "1600x900");
+}
+
+TEST(VfioEdid, ARegionTooSmallOrFailingIsGivenUp) {
+	FakeDevice *d;
+	auto s = make(d, [](FakeDevice &f) {
+		f.edid_region = true;
+		f.edid_regs.edid_max_size = 64;
+	}, {}, quick());
+	EXPECT_FALSE(s->has_edid(0));
+	s->window_resized(0, 1280, 720);
+	EXPECT_TRUE(d->edid_ops.empty());
+
+	auto t = make(d, [](FakeDevice &f) {
+		f.edid_region = true;
+		f.edid_write_error = EACCES;
+	}, {}, quick());
+	t->window_resized(0, 1280, 720);
+	ASSERT_TRUE(settle(*t));
+	EXPECT_FALSE(t->has_edid(0)) << "a failed write turns EDID updates off for the head";
+	EXPECT_FALSE(t->lost(0));
+	t->window_resized(0, 1024, 768);
+	pollfd p{t->edid_timer_fd(), POLLIN, 0};
+	EXPECT_EQ(::poll(&p, 1, 100), 0) << "nothing armed for a head without EDID";
+}
+
+TEST(VfioEdid, SpecOptionsAreParsed) {
+	auto a = parse_vfio_spec("vfio:83b8f4f2-509f-382f-3c1e-e6bfe0fa1001,size=1920x1080");
+	ASSERT_TRUE(a.ok()) << a.error();
+	EXPECT_EQ(a->device, "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001");
+	EXPECT_FALSE(a->by_fd);
+	EXPECT_EQ(a->options.width, 1920u);
+	EXPECT_EQ(a->options.height, 1080u);
+	EXPECT_TRUE(a->options.edid);
+	auto b = parse_vfio_spec("vfio-fd:5:0000:00:02.0,edid=off,size=800x600");
+	ASSERT_TRUE(b.ok()) << b.error();
+	EXPECT_TRUE(b->by_fd);
+	EXPECT_EQ(b->fd, 5);
+	EXPECT_EQ(b->device, "0000:00:02.0");
+	EXPECT_FALSE(b->options.edid);
+	EXPECT_EQ(b->options.width, 800u);
+	auto c = parse_vfio_spec("vfio:0000:00:02.0");
+	ASSERT_TRUE(c.ok());
+	EXPECT_EQ(c->options.width, 0u);
+	for (const char *bad : {"vfio:x,size=1920", "vfio:x,size=x1080", "vfio:x,size=0x100", "vfio:x,size=-5x100",
+	                        "vfio:x,size=100x100x", "vfio:x,edid=maybe", "vfio:x,colour=blue", "vfio-fd:,size=1x1"}) {
+		auto r = parse_vfio_spec(bad);
+		EXPECT_FALSE(r.ok()) << bad;
+	}
+	auto unknown = parse_vfio_spec("vfio:x,colour=blue");
+	ASSERT_FALSE(unknown.ok());
+	EXPECT_NE(unknown.error().find("size=WxH"), std::string::npos) << unknown.error();
+}
+
+TEST(VfioEdid, RegionCapabilityChainIsWalkedSafely) {
+	// As mbochs answers: the bare struct, then one type capability at offset 32.
+	auto answer = [](uint32_t flags, uint32_t cap_offset, size_t size) {
+		std::vector<uint8_t> b(size, 0);
+		vfio_region_info ri{};
+		ri.argsz = static_cast<uint32_t>(size);
+		ri.flags = flags;
+		ri.cap_offset = cap_offset;
+		std::memcpy(b.data(), &ri, sizeof ri);
+		return b;
+	};
+	auto put_cap = [](std::vector<uint8_t> &b, size_t at, uint16_t id, uint32_t next, uint32_t type, uint32_t sub) {
+		vfio_region_info_cap_type c{};
+		c.header.id = id;
+		c.header.version = 1;
+		c.header.next = next;
+		c.type = type;
+		c.subtype = sub;
+		std::memcpy(b.data() + at, &c, sizeof c);
+	};
+	const uint32_t gfx = VFIO_REGION_TYPE_GFX, edid = VFIO_REGION_SUBTYPE_GFX_EDID;
+	auto mbochs = answer(VFIO_REGION_INFO_FLAG_CAPS, 32, 48);
+	put_cap(mbochs, 32, VFIO_REGION_INFO_CAP_TYPE, 0, gfx, edid);
+	EXPECT_TRUE(region_has_type(mbochs, gfx, edid));
+	EXPECT_FALSE(region_has_type(mbochs, gfx, 2));
+	auto no_caps_flag = mbochs;
+	reinterpret_cast<vfio_region_info *>(no_caps_flag.data())->flags = 0;
+	EXPECT_FALSE(region_has_type(no_caps_flag, gfx, edid));
+	// Two entries: another capability first, then the type.
+	auto chain = answer(VFIO_REGION_INFO_FLAG_CAPS, 32, 64);
+	put_cap(chain, 32, VFIO_REGION_INFO_CAP_SPARSE_MMAP, 48, 0, 0);
+	put_cap(chain, 48, VFIO_REGION_INFO_CAP_TYPE, 0, gfx, edid);
+	EXPECT_TRUE(region_has_type(chain, gfx, edid));
+	// A chain pointing back to itself, one past the end, one into the struct: no match, no hang.
+	auto loop = answer(VFIO_REGION_INFO_FLAG_CAPS, 32, 64);
+	put_cap(loop, 32, VFIO_REGION_INFO_CAP_SPARSE_MMAP, 32, 0, 0);
+	EXPECT_FALSE(region_has_type(loop, gfx, edid));
+	auto past = answer(VFIO_REGION_INFO_FLAG_CAPS, 40, 48);
+	EXPECT_FALSE(region_has_type(past, gfx, edid));
+	auto inside = answer(VFIO_REGION_INFO_FLAG_CAPS, 8, 48);
+	EXPECT_FALSE(region_has_type(inside, gfx, edid));
+	EXPECT_FALSE(region_has_type(std::vector<uint8_t>(10, 0xff), gfx, edid));
 }
