@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "compositor/server.hpp"
+#include "compositor/device_cursor.hpp"
 #include "compositor/scanout.hpp"
 #include "render/head_renderer.hpp"
 #include "render/import.hpp"
@@ -84,8 +85,7 @@ void Head::forget_output() {
 	destroy_.disconnect();
 	clear_pending();
 	targets_.clear();
-	kms_cursor_.reset();
-	parent_cursor_ = nullptr; // wlroots destroys output cursors with the output
+	cursors_.set_device(nullptr, false); // the cursor plane is cleared, a parent's output cursor destroyed
 	if (front_) wlr_buffer_unlock(front_);
 	front_ = nullptr;
 	drop_scanout_buffers();
@@ -129,11 +129,11 @@ void Head::attach_output(wlr_output *o) {
 	if (!o->allocator && !wlr_output_init_render(o, server_.allocator(), server_.renderer()))
 		wlr_log(WLR_ERROR, "%s: cannot set up rendering for this output", name.c_str());
 
-	// wayland/x11 take a cursor image but the parent's pointer places it, and headless has no
-	// cursor plane: there the guest cursor is drawn by our renderer. KMS has a cursor plane.
-	if (kms_) kms_cursor_ = KmsCursor::create(o, server_.allocator());
-	software_cursor_ = !kms_cursor_;
-	tracker_.stats().cursor_path = software_cursor_ ? "software" : "hardware";
+	// KMS has a cursor plane. Headless has none, and nested the parent's pointer shows the guest
+	// cursor only while the guest pointer is absolute (update_cursor): there the guest cursor is
+	// drawn by our renderer.
+	cursors_.set_device(kms_ ? KmsCursorPath::create(o, server_.allocator(), tracker_.stats()) : nullptr, true);
+	tracker_.stats().cursor_path = cursors_.current().name();
 
 	frame_.connect(&o->events.frame, [this](void *) { on_frame(); });
 	needs_frame_.connect(&o->events.needs_frame, [this](void *) {
@@ -171,13 +171,12 @@ void Head::attach_output(wlr_output *o) {
 	wlr_output_state_set_enabled(&pending_, true);
 	dirty_ = true;
 	if (!draw_and_commit()) wlr_log(WLR_ERROR, "%s: first commit failed", name.c_str());
-	if (kms_cursor_) update_hardware_cursor(true, true);
+	if (cursors_.device()) update_cursor(true, true);
 	if (kms_)
 		wlr_log(WLR_INFO, "%s: on connector %s, mode %dx%d@%.3f Hz, %s cursor", name.c_str(), connector_.c_str(),
-		        o->width, o->height, o->refresh / 1000.0, software_cursor_ ? "software" : "hardware");
+		        o->width, o->height, o->refresh / 1000.0, cursors_.current().name());
 	else
-		wlr_log(WLR_INFO, "%s: %dx%d, %s cursor", name.c_str(), o->width, o->height,
-		        software_cursor_ ? "software" : "hardware");
+		wlr_log(WLR_INFO, "%s: %dx%d, %s cursor", name.c_str(), o->width, o->height, cursors_.current().name());
 }
 
 void Head::on_output_destroy() {
@@ -244,12 +243,8 @@ void Head::poll() {
 	// A guest buffer we keep for scan-out must not outlive the plane (a device going away
 	// waits for its fds to close).
 	if (!tracker_.primary().visible()) drop_scanout_buffers();
-	if (kms_cursor_) {
-		// A new frame size moves and scales the cursor with the frame.
-		update_hardware_cursor(changes.cursor_image || changes.mode, changes.cursor_position || changes.mode);
-	}
-	update_parent_cursor(changes.cursor_image);
-	if (software_cursor_ && (changes.cursor_image || changes.cursor_position)) dirty_ = true;
+	// A new frame size moves and scales the cursor with the frame.
+	update_cursor(changes.cursor_image || changes.mode, changes.cursor_position || changes.mode);
 	if (changes.frame || changes.mode) dirty_ = true;
 	if (dirty_) wlr_output_schedule_frame(output_);
 }
@@ -266,92 +261,39 @@ void Head::repaint() {
 	wlr_output_schedule_frame(output_);
 }
 
-void Head::update_hardware_cursor(bool image, bool position) {
-	auto &stats = tracker_.stats();
-	const render::ShownPlane &c = tracker_.cursor();
-	const render::ShownPlane &p = tracker_.primary();
-	const bool visible = c.visible() && p.visible() && c.buffer->cpu_data();
-	if (!visible) {
-		if (image) {
-			kms_cursor_->hide();
-			stats.cursor_images++;
-		}
-		return;
-	}
-	// The frame's place on the output (letterboxed when scaled); the cursor follows its scale.
-	const auto [mode_w, mode_h] = size_after_commit(output_, pending_);
-	const render::FrameMap map(p.info.width, p.info.height, mode_w, mode_h);
-	const bool has_hot = c.info.x_hot != vgpu::kNoHotspot;
-	const int32_t hx = has_hot ? static_cast<int32_t>(c.info.x_hot) : 0;
-	const int32_t hy = has_hot ? static_cast<int32_t>(c.info.y_hot) : 0;
-	if (image) {
-		stats.cursor_images++;
-		c.buffer->begin_read();
-		const bool ok = kms_cursor_->set_image(c.buffer->cpu_data() + c.info.offset, c.info.stride, c.info.width,
-		                                       c.info.height, hx, hy, map.scale_num(), map.scale_den());
-		c.buffer->end_read();
-		if (ok == software_cursor_) {
-			// The plane cannot take this image (too large once scaled, or refused): we draw it.
-			wlr_log(WLR_INFO, "%s: %s", output_->name,
-			        ok ? "the cursor is back on the cursor plane"
-			           : "the cursor plane cannot take this cursor image; drawing it in software");
-			software_cursor_ = !ok;
-			stats.cursor_path = software_cursor_ ? "software" : "hardware";
-			dirty_ = true;
-		}
-		if (!ok) kms_cursor_->hide();
-	}
-	if (software_cursor_) return;
-	stats.cursor_moves++;
-	const render::Point at = map.to_output(int64_t{c.info.x_pos} + hx, int64_t{c.info.y_pos} + hy);
-	kms_cursor_->move(at.x, at.y);
+void Head::cursor_path_changed(bool redraw) {
+	if (redraw) dirty_ = true; // the frame starts or stops drawing the cursor
+	tracker_.stats().cursor_path = cursors_.current().name();
 }
 
-void Head::update_parent_cursor(bool image_changed) {
+void Head::update_cursor(bool image, bool position) {
 	// Nested, with a guest whose pointer is absolute (QEMU with a tablet): the parent's pointer
 	// is the guest's pointer, so it takes the guest cursor image (the parent places it) and the
 	// frame shows none. Otherwise the guest cursor is drawn into the frame where the guest puts it.
-	const bool want = (wlr_output_is_wl(output_) || wlr_output_is_x11(output_)) && server_.source().takes_input() &&
-	                  server_.source().pointer_absolute(id_);
-	if (want == (parent_cursor_ != nullptr) && !image_changed) return;
-	auto &stats = tracker_.stats();
-	if (!want) {
-		if (!parent_cursor_) return; // the frame (or the KMS cursor plane) shows the cursor
-		wlr_output_cursor_destroy(parent_cursor_);
-		parent_cursor_ = nullptr;
-		software_cursor_ = true;
-		stats.cursor_path = "software";
-		dirty_ = true;
-		return;
-	}
-	if (!parent_cursor_) {
-		parent_cursor_ = wlr_output_cursor_create(output_);
-		software_cursor_ = false;
-		stats.cursor_path = "parent";
-		dirty_ = true;
+	if (!kms_) {
+		const bool want = (wlr_output_is_wl(output_) || wlr_output_is_x11(output_)) &&
+		                  server_.source().takes_input() && server_.source().pointer_absolute(id_);
+		if (want != (cursors_.device() != nullptr)) {
+			cursor_path_changed(cursors_.set_device(
+				want ? std::make_unique<ParentCursorPath>(output_, tracker_.stats()) : nullptr, true));
+			image = want;
+		}
 	}
 	const render::ShownPlane &c = tracker_.cursor();
-	stats.cursor_images++;
-	if (!c.visible() || !c.buffer->cpu_data()) {
-		wlr_output_cursor_set_buffer(parent_cursor_, nullptr, 0, 0);
-		return;
-	}
-	const bool has_hot = c.info.x_hot != vgpu::kNoHotspot;
-	c.buffer->begin_read();
-	wlr_buffer *image = make_pixel_buffer(c.buffer->cpu_data() + c.info.offset, c.info.stride, c.info.width, c.info.height);
-	c.buffer->end_read();
-	// wlroots renders it into a cursor buffer of the parent's and keeps what it needs.
-	wlr_output_cursor_set_buffer(parent_cursor_, image, has_hot ? static_cast<int32_t>(c.info.x_hot) : 0,
-	                             has_hot ? static_cast<int32_t>(c.info.y_hot) : 0);
-	if (image) wlr_buffer_drop(image);
-	if (output_->hardware_cursor != parent_cursor_) {
-		wlr_log(WLR_INFO, "%s: the parent does not take the guest cursor as its pointer image; drawing it",
-		        output_->name);
-		wlr_output_cursor_destroy(parent_cursor_);
-		parent_cursor_ = nullptr;
-		software_cursor_ = true;
-		stats.cursor_path = "software";
-		dirty_ = true;
+	const render::ShownPlane &p = tracker_.primary();
+	// The frame's place on the output once the pending state is committed: the cursor follows
+	// its scale.
+	const auto [mode_w, mode_h] = size_after_commit(output_, pending_);
+	const render::FrameMap map = p.visible() ? render::FrameMap(p.info.width, p.info.height, mode_w, mode_h)
+	                                         : render::FrameMap(0, 0, 0, 0);
+	if (image) cursor_path_changed(cursors_.offer_image(c, p, map, output_->name));
+	CursorPath &path = cursors_.current();
+	if (path.in_frame()) {
+		if (image || position) dirty_ = true;
+	} else {
+		// Placed again with every change of the head (a new frame may have moved it); it takes
+		// effect with the next commit.
+		path.move(c, map);
 	}
 }
 
@@ -429,7 +371,7 @@ bool Head::try_direct_scanout() {
 	    (pending_.committed & (WLR_OUTPUT_STATE_MODE | WLR_OUTPUT_STATE_ENABLED)))
 		return false;
 	const render::ShownPlane &p = tracker_.primary();
-	if (!p.visible() || (software_cursor_ && tracker_.cursor().visible())) return false;
+	if (!p.visible() || (cursors_.current().in_frame() && tracker_.cursor().visible())) return false;
 	if (static_cast<int32_t>(p.info.width) != output_->width || static_cast<int32_t>(p.info.height) != output_->height)
 		return false;
 	if (p.buffer->dmabuf_fd() < 0) return false;
@@ -507,7 +449,7 @@ bool Head::draw_and_commit() {
 	const render::ShownPlane &p = tracker_.primary();
 	const render::ShownPlane &c = tracker_.cursor();
 	if (p.visible()) frame.primary = p.buffer.get();
-	if (software_cursor_ && c.visible() && frame.primary)
+	if (cursors_.current().in_frame() && c.visible() && frame.primary)
 		frame.cursor = render::SoftwareCursor{c.buffer.get(), c.info.x_pos,
 		                                      c.info.y_pos};
 	bool ok = false;

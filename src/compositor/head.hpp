@@ -11,8 +11,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "compositor/cursor_path.hpp"
 #include "compositor/fence_watch.hpp"
-#include "compositor/kms_cursor.hpp"
 #include "compositor/listener.hpp"
 #include "compositor/wlr.hpp"
 #include "render/import.hpp"
@@ -62,8 +62,9 @@ private:
 	void on_output_destroy();
 	void apply_mode();
 	void choose_kms_mode();
-	void update_hardware_cursor(bool image, bool position);
-	void update_parent_cursor(bool image_changed);
+	// The guest cursor changed (image: a new image or frame size; position: it moved).
+	void update_cursor(bool image, bool position);
+	void cursor_path_changed(bool redraw);
 	bool draw_and_commit();
 	bool try_direct_scanout();
 	wlr_buffer *scanout_buffer(const std::shared_ptr<render::GuestImport> &buffer);
@@ -83,14 +84,14 @@ private:
 	wlr_output *output_ = nullptr;
 	bool kms_ = false;                     // a DRM connector, not an output we made
 	std::string connector_;
-	std::unique_ptr<KmsCursor> kms_cursor_; // the cursor plane, where the output has one
-	wlr_output_cursor *parent_cursor_ = nullptr; // nested: the parent's pointer shows the guest cursor
+	// The guest cursor's paths: the output's own where it has one (the KMS cursor plane, or
+	// nested the parent's pointer while the guest pointer is absolute), else software.
+	CursorPaths cursors_;
 	wlr_buffer *front_ = nullptr;          // KMS: the last buffer committed, locked, for cursor-only commits
 	// KMS direct scan-out: wlr_buffers made for recent guest dma-bufs, and the configurations
 	// (format, modifier, width, height, stride) the driver refused.
 	std::vector<std::pair<const render::GuestImport *, wlr_buffer *>> scanout_buffers_;
 	std::set<std::tuple<uint32_t, uint64_t, uint32_t, uint32_t, uint32_t>> scanout_refused_;
-	bool software_cursor_ = true;
 	bool output_dmabuf_ = true; // try drawing straight into dma-buf output buffers
 	bool dirty_ = true;
 	wlr_output_state pending_;  // what the next commit sets besides the frame (a mode, enabling)
