@@ -59,6 +59,20 @@ for entry in "${backports[@]}"; do
 	at_least "${entry%%:*}" "${entry#*:}" || missing_bpo+=("${entry%%:*}/$bpo_suite")
 done
 
+# vscanout's patches to the subproject (subprojects/packagefiles, also named by the wrap's
+# diff_files for a meson that downloads it itself): applied once, checked every run.
+patch_subproject() {
+	local p
+	for p in "$repo/subprojects/packagefiles/"*.patch; do
+		[ -f "$p" ] || continue
+		if patch -d "$src_dir" -p1 -R --dry-run --force --quiet < "$p" > /dev/null 2>&1; then continue; fi
+		patch -d "$src_dir" -p1 --forward --fuzz=0 --quiet < "$p" ||
+			{ echo "setup-wlroots: $(basename "$p") does not apply to subprojects/$(basename "$src_dir")" >&2; exit 1; }
+		echo "setup-wlroots: applied $(basename "$p")"
+	done
+}
+
+if [ -f "$src_dir/meson.build" ]; then patch_subproject; fi
 if [ -f "$src_dir/meson.build" ] && [ ${#missing[@]} -eq 0 ] && [ ${#missing_bpo[@]} -eq 0 ]; then
 	echo "setup-wlroots: wlroots $(sed -n "s/^\s*version: '\(.*\)',/\1/p" "$src_dir/meson.build" | head -1)" \
 		"source in subprojects/$(basename "$src_dir"), its build dependencies present"
@@ -142,5 +156,6 @@ if [ ! -f "$src_dir/meson.build" ]; then
 	mkdir -p "$src_dir.tmp"
 	tar -xf "$tmp/$tarball" -C "$src_dir.tmp" --strip-components=1
 	mv "$src_dir.tmp" "$src_dir"
+	patch_subproject
 fi
 echo "setup-wlroots: wlroots source in subprojects/$(basename "$src_dir"), its build dependencies present"

@@ -406,6 +406,10 @@ def stats_problems(st, expects, cursor_path=True):
             out.append("head %d not connected" % e.head)
         if cursor_path and e.cursor and s["cursor_path"] != "hardware":
             out.append("head %d cursor_path %r, expected 'hardware'" % (e.head, s["cursor_path"]))
+        # The frames go straight into the DRM backend's dumb buffers through their dma-bufs
+        # (lavapipe imports them; setup-wlroots.sh's patch exports them read-write).
+        if s["renders"] > 0 and s["output_path"] != "dmabuf":
+            out.append("head %d output_path %r, expected 'dmabuf'" % (e.head, s["output_path"]))
     return out
 
 
@@ -473,9 +477,9 @@ class Run:
         problems = stats_problems(st, self.current())
         if problems:
             raise Fail("; ".join(problems))
-        return "; ".join("head %d %dx%d cursor_path %s cursor_images %d cursor_moves %d commits %d" % (
-            h, s["width"], s["height"], s["cursor_path"], s["cursor_images"], s["cursor_moves"], s["commits"])
-            for h, s in sorted(st.items()))
+        return "; ".join("head %d %dx%d cursor_path %s output_path %s cursor_images %d cursor_moves %d commits %d" % (
+            h, s["width"], s["height"], s["cursor_path"], s["output_path"], s["cursor_images"], s["cursor_moves"],
+            s["commits"]) for h, s in sorted(st.items()))
 
     # ---- a static second
 
