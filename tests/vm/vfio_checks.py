@@ -10,8 +10,10 @@ grim and wlr-randr and what it did with its --stats counters (SIGUSR1 rewrites t
 pixel for pixel, flips, import counts, in-place region redraws, a static picture costing nothing,
 a mode change, display off/on, then the removal of the mdpy (and then the mbochs) while vscanout
 shows it, and a clean exit. A second mbochs mdev is opened by vscanout itself
-(`--source vfio:UUID`). Each check prints what it did and one
-`RESULT: PASS|FAIL <check>: <reason>` line; the last line is `vfio checks: N passed, M failed`.
+(`--source vfio:UUID`). A third is served with `size=1280x800` in its source spec: the guest side
+reads the EDID vscanout wrote (mbochs' BAR2), takes its preferred mode, and HEAD-0 shows it 1:1.
+Each check prints what it did and one `RESULT: PASS|FAIL <check>: <reason>` line; the last line is
+`vfio checks: N passed, M failed`.
 Exits 1 if any check failed.
 
 Debian's /usr/bin/python3 and the standard library only. Every wait polls against a deadline.
@@ -49,6 +51,8 @@ DRIVER = os.path.join(HERE, "guest_driver.py")
 MBOCHS_UUID = "0c6b2b1e-7c3a-4d8e-9f21-5a6b7c8d9e11"
 MDPY_UUID = "0c6b2b1e-7c3a-4d8e-9f21-5a6b7c8d9e12"
 OWN_UUID = "0c6b2b1e-7c3a-4d8e-9f21-5a6b7c8d9e13"  # check 8: vscanout opens it itself
+EDID_UUID = "0c6b2b1e-7c3a-4d8e-9f21-5a6b7c8d9e14"  # check 11: the EDID vscanout gives the guest
+EDID_SIZE = (1280, 800)
 
 DEFAULT_SIZE = (1024, 768)  # a head with no mode yet shows no signal at this size
 FLIPS = 50
@@ -515,6 +519,45 @@ class Test:
                 except OSError as e:
                     say("removing %s: %s" % (OWN_UUID, e))
 
+    # 11 --------------------------------------------------------------------------------------
+    def edid(self):
+        w, h = EDID_SIZE
+        say("create mbochs-medium %s; serve it at 1024x768 with --source {source0},size=%dx%d" % (EDID_UUID, w, h))
+        gd.create_mdev("mbochs-medium", EDID_UUID)
+        vs = Vscanout("edid", self.binary, devices=["mbochs:%s:1024x768" % EDID_UUID],
+                      args=["--source", "{source0},size=%dx%d" % EDID_SIZE])
+        try:
+            vs.wait_ready()
+            before = vs.state()["heads"][0]["edid_at_open"]
+            if before["guest_sees_edid"] or before["link_state"] == gd.VFIO_DEVICE_GFX_LINK_STATE_UP:
+                raise Fail("a new mdev already showed the guest an EDID: %s" % before)
+            logged = vs.wait_log(r"vfio: head 0: EDID offers \d+x\d+@[\d.]+ Hz[^\n]*", 5).group(0)
+            vs.control("state")
+            e = vs.state()["heads"][0]["edid"]
+            want = {"link_state": gd.VFIO_DEVICE_GFX_LINK_STATE_UP, "edid_size": 128, "max": [1920, 1440],
+                    "guest_sees_edid": True, "preferred": "%dx%d" % EDID_SIZE, "name": "vscanout"}
+            wrong = {k: e.get(k) for k, v in want.items() if e.get(k) != v}
+            if wrong:
+                raise Fail("the guest's view of the EDID: %s, expected %s" % (wrong, {k: want[k] for k in wrong}))
+            say("the guest sees EDID preferred %s, link up; echo 'mode 0 %dx%d' > ctl" % (e["preferred"], w, h))
+            vs.control("mode 0 %dx%d" % EDID_SIZE)
+            seen = vs.wait_outputs({"HEAD-0": EDID_SIZE})
+            vs.wait_capture(0, guest_frame(w, h, 0, 0, cursor=False), name="11-edid")
+            rc = vs.stop()
+            if rc != 0:
+                raise Fail("exit status %d after SIGTERM; stderr tail:\n%s" % (rc, vs.tail()))
+            return "before vscanout: link_state %d, BAR2 EDID all zeros; vscanout logged '%s'; then the guest read " \
+                   "link up, %d-byte EDID 'vscanout' preferring %s (device max %dx%d) in BAR2, set that mode; " \
+                   "wlr-randr HEAD-0 %dx%d showing frame 0 pixel for pixel" % (
+                       before["link_state"], logged, e["edid_size"], e["preferred"], *e["max"], *seen["HEAD-0"])
+        finally:
+            vs.cleanup()
+            if os.path.exists(os.path.join(gd.MDEV_DEVICES, EDID_UUID)):
+                try:
+                    gd.remove_mdev(EDID_UUID)
+                except OSError as err:
+                    say("removing %s: %s" % (EDID_UUID, err))
+
     # 9 ---------------------------------------------------------------------------------------
     def removal(self):
         vs = self.vs
@@ -642,6 +685,8 @@ def main():
             for name, fn in served:
                 R.run(name, fn)
         R.run("8 --source vfio:UUID: vscanout opens an unprogrammed mbochs itself", t.own_open)
+        R.run("11 EDID: size=%dx%d in the spec; the guest reads it from mbochs, sets it, HEAD-0 shows it 1:1"
+              % EDID_SIZE, t.edid)
         if up:
             t.removal()
             R.run(*later[1])
