@@ -32,6 +32,10 @@ constexpr const char *kVmPath = "/org/qemu/Display1/VM";
 constexpr const char *kListenerPath = "/org/qemu/Display1/Listener";
 constexpr uint32_t kPixmanX8R8G8B8 = 0x20020888, kPixmanA8R8G8B8 = 0x20028888;
 constexpr uint32_t kMaxSide = 16384;
+constexpr int64_t kMaxWheelSteps = 16; // per wheel event
+// Where QEMU may put the cursor: around the largest frame, so that no position arithmetic
+// downstream (scaling, adding the hotspot) comes near int32's ends.
+constexpr int32_t kMaxCursorPos = 2 * int32_t{kMaxSide};
 
 std::string console_path(uint32_t console_id) { return "/org/qemu/Display1/Console_" + std::to_string(console_id); }
 
@@ -438,7 +442,12 @@ void QemuSource::add_console(uint32_t console_id, uint32_t head, const std::stri
 		}
 	auto it = consoles_.find(head);
 	const bool is_new = it == consoles_.end();
-	if (!is_new && it->second->live()) return; // already listening
+	if (!is_new && it->second->live()) {
+		if (it->second->console_id != console_id)
+			VLOG_ERROR("qemu: console %u claims head %u, which console %u shows already: console %u is not shown",
+			           console_id, head, it->second->console_id, console_id);
+		return; // already listening
+	}
 	if (is_new && consoles_.size() >= options_.limits.max_heads) {
 		left_out_.push_back(console_id); // logged once all of this enumeration's consoles answered
 		return;
@@ -673,7 +682,10 @@ int QemuSource::on_listener_call(Console &c, sd_bus_message *m) {
 		c.dmabuf.reset();
 	} else if (std::strcmp(member, "MouseSet") == 0) {
 		int32_t on = 0;
-		if (sd_bus_message_read(m, "iii", &c.mouse_x, &c.mouse_y, &on) < 0) return bad("malformed arguments");
+		int32_t mx = 0, my = 0;
+		if (sd_bus_message_read(m, "iii", &mx, &my, &on) < 0) return bad("malformed arguments");
+		c.mouse_x = std::clamp(mx, -kMaxCursorPos, kMaxCursorPos);
+		c.mouse_y = std::clamp(my, -kMaxCursorPos, kMaxCursorPos);
 		c.mouse_on = on != 0;
 	} else if (std::strcmp(member, "CursorDefine") == 0) {
 		int32_t w = 0, h = 0, hx = 0, hy = 0;
@@ -695,8 +707,8 @@ int QemuSource::on_listener_call(Console &c, sd_bus_message *m) {
 			d[3] = static_cast<uint8_t>(a);
 		}
 		c.cursor = std::move(*p);
-		c.hot_x = hx;
-		c.hot_y = hy;
+		c.hot_x = std::clamp(hx, 0, w - 1); // inside the image: never a negative (huge unsigned) hotspot
+		c.hot_y = std::clamp(hy, 0, h - 1);
 	}
 	if (coalesce) c.damaged = true; // told at the next frame (flush_damage)
 	else if (events_.head_changed) events_.head_changed(c.head);
@@ -895,8 +907,10 @@ void QemuSource::pointer_by(uint32_t head, int32_t dx, int32_t dy) {
 
 void QemuSource::pointer_wheel(uint32_t head, int32_t steps) {
 	// QEMU's wheel is two buttons (3 up, 4 down), pressed and released once a step.
+	// A wheel event is a few steps; a client's huge (or INT32_MIN) value is capped, not looped over.
 	const uint32_t button = steps > 0 ? 4 : 3;
-	for (int32_t i = 0; i < std::abs(steps); i++) {
+	const int64_t n = std::min<int64_t>(kMaxWheelSteps, steps < 0 ? -int64_t{steps} : int64_t{steps});
+	for (int64_t i = 0; i < n; i++) {
 		call_console(head, "org.qemu.Display1.Mouse", "Press", "u", button);
 		call_console(head, "org.qemu.Display1.Mouse", "Release", "u", button);
 	}

@@ -15,7 +15,6 @@ import pytest
 
 from conftest import wait_until
 from fake_qemu import Console, FakeQemu, memfd, rss_kib
-from vscanout_pixels import describe_difference  # noqa: F401
 
 RED = b"\x00\x00\xff\x00"  # XRGB8888 in memory: B, G, R, X
 GREEN = b"\x00\xff\x00\x00"
@@ -279,4 +278,25 @@ def test_refused_calls_logged_once_and_peer_text_escaped(vscanout, fakes, qmp_pa
     assert count(vs, r"Update refused") == 1, vs.log()
     assert fake.scanout(0, 64, 48, RED) is None
     wait_color(vs, 0, (255, 0, 0))
+    randr_latency(vs)
+
+
+# ---- 11.8 at the source: extreme cursor positions and hotspots
+
+
+def test_extreme_cursor_positions_are_clamped(vscanout, fakes, qmp_path):
+    """MouseSet at int32's ends and a hotspot outside the image: clamped where they come in; the
+    head and the one beside it go on."""
+    fake = fakes(qmp_path, consoles=[Console(0, head=0), Console(1, head=1)])
+    vs = start_vscanout(vscanout, qmp_path)
+    for c in (0, 1):
+        assert fake.scanout(c, 64, 48, BLUE) is None
+    wait_until(lambda: set(vs.randr()) == {"HEAD-0", "HEAD-1"}, 10, what="two heads")
+    assert fake.cursor_define(0, 16, 16, -2147483648, 2147483647) is None
+    for x, y in ((2147483647, 2147483647), (-2147483648, -2147483648), (2147483647, -2147483648), (10, 10)):
+        assert fake.mouse_set(0, x, y) is None
+        vs.capture(0)
+    vs.check_alive()
+    assert fake.update(1, 0, 0, 64, 48, GREEN) is None
+    wait_color(vs, 1, (0, 255, 0))
     randr_latency(vs)

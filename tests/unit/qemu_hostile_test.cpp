@@ -4,9 +4,15 @@
 // tests/integration/test_qemu_hostile.py.)
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <climits>
+#include <cstring>
+#include <memory>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -132,6 +138,32 @@ TEST(QmpRequest, NothingListeningFailsAtOnce) {
 	auto r = QmpDisplayRequest::start("/nonexistent/vscanout-qmp.sock");
 	ASSERT_FALSE(r.ok());
 	EXPECT_NE(r.error().find("cannot connect"), std::string::npos) << r.error();
+}
+
+TEST(QmpRequest, StartingNeverWaitsForAPeerThatNeverAccepts) {
+	// A QMP socket that listens and never accepts (QEMU, while another client holds QMP).
+	const std::string path = "/tmp/vscanout-qmp-test-" + std::to_string(::getpid()) + ".sock";
+	::unlink(path.c_str());
+	UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+	sockaddr_un addr{};
+	addr.sun_family = AF_UNIX;
+	std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+	ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr), 0);
+	ASSERT_EQ(::listen(listener.get(), 0), 0);
+	QemuOptions o;
+	o.qmp = path;
+	const auto t0 = std::chrono::steady_clock::now();
+	std::vector<std::unique_ptr<QemuSource>> sources; // more than the backlog holds
+	for (int i = 0; i < 4; i++) {
+		auto s = QemuSource::create(o);
+		ASSERT_TRUE(s.ok()) << s.error();
+		sources.push_back(std::move(*s));
+	}
+	// And a wheel event of INT32_MIN steps is a few calls, not two billion.
+	sources[0]->pointer_wheel(0, INT32_MIN);
+	sources[0]->pointer_wheel(0, INT32_MAX);
+	EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(500));
+	::unlink(path.c_str());
 }
 
 TEST(FdUtil, OnlyDmabufsAndShrinkSealedFilesAreSafeToMap) {
