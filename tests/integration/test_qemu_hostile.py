@@ -263,6 +263,34 @@ def test_update_damage_is_coalesced(vscanout, fakes, qmp_path):
            copies=after["copies"] - before["copies"])
 
 
+@pytest.mark.deadline(90)
+def test_update_damage_on_the_copy_path_is_copied_once_a_frame(vscanout, fakes, qmp_path):
+    """The review's case: 300 one-pixel Updates on a 4096x4096 frame with the copy import (each
+    copy is the whole 64 MiB frame; one per Update was ~19 GB and a 1.5 s stall). Coalesced, the
+    frame is copied once per frame at most, and wlr-randr answers within 1 s meanwhile."""
+    fake = fakes(qmp_path)
+    vs = vscanout(args=["--import", "copy"], source=f"qemu:qmp:{qmp_path}", env={"DBUS_SESSION_BUS_ADDRESS": None})
+    assert fake.scanout(0, 4096, 4096, BLUE) is None
+    wait_color(vs, 0, (0, 0, 255))
+    before = vs.settle()[0]
+    t0 = time.monotonic()
+    worst = 0.0
+    for i in range(300):
+        assert fake.update(0, i, 0, 1, 1, RED) is None
+        if i % 100 == 50:
+            worst = max(worst, randr_latency(vs, 1))
+    took = time.monotonic() - t0
+    wait_color(vs, 0, (255, 0, 0), x=299)
+    after = vs.settle()[0]
+    copies = after["copies"] - before["copies"]
+    assert copies <= took / 0.016 + 10, f"{copies} copies of the frame for 300 updates in {took:.2f} s"
+    assert copies < 100, f"{copies} copies for 300 updates"
+    worst = max(worst, randr_latency(vs))
+    report("damage_copy_path", updates=300, seconds=round(took, 2), copies=copies,
+           copied_gib=round(copies * 64 / 1024, 2), renders=after["renders"] - before["renders"],
+           randr_worst_s=round(worst, 3), rss_kib=rss_kib(vs.pid), fds=vs.fd_count())
+
+
 # ---- 11.9: refused calls logged once, peer text escaped
 
 
