@@ -12,6 +12,9 @@ a mode change, display off/on, then the removal of the mdpy (and then the mbochs
 shows it, and a clean exit. A second mbochs mdev is opened by vscanout itself
 (`--source vfio:UUID`). A third is served with `size=1280x800` in its source spec: the guest side
 reads the EDID vscanout wrote (mbochs' BAR2), takes its preferred mode, and HEAD-0 shows it 1:1.
+A fourth is shown by vscanout nested in a headless sway: the tiled window's size, then after a
+burst of resizes its last size (one EDID write), become the EDID's preferred mode, which the guest
+sets and the window shows 1:1.
 Each check prints what it did and one `RESULT: PASS|FAIL <check>: <reason>` line; the last line is
 `vfio checks: N passed, M failed`.
 Exits 1 if any check failed.
@@ -37,11 +40,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "common"))
 import guest_driver as gd  # noqa: E402
+from qemu_dbus_host import Sway  # noqa: E402
 from vm_checks import (Died, Fail, GuestVscanout, Results, guest_args, guest_binary, kernel_warnings,  # noqa: E402
                        say, wait_until)
 from vscanout_pixels import (NO_SIGNAL_BG, NO_SIGNAL_FG, describe_difference, guess_frame,  # noqa: E402
                              guest_frame, no_signal_problems, parse_ppm, parse_randr)
-from vscanout_proc import READY_RX, vscanout_env  # noqa: E402
+from vscanout_proc import READY_RX, change_env, vscanout_env  # noqa: E402
 
 ROOT = os.environ.get("VSCANOUT_ROOT") or os.path.dirname(os.path.dirname(HERE))
 OUT = os.environ.get("VSCANOUT_VM_OUT") or tempfile.mkdtemp(prefix="vfio-out-")
@@ -53,6 +57,9 @@ MDPY_UUID = "0c6b2b1e-7c3a-4d8e-9f21-5a6b7c8d9e12"
 OWN_UUID = "0c6b2b1e-7c3a-4d8e-9f21-5a6b7c8d9e13"  # check 8: vscanout opens it itself
 EDID_UUID = "0c6b2b1e-7c3a-4d8e-9f21-5a6b7c8d9e14"  # check 11: the EDID vscanout gives the guest
 EDID_SIZE = (1280, 800)
+NESTED_UUID = "0c6b2b1e-7c3a-4d8e-9f21-5a6b7c8d9e15"  # check 12: vscanout nested in sway, the window resized
+NESTED_SWAY = (1536, 960)  # sway's output, the tiled window's size: w * h * 4 page aligned, as mbochs needs
+NESTED_DRAG = [(1100, 700), (1180, 740), (1240, 780), (1280, 800)]  # then floating, resized in a burst
 
 DEFAULT_SIZE = (1024, 768)  # a head with no mode yet shows no signal at this size
 FLIPS = 50
@@ -87,7 +94,7 @@ class Vscanout(GuestVscanout):
 
     KEEP = GuestVscanout.KEEP + ("state.json",)
 
-    def __init__(self, label, binary, devices=None, sources=None, args=()):
+    def __init__(self, label, binary, devices=None, sources=None, args=(), env=None):
         super().__init__(label, tempfile.mkdtemp(prefix="vsc-%s-" % label), OUT, label + "-")
         self.socket = "vs-%s" % label
         self.state_path = os.path.join(self.dir, "state.json")
@@ -103,6 +110,7 @@ class Vscanout(GuestVscanout):
         self.argv = argv
         self.env = vscanout_env(WLR_BACKENDS="headless", WLR_HEADLESS_OUTPUTS="0", WLR_RENDERER="pixman",
                                 WLR_LIBINPUT_NO_DEVICES="1", XDG_RUNTIME_DIR=self.dir)
+        change_env(self.env, env)  # e.g. nested: WAYLAND_DISPLAY of the parent, no WLR_BACKENDS
         self.client_env = dict(self.env, WAYLAND_DISPLAY=self.socket)
         say("start %s: %s" % (label, " ".join(argv)))
         if self.served:
@@ -558,6 +566,75 @@ class Test:
                 except OSError as err:
                     say("removing %s: %s" % (EDID_UUID, err))
 
+    # 12 --------------------------------------------------------------------------------------
+    def nested_edid(self):
+        say("create mbochs-medium %s; a headless sway at %dx%d; vscanout nested in it" % ((NESTED_UUID,) + NESTED_SWAY))
+        gd.create_mdev("mbochs-medium", NESTED_UUID)
+        sway = vs = None
+        title = '[title="HEAD-0$"]'
+        offers = r"vfio: head 0: EDID offers (\d+x\d+)@"
+
+        def guest_sees(size):
+            def seen():
+                vs.control("state")
+                e = vs.state()["heads"][0]["edid"]
+                return e if e.get("preferred") == "%dx%d" % size and e.get("link_state") == 1 else None
+            try:
+                return wait_until(seen, 5, 0.1, "the guest to read an EDID preferring %dx%d" % size)
+            except Fail:
+                raise Fail("the guest's view of the EDID: %s, expected %dx%d with the link up" % (
+                    vs.state()["heads"][0]["edid"], *size)) from None
+
+        def guest_takes(size):
+            vs.control("mode 0 %dx%d" % size)
+            vs.wait_outputs({"HEAD-0": size})
+            vs.wait_capture(0, guest_frame(size[0], size[1], 0, 0, cursor=False), name="12-nested")
+            rects = [r for t, r in sway.windows() if t.endswith("HEAD-0")]
+            if not rects or (rects[0]["width"], rects[0]["height"]) != size:
+                raise Fail("sway's window for HEAD-0 is %s, expected %dx%d" % (rects, *size))
+
+        try:
+            sway = Sway(NESTED_SWAY, ["default_border none", "default_floating_border none",
+                                      "focus_follows_mouse no"])
+            sway.wait_ready()
+            vs = Vscanout("nested", self.binary, devices=["mbochs:%s:1024x768" % NESTED_UUID],
+                          env={"WAYLAND_DISPLAY": os.path.join(sway.runtime, sway.socket), "WLR_BACKENDS": None,
+                               "WLR_HEADLESS_OUTPUTS": None})
+            vs.wait_ready()
+            # Tiled, the window fills sway's output: that size is offered once it settles.
+            vs.wait_log(offers.replace("(\\d+x\\d+)", "%dx%d" % NESTED_SWAY), 10)
+            guest_sees(NESTED_SWAY)
+            guest_takes(NESTED_SWAY)
+            before = len(re.findall(offers, vs.log()))
+            say("floating, then resized %s in a burst" % ", ".join("%dx%d" % d for d in NESTED_DRAG))
+            sway.msg(title + " floating enable")
+            for w, h in NESTED_DRAG:
+                sway.msg(title + " resize set %d %d" % (w, h))
+                time.sleep(0.03)
+            last = NESTED_DRAG[-1]
+            vs.wait_log(offers.replace("(\\d+x\\d+)", "%dx%d" % last), 10)
+            time.sleep(0.8)  # anything else the burst would write comes by now (300 ms settle)
+            written = re.findall(offers, vs.log())[before:]
+            if written != ["%dx%d" % last]:
+                raise Fail("EDID writes after the burst: %s, expected one (%dx%d)" % (written, *last))
+            e = guest_sees(last)
+            guest_takes(last)
+            return "tiled window %dx%d -> EDID preferred %dx%d, guest set it, 1:1; floating + %d resizes within " \
+                   "%d ms -> one EDID write (%s), the guest read it (link %d, 'vscanout'), set it; wlr-randr HEAD-0 " \
+                   "%dx%d and sway's window %dx%d, frame 0 pixel for pixel" % (
+                       *NESTED_SWAY, *NESTED_SWAY, len(NESTED_DRAG), 30 * len(NESTED_DRAG), written[0],
+                       e["link_state"], *last, *last)
+        finally:
+            if vs:
+                vs.cleanup()
+            if sway:
+                sway.stop()
+            if os.path.exists(os.path.join(gd.MDEV_DEVICES, NESTED_UUID)):
+                try:
+                    gd.remove_mdev(NESTED_UUID)
+                except OSError as err:
+                    say("removing %s: %s" % (NESTED_UUID, err))
+
     # 9 ---------------------------------------------------------------------------------------
     def removal(self):
         vs = self.vs
@@ -687,6 +764,8 @@ def main():
         R.run("8 --source vfio:UUID: vscanout opens an unprogrammed mbochs itself", t.own_open)
         R.run("11 EDID: size=%dx%d in the spec; the guest reads it from mbochs, sets it, HEAD-0 shows it 1:1"
               % EDID_SIZE, t.edid)
+        R.run("12 EDID nested in sway: the window's size, and after a burst of resizes its last size (one write), "
+              "becomes the guest's mode, shown 1:1", t.nested_edid)
         if up:
             t.removal()
             R.run(*later[1])
