@@ -27,6 +27,7 @@ gi.require_version("Gio", "2.0")
 from gi.repository import Gio, GLib  # noqa: E402
 
 PIXMAN_X8R8G8B8 = 0x20020888
+PIXMAN_R5G6B5 = 0x10020565
 DRM_FORMAT_XRGB8888 = 0x34325258
 LISTENER_PATH = "/org/qemu/Display1/Listener"
 LISTENER_IFACE = "org.qemu.Display1.Listener"
@@ -305,10 +306,10 @@ class FakeQemu:
         except GLib.Error as e:
             return e.message
 
-    def scanout(self, console, w, h, pixel=b"\x00\x00\xff\x00", stride=None, data=None):
-        stride = stride or w * 4
-        data = data if data is not None else pixel * (stride // 4) * h
-        return self.call(console, "Scanout", None, _pixels_variant("(uuuu", (w, h, stride, PIXMAN_X8R8G8B8), data))
+    def scanout(self, console, w, h, pixel=b"\x00\x00\xff\x00", stride=None, data=None, fmt=PIXMAN_X8R8G8B8):
+        stride = stride or w * len(pixel)
+        data = data if data is not None else pixel * (stride // len(pixel)) * h
+        return self.call(console, "Scanout", None, _pixels_variant("(uuuu", (w, h, stride, fmt), data))
 
     def update(self, console, x, y, w, h, pixel=b"\x00\xff\x00\x00", stride=None, data=None):
         stride = stride or w * 4

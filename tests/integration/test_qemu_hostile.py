@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import wait_until
-from fake_qemu import Console, FakeQemu, memfd, rss_kib
+from fake_qemu import PIXMAN_R5G6B5, Console, FakeQemu, memfd, rss_kib
 
 RED = b"\x00\x00\xff\x00"  # XRGB8888 in memory: B, G, R, X
 GREEN = b"\x00\xff\x00\x00"
@@ -327,4 +327,23 @@ def test_extreme_cursor_positions_are_clamped(vscanout, fakes, qmp_path):
     vs.check_alive()
     assert fake.update(1, 0, 0, 64, 48, GREEN) is None
     wait_color(vs, 1, (0, 255, 0))
+    randr_latency(vs)
+
+
+# ---- 11.13 at the source: a guest's 16-bit mode
+
+
+def test_sixteen_bit_scanout_is_shown(vscanout, fakes, qmp_path):
+    """QEMU hands a guest's 16-bit mode as an r5g6b5 surface: shown (as XRGB8888), not refused;
+    an unknown format is refused, logged once."""
+    fake = fakes(qmp_path)
+    vs = start_vscanout(vscanout, qmp_path)
+    assert fake.scanout(0, 64, 48, b"\x00\xf8", fmt=PIXMAN_R5G6B5) is None  # red
+    wait_color(vs, 0, (255, 0, 0))
+    assert fake.scanout(0, 64, 48, b"\xe0\x07", fmt=PIXMAN_R5G6B5) is None  # green
+    wait_color(vs, 0, (0, 255, 0))
+    for _ in range(5):
+        assert fake.scanout(0, 64, 48, b"\x00\x00\xff", fmt=0x18020888) is not None  # r8g8b8
+    assert count(vs, r"Scanout refused: a surface format other than") == 1, vs.log()
+    wait_color(vs, 0, (0, 255, 0))
     randr_latency(vs)

@@ -65,6 +65,30 @@ TEST(QemuBounds, ScanoutWithinSidesMemoryAndBytes) {
 	EXPECT_FALSE(check_scanout(1024, 768, 4096, 4096 * 768, l).ok());
 }
 
+TEST(QemuFormats, SixteenBitSurfacesBecomeXrgb8888) {
+	constexpr uint32_t r5g6b5 = 0x10020565, x1r5g5b5 = 0x10020555, x8r8g8b8 = 0x20020888;
+	EXPECT_EQ(qemu_pixel_bytes(x8r8g8b8), 4u);
+	EXPECT_EQ(qemu_pixel_bytes(r5g6b5), 2u);
+	EXPECT_EQ(qemu_pixel_bytes(x1r5g5b5), 2u);
+	EXPECT_EQ(qemu_pixel_bytes(0x18020888), 0u); // r8g8b8 (24 bpp): not taken
+	const uint8_t in565[] = {0x00, 0xf8, 0xe0, 0x07, 0x1f, 0x00, 0xff, 0xff, 0x10, 0x84}; // R, G, B, white, grey
+	uint8_t out[20] = {};
+	qemu_row_to_xrgb8888(r5g6b5, in565, out, 5);
+	const uint8_t want565[] = {0, 0, 255, 255, 0, 255, 0, 255, 255, 0, 0, 255, 255, 255, 255, 255, 131, 129, 131, 255};
+	EXPECT_EQ(0, std::memcmp(out, want565, sizeof want565));
+	const uint8_t in555[] = {0x00, 0x7c, 0xe0, 0x03, 0x1f, 0x00, 0xff, 0x7f};
+	qemu_row_to_xrgb8888(x1r5g5b5, in555, out, 4);
+	const uint8_t want555[] = {0, 0, 255, 255, 0, 255, 0, 255, 255, 0, 0, 255, 255, 255, 255, 255};
+	EXPECT_EQ(0, std::memcmp(out, want555, sizeof want555));
+	// Two bytes a pixel in the data: the byte check follows the format.
+	QemuLimits l;
+	EXPECT_TRUE(check_scanout(100, 100, 200, 200 * 100, l, 2).ok());
+	EXPECT_FALSE(check_scanout(100, 100, 199, 200 * 100, l, 2).ok());
+	EXPECT_FALSE(check_scanout(100, 100, 200, 200 * 100, l, 4).ok());
+	EXPECT_TRUE(frame_after_update(100, 100, 0, 0, 10, 10, 20, 20 * 9 + 20, l, 2).ok());
+	EXPECT_FALSE(frame_after_update(100, 100, 0, 0, 10, 10, 20, 20 * 9 + 19, l, 2).ok());
+}
+
 TEST(QemuBounds, UpdateGrowthIsBounded) {
 	QemuLimits l;
 	// The 4-byte Update of the review: a 16384x16384 frame (1 GiB) from one pixel.
