@@ -288,7 +288,8 @@ const int16_t *CpuComposer::horizontal_row(const CpuImage &src, uint32_t row, ui
 	return dst;
 }
 
-void CpuComposer::compose(const CpuImage &src, const Rect &place, const CpuCursor *cursor, const CpuImage &out) {
+void CpuComposer::compose(const CpuImage &src, const Rect &place, const CpuCursor *cursor, const CpuImage &out,
+                          bool keep_bars) {
 	const uint32_t W = out.width, H = out.height;
 	// The picture's rectangle, clipped to the output (place_frame keeps it inside).
 	const int64_t px0 = std::clamp<int64_t>(place.x, 0, W), px1 = std::clamp<int64_t>(int64_t{place.x} + place.w, 0, W);
@@ -350,10 +351,12 @@ void CpuComposer::compose(const CpuImage &src, const Rect &place, const CpuCurso
 	for (uint32_t y = 0; y < H; y++) {
 		uint32_t *row = reinterpret_cast<uint32_t *>(out.data + uint64_t{y} * out.stride);
 		if (!picture || y < py0 || y >= py1) {
-			fill_black(row, W);
+			if (!keep_bars || !picture) fill_black(row, W);
 		} else {
-			fill_black(row, uint64_t(px0));
-			fill_black(row + px1, uint64_t(W - px1));
+			if (!keep_bars) {
+				fill_black(row, uint64_t(px0));
+				fill_black(row + px1, uint64_t(W - px1));
+			}
 			const RowTaps t = row_taps(uint32_t(y - place.y), src.height, uint32_t(place.h));
 			const int16_t *h0 = horizontal_row(src, t.r0, t.r1);
 			const int16_t *h1 = horizontal_row(src, t.r1, t.r0);

@@ -40,8 +40,11 @@ public:
 	explicit CpuComposer(CpuKernel kernel = CpuKernel::best);
 
 	// Draws the whole output: `primary` scaled into `place` (inside the output), black (opaque)
-	// around it, then the cursor, if any. The output's layout must be a 32-bit one.
-	void compose(const CpuImage &primary, const Rect &place, const CpuCursor *cursor, const CpuImage &out);
+	// around it, then the cursor, if any. The output's layout must be a 32-bit one. keep_bars:
+	// the bars around `place` already hold opaque black (an earlier frame of the same geometry
+	// in this buffer) and are not written again.
+	void compose(const CpuImage &primary, const Rect &place, const CpuCursor *cursor, const CpuImage &out,
+	             bool keep_bars = false);
 
 	// Blends the cursor into `out` over what is there (the no-signal frame).
 	static void blend_cursor(const CpuCursor &cursor, const CpuImage &out);
