@@ -14,10 +14,9 @@ namespace {
 
 using core::PixelLayout;
 
-constexpr int kHBits = 14;                // horizontal weights: w / 16384
-constexpr int kHOne = 1 << kHBits;
-constexpr int kFrac = 7;                  // cached rows: value * 128
-constexpr int kVOne = 1 << 15;            // vertical weights: v / 32768 (mulhrs)
+constexpr int kFrac = 7;       // cached rows: value * 128
+constexpr int kOne = 1 << 15;  // weights, both directions: w / 32768 (mulhrs), at most 32767
+constexpr uint32_t kPrefetchAhead = 384; // output columns (tuned on lavapipe's host, an EPYC)
 constexpr uint64_t kStreamBytes = 16u << 20;
 constexpr uint32_t kOpaqueBlack = 0xFF000000u; // every 32-bit layout keeps alpha/X in byte 3
 
@@ -44,8 +43,8 @@ RowTaps row_taps(uint32_t q, uint32_t src, uint32_t dst) {
 	int64_t t0;
 	double f;
 	taps(q, src, dst, &t0, &f);
-	int v = static_cast<int>(std::lround(f * kVOne));
-	if (v >= kVOne) {
+	int v = static_cast<int>(std::lround(f * kOne));
+	if (v >= kOne) {
 		t0++;
 		v = 0;
 	}
@@ -58,13 +57,14 @@ RowTaps row_taps(uint32_t q, uint32_t src, uint32_t dst) {
 // ---------------------------------------------------------------------------------------------
 // Kernels. Each has a scalar form and, on x86, an AVX2 one with the same arithmetic.
 
-// dst[4x + c] = (p[i][c] * (16384 - w) + p[i + 1][c] * w + 64) >> 7 for x in [from, n).
-void hscale_scalar(const uint8_t *src, const uint32_t *index, const uint32_t *weights, int16_t *dst, uint32_t from,
+// dst[4x + c] = (p[i][c] << 7) + mulhrs((p[i + 1][c] - p[i][c]) << 7, w) for x in [from, n): the
+// blend of the pair at 7 fraction bits.
+void hscale_scalar(const uint8_t *src, const uint32_t *index, const int16_t *weights, int16_t *dst, uint32_t from,
                    uint32_t n) {
 	for (uint32_t x = from; x < n; x++) {
 		const uint8_t *p = src + uint64_t{index[x]} * 4;
-		const int wa = int(weights[x] & 0xFFFF), wb = int(weights[x] >> 16);
-		for (int c = 0; c < 4; c++) dst[x * 4 + c] = int16_t((p[c] * wa + p[4 + c] * wb + 64) >> kFrac);
+		for (int c = 0; c < 4; c++)
+			dst[x * 4 + c] = int16_t((p[c] << kFrac) + mulhrs((p[4 + c] - p[c]) << kFrac, weights[x * 4 + c]));
 	}
 }
 
@@ -85,44 +85,39 @@ void vblend_scalar(const int16_t *h0, const int16_t *h1, int v, uint8_t *out, ui
 }
 
 #ifdef VSCANOUT_X86
-__attribute__((target("avx2"))) void hscale_avx2(const uint8_t *src, const uint32_t *index, const uint32_t *weights,
-                                                 const uint32_t *wide, const uint32_t *perm, int16_t *dst, uint32_t n) {
-	// Per 128-bit lane: two source pixels' bytes (B0 G0 R0 X0 B1 G1 R1 X1) spread to 16-bit
-	// pairs (B0 B1 G0 G1 R0 R1 X0 X1), for madd with (16384 - w, w) pairs; from the lane's low
-	// eight bytes (lo) or its high eight (hi).
-	const __m256i lo = _mm256_setr_epi8(0, -1, 4, -1, 1, -1, 5, -1, 2, -1, 6, -1, 3, -1, 7, -1, //
-	                                    0, -1, 4, -1, 1, -1, 5, -1, 2, -1, 6, -1, 3, -1, 7, -1);
-	const __m256i hi = _mm256_setr_epi8(8, -1, 12, -1, 9, -1, 13, -1, 10, -1, 14, -1, 11, -1, 15, -1, //
-	                                    8, -1, 12, -1, 9, -1, 13, -1, 10, -1, 14, -1, 11, -1, 15, -1);
-	const __m256i round = _mm256_set1_epi32(64);
+__attribute__((target("avx2"))) void hscale_avx2(const uint8_t *src, const uint32_t *index, const int16_t *weights,
+                                                 const uint32_t *perm, int16_t *dst, uint32_t n) {
+	// Pairs as loaded, (i0 i0+1 | i1 i1+1 || i2 i2+1 | i3 i3+1), to firsts then seconds.
+	const __m256i split = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
 	uint32_t x = 0;
 	for (; x + 4 <= n; x += 4) {
-		// wide: per group of four pixels, the weight pairs of x, x + 2 (each four times) and of
-		// x + 1, x + 3.
-		const __m256i wa = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(wide + x * 4));
-		const __m256i wb = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(wide + x * 4 + 8));
-		__m256i a, b;
+		// The source row streams in from memory (the guest wrote it): ask for it ahead of use.
+		// (index has kPrefetchAhead entries of padding.)
+		_mm_prefetch(reinterpret_cast<const char *>(src + uint64_t{index[x + kPrefetchAhead]} * 4), _MM_HINT_T0);
+		__m256i p;
 		const uint32_t *pm = perm + x * 2;
 		if (pm[0] != ~0u) {
 			// The group's pixels lie within eight source pixels from index[x]: one load, and a
-			// permutation to the pairs (x | x + 1 || x + 2 | x + 3).
+			// permutation to (i0 i1 i2 i3 || i0+1 i1+1 i2+1 i3+1).
 			const __m256i span = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(src + uint64_t{index[x]} * 4));
-			const __m256i p = _mm256_permutevar8x32_epi32(span, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(pm)));
-			a = _mm256_shuffle_epi8(p, lo); // x, x + 2
-			b = _mm256_shuffle_epi8(p, hi); // x + 1, x + 3
+			p = _mm256_permutevar8x32_epi32(span, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(pm)));
 		} else {
 			const __m128i p0 = _mm_loadl_epi64(reinterpret_cast<const __m128i *>(src + uint64_t{index[x]} * 4));
 			const __m128i p1 = _mm_loadl_epi64(reinterpret_cast<const __m128i *>(src + uint64_t{index[x + 1]} * 4));
 			const __m128i p2 = _mm_loadl_epi64(reinterpret_cast<const __m128i *>(src + uint64_t{index[x + 2]} * 4));
 			const __m128i p3 = _mm_loadl_epi64(reinterpret_cast<const __m128i *>(src + uint64_t{index[x + 3]} * 4));
-			// a: pixels x (low lane) and x + 2; b: x + 1 and x + 3, so that packs puts them in order.
-			a = _mm256_shuffle_epi8(_mm256_set_m128i(p2, p0), lo);
-			b = _mm256_shuffle_epi8(_mm256_set_m128i(p3, p1), lo);
+			p = _mm256_set_m128i(_mm_unpacklo_epi64(p2, p3), _mm_unpacklo_epi64(p0, p1));
+			p = _mm256_permutevar8x32_epi32(p, split);
 		}
-		a = _mm256_srai_epi32(_mm256_add_epi32(_mm256_madd_epi16(a, wa), round), kFrac);
-		b = _mm256_srai_epi32(_mm256_add_epi32(_mm256_madd_epi16(b, wb), round), kFrac);
-		_mm256_storeu_si256(reinterpret_cast<__m256i *>(dst + x * 4), _mm256_packs_epi32(a, b));
+		const __m256i first = _mm256_slli_epi16(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(p)), kFrac);
+		const __m256i second = _mm256_slli_epi16(_mm256_cvtepu8_epi16(_mm256_extracti128_si256(p, 1)), kFrac);
+		const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(weights + x * 4));
+		const __m256i h = _mm256_add_epi16(first, _mm256_mulhrs_epi16(_mm256_sub_epi16(second, first), w));
+		_mm256_storeu_si256(reinterpret_cast<__m256i *>(dst + x * 4), h);
 	}
+	// Clean upper halves before any SSE code runs (ours, pixman's, the compositor's): GCC leaves
+	// them dirty on a tail call, and legacy SSE then runs several times slower.
+	_mm256_zeroupper();
 	hscale_scalar(src, index, weights, dst, x, n);
 }
 
@@ -131,6 +126,7 @@ __attribute__((target("avx2"))) void fill_black_avx2(uint32_t *p, uint64_t count
 	const __m256i black = _mm256_set1_epi32(int(kOpaqueBlack));
 	uint64_t i = 0;
 	for (; i + 8 <= count; i += 8) _mm256_storeu_si256(reinterpret_cast<__m256i *>(p + i), black);
+	_mm256_zeroupper();
 	for (; i < count; i++) p[i] = kOpaqueBlack;
 }
 
@@ -169,6 +165,7 @@ __attribute__((target("avx2"))) void vblend_avx2(const int16_t *h0, const int16_
 		else _mm256_storeu_si256(reinterpret_cast<__m256i *>(out + x * 4), px);
 	}
 	if (stream) _mm_sfence();
+	_mm256_zeroupper();
 	vblend_scalar(h0, h1, v, out, x, n, swap);
 }
 #endif
@@ -283,8 +280,7 @@ const int16_t *CpuComposer::horizontal_row(const CpuImage &src, uint32_t row, ui
 	int16_t *dst = rows_[s].data();
 #ifdef VSCANOUT_X86
 	if (avx2_) {
-		hscale_avx2(p, cols_.index.data(), cols_.weights.data(), cols_.wide.data(), cols_.perm.data(), dst,
-		            cols_.dst_w);
+		hscale_avx2(p, cols_.index.data(), cols_.weights.data(), cols_.perm.data(), dst, cols_.dst_w);
 		return dst;
 	}
 #endif
@@ -292,7 +288,8 @@ const int16_t *CpuComposer::horizontal_row(const CpuImage &src, uint32_t row, ui
 	return dst;
 }
 
-void CpuComposer::compose(const CpuImage &src, const Rect &place, const CpuCursor *cursor, const CpuImage &out) {
+void CpuComposer::compose(const CpuImage &src, const Rect &place, const CpuCursor *cursor, const CpuImage &out,
+                          bool keep_bars) {
 	const uint32_t W = out.width, H = out.height;
 	// The picture's rectangle, clipped to the output (place_frame keeps it inside).
 	const int64_t px0 = std::clamp<int64_t>(place.x, 0, W), px1 = std::clamp<int64_t>(int64_t{place.x} + place.w, 0, W);
@@ -302,45 +299,39 @@ void CpuComposer::compose(const CpuImage &src, const Rect &place, const CpuCurso
 	if (picture && (cols_.src_w != src.width || cols_.dst_w != uint32_t(place.w))) {
 		cols_.src_w = src.width;
 		cols_.dst_w = uint32_t(place.w);
-		cols_.index.resize(cols_.dst_w);
-		cols_.weights.resize(cols_.dst_w);
+		// Padded for the kernels' prefetch reads past the end.
+		cols_.index.assign(uint64_t{cols_.dst_w} + kPrefetchAhead, 0);
+		cols_.weights.assign(uint64_t{cols_.dst_w} * 4, 0);
 		for (uint32_t q = 0; q < cols_.dst_w; q++) {
 			int64_t t0;
 			double f;
 			taps(q, src.width, cols_.dst_w, &t0, &f);
-			int w = static_cast<int>(std::lround(f * kHOne));
-			if (w >= kHOne) {
+			int w = static_cast<int>(std::lround(f * kOne));
+			if (w >= kOne) {
 				t0++;
 				w = 0;
 			}
-			// Reads pixels i and i + 1: at the edges, the pair inside the row with all the weight
-			// on the clamped texel.
+			// Reads pixels i and i + 1: at the edges, the pair inside the row with (nearly: 32767
+			// of 32768, which rounds to the texel itself) all the weight on the clamped texel.
 			const int64_t last = int64_t{src.width} - 1;
 			int64_t i = t0;
 			if (src.width < 2) i = 0, w = 0; // read through convert_, which repeats the pixel
 			else if (t0 < 0) i = 0, w = 0;
-			else if (t0 >= last) i = last - 1, w = kHOne;
+			else if (t0 >= last) i = last - 1, w = kOne - 1;
 			cols_.index[q] = uint32_t(i);
-			cols_.weights[q] = uint32_t(kHOne - w) | uint32_t(w) << 16;
+			for (int c = 0; c < 4; c++) cols_.weights[uint64_t{q} * 4 + c] = int16_t(w);
 		}
-		cols_.wide.assign(uint64_t{cols_.dst_w} * 4 + 16, 0);
-		for (uint32_t q = 0; q + 4 <= cols_.dst_w; q += 4)
-			for (int k = 0; k < 4; k++) {
-				cols_.wide[q * 4 + k] = cols_.weights[q];
-				cols_.wide[q * 4 + 4 + k] = cols_.weights[q + 2];
-				cols_.wide[q * 4 + 8 + k] = cols_.weights[q + 1];
-				cols_.wide[q * 4 + 12 + k] = cols_.weights[q + 3];
-			}
+		for (uint32_t q = cols_.dst_w; q < cols_.index.size(); q++) cols_.index[q] = cols_.index[cols_.dst_w - 1];
 		// Groups whose pairs lie within the eight pixels from the first one's, inside the row: the
-		// positions of (x, x + 1, x + 2, x + 3)'s pairs among them, in the order the AVX2 kernel
-		// wants (x's pair, x + 1's || x + 2's, x + 3's); ~0 where the group is read pixel by pixel.
+		// positions of their first pixels then their second ones among them, for the AVX2 kernel;
+		// ~0 where the group is read pixel by pixel.
 		cols_.perm.assign(uint64_t{cols_.dst_w} * 2 + 8, ~0u);
 		for (uint32_t q = 0; q + 4 <= cols_.dst_w; q += 4) {
 			const uint32_t base = cols_.index[q];
 			if (cols_.index[q + 3] + 1 - base >= 8 || uint64_t{base} + 8 > src.width) continue;
 			for (int k = 0; k < 4; k++) {
-				cols_.perm[q * 2 + k * 2] = cols_.index[q + k] - base;
-				cols_.perm[q * 2 + k * 2 + 1] = cols_.index[q + k] - base + 1;
+				cols_.perm[q * 2 + k] = cols_.index[q + k] - base;
+				cols_.perm[q * 2 + 4 + k] = cols_.index[q + k] - base + 1;
 			}
 		}
 		for (auto &r : rows_) r.assign(uint64_t{cols_.dst_w} * 4 + 32, 0);
@@ -360,10 +351,12 @@ void CpuComposer::compose(const CpuImage &src, const Rect &place, const CpuCurso
 	for (uint32_t y = 0; y < H; y++) {
 		uint32_t *row = reinterpret_cast<uint32_t *>(out.data + uint64_t{y} * out.stride);
 		if (!picture || y < py0 || y >= py1) {
-			fill_black(row, W);
+			if (!keep_bars || !picture) fill_black(row, W);
 		} else {
-			fill_black(row, uint64_t(px0));
-			fill_black(row + px1, uint64_t(W - px1));
+			if (!keep_bars) {
+				fill_black(row, uint64_t(px0));
+				fill_black(row + px1, uint64_t(W - px1));
+			}
 			const RowTaps t = row_taps(uint32_t(y - place.y), src.height, uint32_t(place.h));
 			const int16_t *h0 = horizontal_row(src, t.r0, t.r1);
 			const int16_t *h1 = horizontal_row(src, t.r1, t.r0);

@@ -4,8 +4,8 @@
 // shaders/compose.comp within 1 per channel (both round once, at the end); the bars exact.
 //
 // Separable and in fixed point: each source row a frame needs is scaled horizontally once
-// (16-bit, 7 fraction bits; weights of 14 bits) into a two-row cache, and every output row is
-// a vertical blend of two cached rows (weights of 15 bits), in cache order, top to bottom.
+// (16-bit, 7 fraction bits, weights of 15 bits) into a two-row cache, and every output row is a
+// vertical blend of two cached rows (the same), in cache order, top to bottom.
 // AVX2 where the CPU has it, else plain C++ with the same integer arithmetic, bit for bit.
 #pragma once
 
@@ -40,8 +40,11 @@ public:
 	explicit CpuComposer(CpuKernel kernel = CpuKernel::best);
 
 	// Draws the whole output: `primary` scaled into `place` (inside the output), black (opaque)
-	// around it, then the cursor, if any. The output's layout must be a 32-bit one.
-	void compose(const CpuImage &primary, const Rect &place, const CpuCursor *cursor, const CpuImage &out);
+	// around it, then the cursor, if any. The output's layout must be a 32-bit one. keep_bars:
+	// the bars around `place` already hold opaque black (an earlier frame of the same geometry
+	// in this buffer) and are not written again.
+	void compose(const CpuImage &primary, const Rect &place, const CpuCursor *cursor, const CpuImage &out,
+	             bool keep_bars = false);
 
 	// Blends the cursor into `out` over what is there (the no-signal frame).
 	static void blend_cursor(const CpuCursor &cursor, const CpuImage &out);
@@ -53,9 +56,8 @@ private:
 	struct Columns {
 		uint32_t src_w = 0, dst_w = 0;
 		std::vector<uint32_t> index;  // i
-		std::vector<uint32_t> weights; // (16384 - w) | w << 16
-		std::vector<uint32_t> wide;    // the same, laid out for the AVX2 kernel
-		std::vector<uint32_t> perm;    // per group of four columns: where their pairs are (AVX2)
+		std::vector<int16_t> weights; // w of 32768, four times (once per channel)
+		std::vector<uint32_t> perm;   // per group of four columns: where their pairs are (AVX2)
 	};
 	const int16_t *horizontal_row(const CpuImage &src, uint32_t row, uint32_t keep);
 

@@ -2,8 +2,6 @@
 
 #include <drm_fourcc.h>
 #include <fcntl.h>
-#include <linux/magic.h>
-#include <sys/vfs.h>
 
 #include <string>
 #include <vector>
@@ -143,11 +141,6 @@ Result<DmabufImage> import_dmabuf_image(const VulkanContext &ctx, const DmabufIm
 	if (VkResult r = vkBindImageMemory(dev, img, mem, 0); r != VK_SUCCESS)
 		return fail(std::string("vkBindImageMemory failed: ") + vk_result_name(r));
 	return out;
-}
-
-bool is_dmabuf_fd(int fd) {
-	struct statfs fs;
-	return ::fstatfs(fd, &fs) == 0 && static_cast<unsigned long>(fs.f_type) == DMA_BUF_MAGIC;
 }
 
 Result<DmabufBuffer> import_dmabuf_buffer(const VulkanContext &ctx, int fd, VkDeviceSize size,

@@ -38,10 +38,6 @@ struct DmabufImage {
 // Imports a dup of fd; the caller keeps its own fd.
 Result<DmabufImage> import_dmabuf_image(const VulkanContext &ctx, const DmabufImageDesc &desc, int fd);
 
-// Whether fd is a real dma-buf (an fd of the kernel's dma-buf filesystem), and not a memfd or file
-// that a source merely calls one: only a dma-buf's exporter keeps its pages for its lifetime.
-bool is_dmabuf_fd(int fd);
-
 struct DmabufBuffer {
 	Buffer buffer;
 	Memory memory;

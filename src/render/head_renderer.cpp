@@ -429,6 +429,39 @@ CpuImage cpu_image(const GuestImport &g, const uint8_t *pixels) {
 
 } // namespace
 
+void HeadRenderer::forget_bars(const OutputTarget &t) {
+	std::erase_if(bars_, [&](const Bars &b) { return b.target == &t; });
+}
+
+bool HeadRenderer::bars_kept(const OutputTarget &t, const Rect &place) {
+	const TargetDesc &d = t.desc();
+	auto it = std::find_if(bars_.begin(), bars_.end(), [&](const Bars &b) { return b.target == &t; });
+	if (it == bars_.end()) return false;
+	const Bars &b = *it;
+	if (b.data != d.data || b.buffer != t.buffer() || b.width != d.width || b.height != d.height ||
+	    b.stride != d.stride || b.layout != t.layout() || b.place != place)
+		return false;
+	// The cursor was over a bar: redraw them all.
+	const Rect cur = intersect(b.cursor, {0, 0, static_cast<int32_t>(d.width), static_cast<int32_t>(d.height)});
+	if (cur.w > 0 && intersect(cur, place) != cur) return false;
+	// A few bar pixels, in case the buffer is not what this renderer last wrote (a new buffer at
+	// the same address): every corner of the output, and beside the picture's corners.
+	auto black_at = [&](int64_t x, int64_t y) {
+		if (x < 0 || y < 0 || x >= d.width || y >= d.height) return true;
+		if (x >= place.x && y >= place.y && x < int64_t{place.x} + place.w && y < int64_t{place.y} + place.h)
+			return true;
+		uint32_t w;
+		std::memcpy(&w, static_cast<const uint8_t *>(d.data) + y * d.stride + x * 4, 4);
+		return w == 0xFF000000u;
+	};
+	const int64_t W = d.width, H = d.height, x0 = place.x, y0 = place.y, x1 = x0 + place.w, y1 = y0 + place.h;
+	for (auto [x, y] : {std::pair<int64_t, int64_t>{0, 0}, {W - 1, 0}, {0, H - 1}, {W - 1, H - 1}, {x0 - 1, y0},
+	                    {x1, y0}, {x0 - 1, y1 - 1}, {x1, y1 - 1}, {x0, y0 - 1}, {x1 - 1, y0 - 1}, {x0, y1},
+	                    {x1 - 1, y1}, {W / 2, H / 2 - 1 - place.h / 2}, {W / 2, H / 2 + place.h / 2 + 1}})
+		if (!black_at(x, y)) return false;
+	return true;
+}
+
 bool HeadRenderer::compose_on_cpu(const FrameDesc &f, OutputTarget &t, const Rect &place) {
 	const uint8_t *primary = cpu_pixels(*f.primary);
 	if (!primary) return false;
@@ -447,7 +480,15 @@ bool HeadRenderer::compose_on_cpu(const FrameDesc &f, OutputTarget &t, const Rec
 	f.primary->begin_read();
 	if (has_cursor) f.cursor->image->begin_read();
 	// Straight into the output's own memory: a staged target needs no finish().
-	cpu_.compose(cpu_image(*f.primary, primary), place, cur ? &*cur : nullptr, out);
+	const bool keep = bars_kept(t, place);
+	cpu_.compose(cpu_image(*f.primary, primary), place, cur ? &*cur : nullptr, out, keep);
+	forget_bars(t);
+	constexpr size_t kKept = 8; // a few outputs' buffer rings
+	if (bars_.size() >= kKept)
+		bars_.erase(std::min_element(bars_.begin(), bars_.end(),
+		                             [](const Bars &a, const Bars &b) { return a.used < b.used; }));
+	bars_.push_back({&t, d.data, t.buffer(), d.width, d.height, d.stride, t.layout(), place, cur ? cur->rect : Rect{},
+	                 ++cpu_frames_});
 	if (has_cursor) f.cursor->image->end_read();
 	f.primary->end_read();
 	return true;
@@ -456,6 +497,7 @@ bool HeadRenderer::compose_on_cpu(const FrameDesc &f, OutputTarget &t, const Rec
 Result<RenderReport> HeadRenderer::draw_no_signal(const FrameDesc &f, OutputTarget &t) {
 	const TargetDesc &d = t.desc();
 	RenderReport report;
+	forget_bars(t);
 	// The frame for this size and format: drawn once by the shader into a buffer of its own, and
 	// copied into every output buffer from then on.
 	auto it = std::find_if(no_signal_.begin(), no_signal_.end(), [&](const NoSignal &n) {
@@ -465,7 +507,7 @@ Result<RenderReport> HeadRenderer::draw_no_signal(const FrameDesc &f, OutputTarg
 		std::rotate(it, it + 1, no_signal_.end()); // most recently used last
 		report.reused = true;
 	} else {
-		constexpr size_t kKept = 2; // two outputs, or an output and its next size
+		constexpr size_t kKept = 4; // a few heads of different sizes (8 MB each at 1080p)
 		if (no_signal_.size() >= kKept) no_signal_.erase(no_signal_.begin());
 		auto buf = ctx_.create_mapped_buffer(uint64_t{d.width} * 4 * d.height,
 		                                     VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT);
@@ -530,6 +572,7 @@ Result<RenderReport> HeadRenderer::draw(const FrameDesc &f, OutputTarget &t) {
 		report.composed = output;
 		return report;
 	}
+	forget_bars(t);
 
 	f.primary->begin_read();
 	if (f.cursor && f.cursor->image) f.cursor->image->begin_read();
@@ -568,6 +611,7 @@ Result<RenderReport> HeadRenderer::draw(const FrameDesc &f, OutputTarget &t) {
 }
 
 Status HeadRenderer::copy_only(const GuestImport &src, OutputTarget &t) {
+	forget_bars(t);
 	begin(cmd_);
 	const bool foreign = src.foreign();
 	if (foreign) transfer_ownership(cmd_, src, ctx_.foreign_queue_family(), ctx_.queue_family(), true);

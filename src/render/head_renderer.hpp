@@ -82,6 +82,19 @@ private:
 		core::PixelLayout layout = core::PixelLayout::xrgb8888;
 		VulkanContext::MappedBuffer buffer; // tightly packed rows
 	};
+	// What the CPU compose last left in an output buffer: black bars around `place`, and the
+	// cursor over them where `cursor` meets them. A buffer whose next frame has the same
+	// geometry keeps its bars (checked at a few pixels); any other write forgets it.
+	struct Bars {
+		const OutputTarget *target = nullptr;
+		void *data = nullptr;
+		VkBuffer buffer = VK_NULL_HANDLE;
+		uint32_t width = 0, height = 0, stride = 0;
+		core::PixelLayout layout = core::PixelLayout::xrgb8888;
+		Rect place, cursor;
+		uint64_t used = 0;
+	};
+
 	HeadRenderer(const VulkanContext &ctx, const RendererOptions &options)
 		: ctx_(ctx), options_(options), cpu_(options.cpu_kernel) {}
 	Status init();
@@ -94,6 +107,9 @@ private:
 	bool compose_on_cpu(const FrameDesc &frame, OutputTarget &target, const Rect &placement);
 	// Pixel (0, 0) of a plane as the CPU reads it, or nullptr.
 	const uint8_t *cpu_pixels(const GuestImport &import);
+	// Whether the target's bars for `place` are still there from the last CPU frame.
+	bool bars_kept(const OutputTarget &target, const Rect &place);
+	void forget_bars(const OutputTarget &target);
 	// Specialization constants of compose.comp: mode, source layout, cursor on, cursor layout,
 	// output layout. One pipeline per combination, made when first needed.
 	using Variant = std::array<uint32_t, 5>;
@@ -103,6 +119,8 @@ private:
 	RendererOptions options_;
 	ComposePath path_ = ComposePath::gpu;
 	CpuComposer cpu_;
+	std::vector<Bars> bars_; // a few output buffers' worth
+	uint64_t cpu_frames_ = 0;
 	std::vector<NoSignal> no_signal_; // most recently used last
 	DescriptorSetLayout set_layout_[2]; // [0] buffer source, [1] image source
 	PipelineLayout pipeline_layout_[2];

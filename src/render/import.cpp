@@ -103,7 +103,7 @@ Status GuestImport::try_form(const VulkanContext &ctx, ImportForm form, uint64_t
 }
 
 Status GuestImport::try_dmabuf_linear(const VulkanContext &ctx) {
-	if (!is_dmabuf_fd(fd_.get())) return fail("the fd is not a dma-buf");
+	if (!fd_is_dmabuf(fd_.get())) return fail("the fd is not a dma-buf");
 	// The shader reads whole 32-bit words: a 16-bit plane's last pixel may sit in a partial word.
 	const VkDeviceSize size = align_up(plane_.offset + uint64_t{plane_.stride} * plane_.height, 4);
 	if (size > ctx.caps().max_storage_range) return fail("the plane is larger than the device's storage buffer range");
@@ -116,7 +116,7 @@ Status GuestImport::try_dmabuf_linear(const VulkanContext &ctx) {
 }
 
 Status GuestImport::try_dmabuf_image(const VulkanContext &ctx) {
-	if (!is_dmabuf_fd(fd_.get())) return fail("the fd is not a dma-buf");
+	if (!fd_is_dmabuf(fd_.get())) return fail("the fd is not a dma-buf");
 	auto desc = describe_dmabuf_image(plane_);
 	if (!desc) return desc.take_error();
 	auto img = import_dmabuf_image(ctx, *desc, fd_.get());

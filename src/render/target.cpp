@@ -23,7 +23,7 @@ Status OutputTarget::try_dmabuf(const VulkanContext &ctx) {
 	if (desc_.modifier != DRM_FORMAT_MOD_LINEAR && desc_.modifier != DRM_FORMAT_MOD_INVALID)
 		return fail("the output buffer's modifier is not LINEAR");
 	if (desc_.dmabuf_offset != 0) return fail("the output buffer's pixels do not start at byte 0");
-	if (!is_dmabuf_fd(desc_.dmabuf_fd)) return fail("the output buffer's fd is not a dma-buf");
+	if (!fd_is_dmabuf(desc_.dmabuf_fd)) return fail("the output buffer's fd is not a dma-buf");
 	auto b = import_dmabuf_buffer(ctx, desc_.dmabuf_fd, size_,
 	                              VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT);
 	if (!b) return b.take_error();

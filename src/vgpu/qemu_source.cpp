@@ -31,7 +31,12 @@ constexpr const char *kService = "org.qemu";
 constexpr const char *kVmPath = "/org/qemu/Display1/VM";
 constexpr const char *kListenerPath = "/org/qemu/Display1/Listener";
 constexpr uint32_t kPixmanX8R8G8B8 = 0x20020888, kPixmanA8R8G8B8 = 0x20028888;
+constexpr uint32_t kPixmanR5G6B5 = 0x10020565, kPixmanX1R5G5B5 = 0x10020555; // 16- and 15-bpp guest modes
 constexpr uint32_t kMaxSide = 16384;
+constexpr int64_t kMaxWheelSteps = 16; // per wheel event
+// Where QEMU may put the cursor: around the largest frame, so that no position arithmetic
+// downstream (scaling, adding the hotspot) comes near int32's ends.
+constexpr int32_t kMaxCursorPos = 2 * int32_t{kMaxSide};
 
 std::string console_path(uint32_t console_id) { return "/org/qemu/Display1/Console_" + std::to_string(console_id); }
 
@@ -174,22 +179,22 @@ Result<QemuOptions> parse_qemu_spec(const std::string &spec) {
 	return o; // empty: only limits after the colon, the session bus
 }
 
-Status check_scanout(uint32_t w, uint32_t h, uint32_t stride, size_t bytes, const QemuLimits &limits) {
+Status check_scanout(uint32_t w, uint32_t h, uint32_t stride, size_t bytes, const QemuLimits &limits, uint32_t bpp) {
 	if (w == 0 || h == 0 || w > kMaxSide || h > kMaxSide) return fail("a frame outside 1..16384 pixels a side");
 	if (uint64_t{w} * h * 4 > limits.max_frame_bytes())
 		return fail("a " + std::to_string(w) + "x" + std::to_string(h) + " frame is past max-mib=" +
 		            std::to_string(limits.max_mib));
-	if (stride < uint64_t{w} * 4 || bytes < uint64_t{stride} * (h - 1) + uint64_t{w} * 4)
+	if (stride < uint64_t{w} * bpp || bytes < uint64_t{stride} * (h - 1) + uint64_t{w} * bpp)
 		return fail("fewer bytes than the rectangle");
 	return Ok{};
 }
 
 Result<FrameAfterUpdate> frame_after_update(uint32_t fw, uint32_t fh, int32_t x, int32_t y, int32_t w, int32_t h,
-                                            uint32_t stride, size_t bytes, const QemuLimits &limits) {
+                                            uint32_t stride, size_t bytes, const QemuLimits &limits, uint32_t bpp) {
 	if (x < 0 || y < 0 || w <= 0 || h <= 0 || uint64_t(x) + uint64_t(w) > kMaxSide || uint64_t(y) + uint64_t(h) > kMaxSide)
 		return fail("a rectangle outside 1..16384");
 	const auto uw = uint32_t(w), uh = uint32_t(h), ux = uint32_t(x), uy = uint32_t(y);
-	if (stride < uint64_t{uw} * 4 || bytes < uint64_t{stride} * (uh - 1) + uint64_t{uw} * 4)
+	if (stride < uint64_t{uw} * bpp || bytes < uint64_t{stride} * (uh - 1) + uint64_t{uw} * bpp)
 		return fail("fewer bytes than the rectangle");
 	FrameAfterUpdate f;
 	// The frame keeps its buffer while the size stays: updates are damage notices. An Update
@@ -205,6 +210,33 @@ Result<FrameAfterUpdate> frame_after_update(uint32_t fw, uint32_t fh, int32_t x,
 		return fail("an update that would make the frame " + std::to_string(f.width) + "x" +
 		            std::to_string(f.height) + ", past max-mib=" + std::to_string(limits.max_mib));
 	return f;
+}
+
+uint32_t qemu_pixel_bytes(uint32_t pixman_format) {
+	switch (pixman_format) {
+	case kPixmanX8R8G8B8:
+	case kPixmanA8R8G8B8: return 4;
+	case kPixmanR5G6B5:
+	case kPixmanX1R5G5B5: return 2;
+	default: return 0;
+	}
+}
+
+void qemu_row_to_xrgb8888(uint32_t pixman_format, const uint8_t *src, uint8_t *dst, uint32_t pixels) {
+	if (qemu_pixel_bytes(pixman_format) == 4) {
+		std::memcpy(dst, src, size_t{pixels} * 4);
+		return;
+	}
+	const bool r565 = pixman_format == kPixmanR5G6B5;
+	for (uint32_t i = 0; i < pixels; i++) {
+		const uint32_t v = uint32_t{src[2 * i]} | uint32_t{src[2 * i + 1]} << 8; // little-endian 16 bits
+		const uint32_t r5 = r565 ? v >> 11 : (v >> 10) & 31, b5 = v & 31;
+		const uint32_t g = r565 ? ((v >> 5) & 63) * 255 / 63 : ((v >> 5) & 31) * 255 / 31;
+		dst[4 * i + 0] = static_cast<uint8_t>(b5 * 255 / 31);
+		dst[4 * i + 1] = static_cast<uint8_t>(g);
+		dst[4 * i + 2] = static_cast<uint8_t>(r5 * 255 / 31);
+		dst[4 * i + 3] = 0xff;
+	}
 }
 
 uint32_t drm_format_of_pixman(uint32_t pixman_format) {
@@ -438,7 +470,12 @@ void QemuSource::add_console(uint32_t console_id, uint32_t head, const std::stri
 		}
 	auto it = consoles_.find(head);
 	const bool is_new = it == consoles_.end();
-	if (!is_new && it->second->live()) return; // already listening
+	if (!is_new && it->second->live()) {
+		if (it->second->console_id != console_id)
+			VLOG_ERROR("qemu: console %u claims head %u, which console %u shows already: console %u is not shown",
+			           console_id, head, it->second->console_id, console_id);
+		return; // already listening
+	}
 	if (is_new && consoles_.size() >= options_.limits.max_heads) {
 		left_out_.push_back(console_id); // logged once all of this enumeration's consoles answered
 		return;
@@ -585,14 +622,17 @@ int QemuSource::on_listener_call(Console &c, sd_bus_message *m) {
 		const void *data = nullptr;
 		size_t size = 0;
 		if (r < 0 || sd_bus_message_read_array(m, 'y', &data, &size) < 0) return bad("malformed arguments");
-		if (!drm_format_of_pixman(format)) return bad("not an x8r8g8b8 surface");
+		// 32-bpp surfaces as they are; 16- and 15-bpp ones (a guest's 16-bit mode) become
+		// XRGB8888 in our frame as they are copied in.
+		const uint32_t bpp = qemu_pixel_bytes(format);
+		if (!bpp) return bad("a surface format other than x8r8g8b8, a8r8g8b8, r5g6b5 and x1r5g5b5");
 		const QemuLimits &limits = options_.limits;
 		uint32_t need_w = w, need_h = h;
 		bool keep = false;
 		if (full) {
-			if (Status st = check_scanout(w, h, stride, size, limits); !st) return bad(st.error());
+			if (Status st = check_scanout(w, h, stride, size, limits, bpp); !st) return bad(st.error());
 		} else {
-			auto f = frame_after_update(c.picture.width, c.picture.height, x, y, iw, ih, stride, size, limits);
+			auto f = frame_after_update(c.picture.width, c.picture.height, x, y, iw, ih, stride, size, limits, bpp);
 			if (!f) return bad(f.error());
 			w = uint32_t(iw);
 			h = uint32_t(ih);
@@ -624,8 +664,8 @@ int QemuSource::on_listener_call(Console &c, sd_bus_message *m) {
 			coalesce = true;
 		}
 		for (uint32_t row = 0; row < h; row++)
-			std::memcpy(c.picture.row(uint32_t(y) + row) + size_t(x) * 4, static_cast<const uint8_t *>(data) + size_t(row) * stride,
-			            size_t(w) * 4);
+			qemu_row_to_xrgb8888(format, static_cast<const uint8_t *>(data) + size_t(row) * stride,
+			                     c.picture.row(uint32_t(y) + row) + size_t(x) * 4, w);
 		c.dmabuf.reset();
 		c.primary_on = true;
 		c.damage++;
@@ -673,7 +713,10 @@ int QemuSource::on_listener_call(Console &c, sd_bus_message *m) {
 		c.dmabuf.reset();
 	} else if (std::strcmp(member, "MouseSet") == 0) {
 		int32_t on = 0;
-		if (sd_bus_message_read(m, "iii", &c.mouse_x, &c.mouse_y, &on) < 0) return bad("malformed arguments");
+		int32_t mx = 0, my = 0;
+		if (sd_bus_message_read(m, "iii", &mx, &my, &on) < 0) return bad("malformed arguments");
+		c.mouse_x = std::clamp(mx, -kMaxCursorPos, kMaxCursorPos);
+		c.mouse_y = std::clamp(my, -kMaxCursorPos, kMaxCursorPos);
 		c.mouse_on = on != 0;
 	} else if (std::strcmp(member, "CursorDefine") == 0) {
 		int32_t w = 0, h = 0, hx = 0, hy = 0;
@@ -695,8 +738,8 @@ int QemuSource::on_listener_call(Console &c, sd_bus_message *m) {
 			d[3] = static_cast<uint8_t>(a);
 		}
 		c.cursor = std::move(*p);
-		c.hot_x = hx;
-		c.hot_y = hy;
+		c.hot_x = std::clamp(hx, 0, w - 1); // inside the image: never a negative (huge unsigned) hotspot
+		c.hot_y = std::clamp(hy, 0, h - 1);
 	}
 	if (coalesce) c.damaged = true; // told at the next frame (flush_damage)
 	else if (events_.head_changed) events_.head_changed(c.head);
@@ -895,8 +938,10 @@ void QemuSource::pointer_by(uint32_t head, int32_t dx, int32_t dy) {
 
 void QemuSource::pointer_wheel(uint32_t head, int32_t steps) {
 	// QEMU's wheel is two buttons (3 up, 4 down), pressed and released once a step.
+	// A wheel event is a few steps; a client's huge (or INT32_MIN) value is capped, not looped over.
 	const uint32_t button = steps > 0 ? 4 : 3;
-	for (int32_t i = 0; i < std::abs(steps); i++) {
+	const int64_t n = std::min<int64_t>(kMaxWheelSteps, steps < 0 ? -int64_t{steps} : int64_t{steps});
+	for (int64_t i = 0; i < n; i++) {
 		call_console(head, "org.qemu.Display1.Mouse", "Press", "u", button);
 		call_console(head, "org.qemu.Display1.Mouse", "Release", "u", button);
 	}

@@ -60,7 +60,9 @@ Result<QemuOptions> parse_qemu_spec(const std::string &spec);
 
 // The bounds of the listener's pixel calls, as pure functions of their arguments (unit-tested on
 // synthetic input). A frame's size and its bytes: what a Scanout(w, h, stride, bytes) may be.
-Status check_scanout(uint32_t w, uint32_t h, uint32_t stride, size_t bytes, const QemuLimits &limits);
+// bpp: bytes a pixel of the data (qemu_pixel_bytes); the frame is 4 bytes a pixel whatever it is.
+Status check_scanout(uint32_t w, uint32_t h, uint32_t stride, size_t bytes, const QemuLimits &limits,
+                     uint32_t bpp = 4);
 
 // What an Update(x, y, w, h, stride, bytes) does to a frame of fw x fh: the frame's size after
 // it, and whether the old pixels stay (false: a new surface begins). An Update reaching past
@@ -72,10 +74,16 @@ struct FrameAfterUpdate {
 	bool resized = false;
 };
 Result<FrameAfterUpdate> frame_after_update(uint32_t fw, uint32_t fh, int32_t x, int32_t y, int32_t w, int32_t h,
-                                            uint32_t stride, size_t bytes, const QemuLimits &limits);
+                                            uint32_t stride, size_t bytes, const QemuLimits &limits,
+                                            uint32_t bpp = 4);
 
 // QEMU's pixman formats of the listener API, as DRM fourccs (0 where vscanout has none).
 uint32_t drm_format_of_pixman(uint32_t pixman_format);
+// Bytes a pixel of the Scanout/Update formats vscanout takes (x8r8g8b8, a8r8g8b8: 4; r5g6b5,
+// x1r5g5b5, what QEMU sends for a guest's 16- and 15-bit modes: 2); 0 for others.
+uint32_t qemu_pixel_bytes(uint32_t pixman_format);
+// One row of `pixels` pixels of such a format as XRGB8888 (the QEMU source's frame format).
+void qemu_row_to_xrgb8888(uint32_t pixman_format, const uint8_t *src, uint8_t *dst, uint32_t pixels);
 
 // The key number QEMU's Keyboard interface takes (its "qnum": PC XT scancode set 1, 0x80 added
 // for E0-prefixed keys) for a Linux evdev KEY_* code; 0 for keys QEMU has no number for.

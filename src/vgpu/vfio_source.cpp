@@ -118,6 +118,18 @@ void VfioSource::probe_edid(uint32_t head, const VfioHeadOptions &opts) {
 	if (opts.width && opts.height) write_edid(head, opts.width, opts.height);
 }
 
+VfioSource::~VfioSource() {
+	// A guest must not be left with its link down.
+	for (uint32_t i = 0; i < heads_.size(); i++)
+		if (heads_[i].edid.link_up_pending) link_up(i);
+}
+
+bool VfioSource::edid_busy() const {
+	for (const Head &h : heads_)
+		if (h.edid.pending || h.edid.link_up_pending) return true;
+	return false;
+}
+
 void VfioSource::window_resized(uint32_t head, uint32_t width, uint32_t height) {
 	if (head >= heads_.size()) return;
 	Head &h = heads_[head];
@@ -137,8 +149,10 @@ void VfioSource::arm_edid_timer() {
 	if (!edid_timer_) return;
 	bool any = false;
 	std::chrono::steady_clock::time_point next{};
-	for (const Head &h : heads_)
+	for (const Head &h : heads_) {
 		if (h.edid.pending && (!any || h.edid.due < next)) next = h.edid.due, any = true;
+		if (h.edid.link_up_pending && (!any || h.edid.link_up_due < next)) next = h.edid.link_up_due, any = true;
+	}
 	itimerspec its{};
 	if (any) {
 		auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(next - std::chrono::steady_clock::now()).count();
@@ -161,6 +175,7 @@ void VfioSource::dispatch(int fd) {
 	const auto now = std::chrono::steady_clock::now();
 	for (uint32_t i = 0; i < heads_.size(); i++) {
 		Head &h = heads_[i];
+		if (h.edid.link_up_pending && h.edid.link_up_due <= now) link_up(i);
 		if (!h.edid.pending || h.edid.due > now) continue;
 		h.edid.pending = false;
 		if (!h.lost) write_edid(i, h.edid.want_w, h.edid.want_h);
@@ -188,21 +203,25 @@ void VfioSource::write_edid(uint32_t head, uint32_t width, uint32_t height) {
 		           regs.edid_max_size);
 		return;
 	}
-	// The update protocol of <linux/vfio.h>: link down, blob and size, link up; the guest sees
-	// the link come back and reads the EDID again.
+	// The update protocol of <linux/vfio.h>: link down, blob and size, link up. The link comes
+	// up edid_link_down_ms later (on the timer), so that a guest sees it go down and up.
 	const auto index = static_cast<uint32_t>(h.edid.region);
-	const uint32_t down = VFIO_DEVICE_GFX_LINK_STATE_DOWN, up = VFIO_DEVICE_GFX_LINK_STATE_UP;
+	const uint32_t down = VFIO_DEVICE_GFX_LINK_STATE_DOWN;
 	const auto size = static_cast<uint32_t>(blob.size());
 	int e = h.device->region_write(index, offsetof(vfio_region_gfx_edid, link_state), &down, sizeof down);
 	if (!e) e = h.device->region_write(index, regs.edid_offset, blob.data(), blob.size());
 	if (!e) e = h.device->region_write(index, offsetof(vfio_region_gfx_edid, edid_size), &size, sizeof size);
-	if (!e) e = h.device->region_write(index, offsetof(vfio_region_gfx_edid, link_state), &up, sizeof up);
 	if (e) {
-		VLOG_ERROR("vfio: head %u: writing its EDID failed (%s); no more EDID updates for it", head, std::strerror(e));
-		h.edid.region = -1;
-		h.edid.pending = false;
-		if (device_gone(e)) lose(head, std::strerror(e));
+		edid_failed(head, e);
 		return;
+	}
+	if (edid_timer_ && options_.edid_link_down_ms > 0) {
+		h.edid.link_up_pending = true;
+		h.edid.link_up_due = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.edid_link_down_ms);
+		arm_edid_timer();
+	} else {
+		link_up(head);
+		if (h.edid.region < 0) return;
 	}
 	h.edid.shown_w = t.hactive;
 	h.edid.shown_h = t.vactive;
@@ -273,6 +292,25 @@ void VfioSource::lose(uint32_t head, const char *why) {
 	h.lost = true;
 	// Closing our fds lets the kernel finish removing the device.
 	h.device.reset();
+}
+
+void VfioSource::link_up(uint32_t head) {
+	Head &h = heads_[head];
+	h.edid.link_up_pending = false;
+	if (h.lost || h.edid.region < 0) return;
+	const uint32_t up = VFIO_DEVICE_GFX_LINK_STATE_UP;
+	if (int e = h.device->region_write(static_cast<uint32_t>(h.edid.region), offsetof(vfio_region_gfx_edid, link_state),
+	                                   &up, sizeof up))
+		edid_failed(head, e);
+}
+
+void VfioSource::edid_failed(uint32_t head, int error) {
+	Head &h = heads_[head];
+	VLOG_ERROR("vfio: head %u: writing its EDID failed (%s); no more EDID updates for it", head, std::strerror(error));
+	h.edid.region = -1;
+	h.edid.pending = false;
+	h.edid.link_up_pending = false;
+	if (device_gone(error)) lose(head, std::strerror(error));
 }
 
 Result<PlaneInfo> VfioSource::convert(uint32_t head, PlaneType type, const vfio_device_gfx_plane_info &info) const {

@@ -3,7 +3,7 @@
 // A device with an EDID region (VFIO_REGION_SUBTYPE_GFX_EDID: mbochs, GVT-g, NVIDIA vGPU) is given
 // an EDID whose preferred mode is the size of what shows it (window_resized, or size= in the spec),
 // within the region's max_xres/max_yres, once a burst of resizes has settled; its link goes down
-// and up around the write so the guest reads it again.
+// for the write and comes up 100 ms later, so the guest notices and reads it again.
 #pragma once
 
 #include <chrono>
@@ -28,6 +28,8 @@ struct VfioHeadOptions {
 struct VfioSourceOptions {
 	bool edid = true;                  // false (--no-edid): no head's EDID region is touched
 	int edid_settle_ms = 300;          // a resize burst becomes one EDID update this long after it
+	int edid_link_down_ms = 100;       // the link stays down this long around a write, so that the
+	                                   // guest notices (QEMU waits as long)
 };
 
 class VfioSource final : public Source {
@@ -37,6 +39,8 @@ public:
 	static Result<std::unique_ptr<VfioSource>> create(std::vector<std::unique_ptr<VfioDevice>> devices, int poll_hz,
 	                                                  std::vector<VfioHeadOptions> per_head = {},
 	                                                  VfioSourceOptions options = {});
+
+	~VfioSource() override;
 
 	std::string name() const override { return "vfio"; }
 	std::vector<uint32_t> heads() const override;
@@ -57,6 +61,8 @@ public:
 	uint32_t edid_width(uint32_t head) const { return heads_.at(head).edid.shown_w; }
 	uint32_t edid_height(uint32_t head) const { return heads_.at(head).edid.shown_h; }
 	int edid_timer_fd() const { return edid_timer_.get(); }
+	// An EDID write or a link-up is still to come.
+	bool edid_busy() const;
 
 private:
 	struct Head {
@@ -72,6 +78,8 @@ private:
 			uint32_t want_w = 0, want_h = 0;
 			std::chrono::steady_clock::time_point due{};
 			uint32_t shown_w = 0, shown_h = 0;
+			bool link_up_pending = false; // written with the link down; up again at link_up_due
+			std::chrono::steady_clock::time_point link_up_due{};
 		} edid;
 	};
 	VfioSource() = default;
@@ -80,6 +88,8 @@ private:
 	void lose(uint32_t head, const char *why);
 	void probe_edid(uint32_t head, const VfioHeadOptions &options);
 	void write_edid(uint32_t head, uint32_t width, uint32_t height);
+	void link_up(uint32_t head);
+	void edid_failed(uint32_t head, int error);
 	void arm_edid_timer();
 
 	std::vector<Head> heads_;

@@ -27,6 +27,7 @@ gi.require_version("Gio", "2.0")
 from gi.repository import Gio, GLib  # noqa: E402
 
 PIXMAN_X8R8G8B8 = 0x20020888
+PIXMAN_R5G6B5 = 0x10020565
 DRM_FORMAT_XRGB8888 = 0x34325258
 LISTENER_PATH = "/org/qemu/Display1/Listener"
 LISTENER_IFACE = "org.qemu.Display1.Listener"
@@ -182,7 +183,10 @@ class FakeQemu:
         def send(obj):
             c.sendall((json.dumps(obj) + "\r\n").encode())
 
-        send({"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0}}, "capabilities": []}})
+        try:
+            send({"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0}}, "capabilities": []}})
+        except OSError:
+            return  # vscanout gave up on this connection already
         while True:
             try:
                 msg, anc, _, _ = c.recvmsg(4096, socket.CMSG_SPACE(16))
@@ -196,23 +200,37 @@ class FakeQemu:
             buf += msg
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
-                cmd = json.loads(line)
+                try:
+                    cmd = json.loads(line)
+                except ValueError:
+                    self.qmp_commands.append((number, {"unparsable": line.decode(errors="replace")}))
+                    send({"error": {"class": "GenericError", "desc": "JSON parse error"}})
+                    continue
                 self.qmp_commands.append((number, cmd))
                 name, cid = cmd.get("execute"), cmd.get("id")
-                send({"event": "RESUME", "timestamp": {"seconds": 0, "microseconds": 0}})
-                if self.mode == "trap" and name == "add_client":
-                    send({"return": {}, "id": (cid or 0) + 1000})  # somebody else's success
-                    send({"error": {"class": "GenericError", "desc": "no \"return\": {} for you"}, "id": cid})
-                    continue
-                send({"return": {}, "id": cid})
-                if name == "add_client" and passed:
-                    fd = passed.pop()
-                    threading.Thread(target=self._serve_display, args=(fd,), daemon=True).start()
+                try:
+                    self._answer(send, name, cid, passed)
+                except OSError:
+                    return
+
+    def _answer(self, send, name, cid, passed):
+        send({"event": "RESUME", "timestamp": {"seconds": 0, "microseconds": 0}})
+        if self.mode == "trap" and name == "add_client":
+            send({"return": {}, "id": (cid or 0) + 1000})  # somebody else's success
+            send({"error": {"class": "GenericError", "desc": "no \"return\": {} for you"}, "id": cid})
+            return
+        send({"return": {}, "id": cid})
+        if name == "add_client" and passed:
+            fd = passed.pop()
+            threading.Thread(target=self._serve_display, args=(fd,), daemon=True).start()
 
     # ---- D-Bus: the VM and its consoles
 
     def _serve_display(self, fd):
-        conn = _server_connection(fd)
+        try:
+            conn = _server_connection(fd)
+        except (OSError, RuntimeError, TimeoutError, GLib.Error):
+            return  # vscanout went away meanwhile
         self.conns.append(conn)
         vm = Gio.DBusNodeInfo.new_for_xml(VM_XML).interfaces[0]
         node = Gio.DBusNodeInfo.new_for_xml(CONSOLE_XML)
@@ -246,7 +264,10 @@ class FakeQemu:
                 fd = fds.get(params.unpack()[0])
                 invocation.return_value(None)
                 def connect():
-                    listener = _server_connection(fd)
+                    try:
+                        listener = _server_connection(fd)
+                    except (OSError, RuntimeError, TimeoutError, GLib.Error):
+                        return  # vscanout went away meanwhile
                     listener.start_message_processing()
                     console.listener = listener
 
@@ -285,10 +306,10 @@ class FakeQemu:
         except GLib.Error as e:
             return e.message
 
-    def scanout(self, console, w, h, pixel=b"\x00\x00\xff\x00", stride=None, data=None):
-        stride = stride or w * 4
-        data = data if data is not None else pixel * (stride // 4) * h
-        return self.call(console, "Scanout", None, _pixels_variant("(uuuu", (w, h, stride, PIXMAN_X8R8G8B8), data))
+    def scanout(self, console, w, h, pixel=b"\x00\x00\xff\x00", stride=None, data=None, fmt=PIXMAN_X8R8G8B8):
+        stride = stride or w * len(pixel)
+        data = data if data is not None else pixel * (stride // len(pixel)) * h
+        return self.call(console, "Scanout", None, _pixels_variant("(uuuu", (w, h, stride, fmt), data))
 
     def update(self, console, x, y, w, h, pixel=b"\x00\xff\x00\x00", stride=None, data=None):
         stride = stride or w * 4
@@ -302,6 +323,13 @@ class FakeQemu:
 
     def update_dmabuf(self, console, x=0, y=0, w=1, h=1):
         return self.call(console, "UpdateDMABUF", "(iiii)", (x, y, w, h))
+
+    def cursor_define(self, console, w, h, hot_x, hot_y, pixel=b"\xff\xff\xff\xff", data=None):
+        data = data if data is not None else pixel * (w * h)
+        return self.call(console, "CursorDefine", None, _pixels_variant("(iiii", (w, h, hot_x, hot_y), data))
+
+    def mouse_set(self, console, x, y, on=1):
+        return self.call(console, "MouseSet", "(iii)", (x, y, on))
 
     def stop(self):
         self.stopped = True

@@ -134,6 +134,6 @@ def test_sigterm_exits_0_and_writes_stats(vscanout):
     assert stats is not None and sorted(stats) == [0]
     keys = {"head", "generation", "imports", "cache_hits", "evictions", "renders", "commits", "scanouts", "rejected",
             "buffer_opens", "copies", "cursor_images", "cursor_moves", "query_errors", "width", "height",
-            "import_path", "cursor_path", "connected"}
+            "fence_waits", "fence_timeouts", "import_path", "output_path", "cursor_path", "connected"}
     assert set(stats[0]) == keys, set(stats[0]) ^ keys
     assert stats[0]["scanouts"] == 0, "headless outputs are always composed"

@@ -292,8 +292,8 @@ TEST(ImportOrder, PathsNameTheStatsValues) {
 TEST(DmabufFd, AMemfdIsNotADmabuf) {
 	auto fd = make_memfd("not-a-dmabuf", 4096);
 	ASSERT_TRUE(fd.ok()) << fd.error();
-	EXPECT_FALSE(render::is_dmabuf_fd(fd->get()));
-	EXPECT_FALSE(render::is_dmabuf_fd(-1));
+	EXPECT_FALSE(fd_is_dmabuf(fd->get()));
+	EXPECT_FALSE(fd_is_dmabuf(-1));
 }
 
 TEST_F(DmabufDevice, AMemfdCalledADmabufIsRefusedByTheDmabufForms) {

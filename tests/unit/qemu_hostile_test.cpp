@@ -4,9 +4,15 @@
 // tests/integration/test_qemu_hostile.py.)
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <climits>
+#include <cstring>
+#include <memory>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -57,6 +63,30 @@ TEST(QemuBounds, ScanoutWithinSidesMemoryAndBytes) {
 	EXPECT_TRUE(check_scanout(100, 100, 512, 512 * 99 + 400, l).ok());  // the last row needs no padding
 	l.max_mib = 1;
 	EXPECT_FALSE(check_scanout(1024, 768, 4096, 4096 * 768, l).ok());
+}
+
+TEST(QemuFormats, SixteenBitSurfacesBecomeXrgb8888) {
+	constexpr uint32_t r5g6b5 = 0x10020565, x1r5g5b5 = 0x10020555, x8r8g8b8 = 0x20020888;
+	EXPECT_EQ(qemu_pixel_bytes(x8r8g8b8), 4u);
+	EXPECT_EQ(qemu_pixel_bytes(r5g6b5), 2u);
+	EXPECT_EQ(qemu_pixel_bytes(x1r5g5b5), 2u);
+	EXPECT_EQ(qemu_pixel_bytes(0x18020888), 0u); // r8g8b8 (24 bpp): not taken
+	const uint8_t in565[] = {0x00, 0xf8, 0xe0, 0x07, 0x1f, 0x00, 0xff, 0xff, 0x10, 0x84}; // R, G, B, white, grey
+	uint8_t out[20] = {};
+	qemu_row_to_xrgb8888(r5g6b5, in565, out, 5);
+	const uint8_t want565[] = {0, 0, 255, 255, 0, 255, 0, 255, 255, 0, 0, 255, 255, 255, 255, 255, 131, 129, 131, 255};
+	EXPECT_EQ(0, std::memcmp(out, want565, sizeof want565));
+	const uint8_t in555[] = {0x00, 0x7c, 0xe0, 0x03, 0x1f, 0x00, 0xff, 0x7f};
+	qemu_row_to_xrgb8888(x1r5g5b5, in555, out, 4);
+	const uint8_t want555[] = {0, 0, 255, 255, 0, 255, 0, 255, 255, 0, 0, 255, 255, 255, 255, 255};
+	EXPECT_EQ(0, std::memcmp(out, want555, sizeof want555));
+	// Two bytes a pixel in the data: the byte check follows the format.
+	QemuLimits l;
+	EXPECT_TRUE(check_scanout(100, 100, 200, 200 * 100, l, 2).ok());
+	EXPECT_FALSE(check_scanout(100, 100, 199, 200 * 100, l, 2).ok());
+	EXPECT_FALSE(check_scanout(100, 100, 200, 200 * 100, l, 4).ok());
+	EXPECT_TRUE(frame_after_update(100, 100, 0, 0, 10, 10, 20, 20 * 9 + 20, l, 2).ok());
+	EXPECT_FALSE(frame_after_update(100, 100, 0, 0, 10, 10, 20, 20 * 9 + 19, l, 2).ok());
 }
 
 TEST(QemuBounds, UpdateGrowthIsBounded) {
@@ -132,6 +162,32 @@ TEST(QmpRequest, NothingListeningFailsAtOnce) {
 	auto r = QmpDisplayRequest::start("/nonexistent/vscanout-qmp.sock");
 	ASSERT_FALSE(r.ok());
 	EXPECT_NE(r.error().find("cannot connect"), std::string::npos) << r.error();
+}
+
+TEST(QmpRequest, StartingNeverWaitsForAPeerThatNeverAccepts) {
+	// A QMP socket that listens and never accepts (QEMU, while another client holds QMP).
+	const std::string path = "/tmp/vscanout-qmp-test-" + std::to_string(::getpid()) + ".sock";
+	::unlink(path.c_str());
+	UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+	sockaddr_un addr{};
+	addr.sun_family = AF_UNIX;
+	std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+	ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr), 0);
+	ASSERT_EQ(::listen(listener.get(), 0), 0);
+	QemuOptions o;
+	o.qmp = path;
+	const auto t0 = std::chrono::steady_clock::now();
+	std::vector<std::unique_ptr<QemuSource>> sources; // more than the backlog holds
+	for (int i = 0; i < 4; i++) {
+		auto s = QemuSource::create(o);
+		ASSERT_TRUE(s.ok()) << s.error();
+		sources.push_back(std::move(*s));
+	}
+	// And a wheel event of INT32_MIN steps is a few calls, not two billion.
+	sources[0]->pointer_wheel(0, INT32_MIN);
+	sources[0]->pointer_wheel(0, INT32_MAX);
+	EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(500));
+	::unlink(path.c_str());
 }
 
 TEST(FdUtil, OnlyDmabufsAndShrinkSealedFilesAreSafeToMap) {

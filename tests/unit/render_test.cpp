@@ -896,6 +896,43 @@ TEST_P(RenderTest, ScaledDownWithCursorIntoPaddedXbgrOutput) {
 	EXPECT_EQ(touched, 0u);
 }
 
+TEST_P(RenderTest, BarsStayRightFrameAfterFrame) {
+	// The CPU compose writes a buffer's bars once per geometry: frame after frame, with the cursor
+	// crossing a bar and leaving it, after a shader frame, and in a buffer whose bars are gone
+	// (a new buffer at the same place), the bars are exactly black and the picture right.
+	Guest g = make_guest(DRM_FORMAT_XRGB8888, 192, 108);
+	Guest c = make_cursor();
+	auto gi = import(ctx(), g, kHostPolicy);
+	auto ci = import(ctx(), c, kHostPolicy);
+	ASSERT_TRUE(gi && ci);
+	auto t = make_target(ctx(), 128, 102);
+	ASSERT_TRUE(t);
+	FrameDesc f;
+	f.primary = gi.get();
+	int salt = 30;
+	auto frame = [&](std::optional<std::pair<int, int>> cursor, const char *what) {
+		SCOPED_TRACE(what);
+		fill_pattern(g, ++salt);
+		f.cursor.reset();
+		if (cursor) f.cursor = SoftwareCursor{ci.get(), cursor->first, cursor->second};
+		draw(f, *t);
+		EXPECT_TRUE(scaled_pattern_matches(*t, 192, 108, salt, cursor));
+	};
+	frame(std::nullopt, "first frame");
+	frame(std::nullopt, "same geometry");
+	frame(std::pair{20, -40}, "cursor over the top bar");
+	frame(std::pair{20, 10}, "cursor back inside: the bar under it redrawn");
+	frame(std::nullopt, "no cursor");
+	ASSERT_TRUE(renderer().draw(FrameDesc{}, *t->out).ok()); // no signal: the bars overwritten
+	frame(std::nullopt, "after the no-signal frame");
+	t->poison();
+	frame(std::nullopt, "a buffer whose bars are gone");
+	std::memset(t->map.data(), 0, t->map.size());
+	frame(std::nullopt, "a zeroed buffer (alpha 0 in the bars)");
+	for (uint32_t y : {0u, 101u})
+		for (uint32_t x : {0u, 127u}) EXPECT_EQ(t->word(x, y), 0xFF000000u) << x << "," << y;
+}
+
 TEST_P(RenderTest, NoSignalIsDrawnOnceAndReused) {
 	const uint32_t w = 300, h = 90;
 	check_no_signal(ctx(), renderer(), w, h); // drawn (or reused from an earlier test)

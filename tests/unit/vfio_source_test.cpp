@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstdlib>
 #include <fstream>
@@ -82,6 +83,7 @@ public:
 	vfio_region_gfx_edid edid_regs{0x800, 0x400, 0, 0, 0, 0};
 	std::vector<uint8_t> blob;
 	std::vector<std::string> edid_ops;
+	std::vector<std::string> *edid_ops_at_exit = nullptr; // edid_ops copied here when the fake dies
 	int blob_writes() const { return static_cast<int>(std::count(edid_ops.begin(), edid_ops.end(), "blob")); }
 	std::vector<uint8_t> written_edid() const {
 		return std::vector<uint8_t>(blob.begin(), blob.begin() + std::min<size_t>(edid_regs.edid_size, blob.size()));
@@ -123,6 +125,7 @@ public:
 	bool *destroyed = nullptr;
 	~FakeDevice() override {
 		if (destroyed) *destroyed = true;
+		if (edid_ops_at_exit) *edid_ops_at_exit = edid_ops;
 	}
 };
 
@@ -399,16 +402,23 @@ void with_edid(FakeDevice &f) { f.edid_region = true; }
 VfioSourceOptions quick() {
 	VfioSourceOptions o;
 	o.edid_settle_ms = 30;
+	o.edid_link_down_ms = 10;
 	return o;
 }
 
-// Waits for the source's EDID timer and dispatches it; false when it did not fire in time.
+// Dispatches the source's EDID timer until no write and no link-up is left to come; false when
+// that takes longer than timeout_ms.
 bool settle(VfioSource &s, int timeout_ms = 2000) {
 	const int fd = s.edid_timer_fd();
 	if (fd < 0) return false;
-	pollfd p{fd, POLLIN, 0};
-	if (::poll(&p, 1, timeout_ms) != 1) return false;
-	s.dispatch(fd);
+	const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+	while (s.edid_busy()) {
+		const auto left =
+			std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count();
+		if (left <= 0) return false;
+		pollfd p{fd, POLLIN, 0};
+		if (::poll(&p, 1, static_cast<int>(left)) == 1) s.dispatch(fd);
+	}
 	return true;
 }
 
@@ -440,6 +450,46 @@ TEST(VfioEdid, AResizeBurstWritesOnceAfterItSettles) {
 	pollfd p{s->edid_timer_fd(), POLLIN, 0};
 	EXPECT_EQ(::poll(&p, 1, 100), 0);
 	EXPECT_EQ(d->blob_writes(), 1);
+}
+
+TEST(VfioEdid, TheLinkStaysDownAWhileAroundAWrite) {
+	FakeDevice *d;
+	VfioSourceOptions o = quick();
+	o.edid_link_down_ms = 80;
+	auto s = make(d, with_edid, {}, o);
+	s->window_resized(0, 1024, 768);
+	const int fd = s->edid_timer_fd();
+	pollfd p{fd, POLLIN, 0};
+	ASSERT_EQ(::poll(&p, 1, 2000), 1);
+	const auto written = std::chrono::steady_clock::now();
+	s->dispatch(fd);
+	EXPECT_EQ(d->edid_ops, (std::vector<std::string>{"down", "blob", "size"}));
+	EXPECT_EQ(d->edid_regs.link_state, uint32_t{VFIO_DEVICE_GFX_LINK_STATE_DOWN}) << "the guest can see it down";
+	EXPECT_TRUE(s->edid_busy());
+	ASSERT_EQ(::poll(&p, 1, 2000), 1);
+	s->dispatch(fd);
+	EXPECT_GE(std::chrono::steady_clock::now() - written, std::chrono::milliseconds(70));
+	EXPECT_EQ(d->edid_ops, (std::vector<std::string>{"down", "blob", "size", "up"}));
+	EXPECT_EQ(d->edid_regs.link_state, uint32_t{VFIO_DEVICE_GFX_LINK_STATE_UP});
+	EXPECT_FALSE(s->edid_busy());
+}
+
+TEST(VfioEdid, ASourceGoingAwayLeavesTheLinkUp) {
+	FakeDevice *d;
+	VfioHeadOptions sized;
+	sized.width = 1280;
+	sized.height = 720;
+	VfioSourceOptions o = quick();
+	o.edid_link_down_ms = 10000;
+	std::vector<std::string> ops;
+	auto s = make(d, [&](FakeDevice &f) {
+		f.edid_region = true;
+		f.edid_ops_at_exit = &ops;
+	}, sized, o);
+	EXPECT_EQ(d->edid_ops, (std::vector<std::string>{"down", "blob", "size"})) << "size= is written at start";
+	EXPECT_EQ(d->edid_regs.link_state, uint32_t{VFIO_DEVICE_GFX_LINK_STATE_DOWN});
+	s.reset(); // vscanout exits within the link-down interval
+	EXPECT_EQ(ops, (std::vector<std::string>{"down", "blob", "size", "up"})) << "the guest is not left unplugged";
 }
 
 TEST(VfioEdid, TheWrittenBlobParsesWithThePreferredModeAskedFor) {
@@ -522,6 +572,8 @@ TEST(VfioEdid, ASizeInTheSpecIsWrittenAtStart) {
 	sized.width = 1600;
 	sized.height = 900;
 	auto s = make(d, with_edid, sized, quick());
+	EXPECT_EQ(d->edid_ops, (std::vector<std::string>{"down", "blob", "size"})) << "no settling at start";
+	ASSERT_TRUE(settle(*s));
 	EXPECT_EQ(d->edid_ops, (std::vector<std::string>{"down", "blob", "size", "up"}));
 	EXPECT_EQ(preferred_of(d->written_edid()), "1600x900");
 }

@@ -30,6 +30,11 @@ Facts about the two devices (samples/vfio-mdev in Linux 6.1, checked in the VM):
   ENABLE=0 disables the plane (success, zero fields). The cursor plane always answers disabled.
   The registers survive closing the device, the framebuffer pages do not. pwrite() to BAR0
   lands 0x2000 bytes too far: draw through the mmap.
+- mbochs' EDID: the VMM writes an EDID region (index 9, VFIO_REGION_SUBTYPE_GFX_EDID): registers
+  at 0 (struct vfio_region_gfx_edid; mbochs-medium says max 1920x1440, large 0x0) and the blob at
+  edid_offset 0x800. The guest reads it in BAR2 at 0x000..0x3ff: the blob while link_state is UP
+  (1) and within edid_size, zeros otherwise (a new mdev's link_state is 0: no EDID). There is no
+  interrupt: a guest sees the link go down and up only by reading at the right moment.
 - mdpy: region planes. A fixed mode per type (vga 640x480, xga 1024x768, hd 1920x1080),
   XRGB8888, stride width * 4, read-only in PCI config space at 0x44/0x48/0x4c; size is the
   framebuffer rounded up to a power of two. The plane is always enabled: the device has no way
@@ -82,6 +87,9 @@ VFIO_GROUP_FLAGS_VIABLE = 1 << 0
 VFIO_PCI_BAR0_REGION_INDEX = 0
 VFIO_PCI_BAR2_REGION_INDEX = 2
 VFIO_PCI_CONFIG_REGION_INDEX = 7
+VFIO_PCI_NUM_REGIONS = 9  # mbochs' EDID region is the one after the PCI regions
+VFIO_DEVICE_GFX_LINK_STATE_UP = 1
+VFIO_DEVICE_GFX_LINK_STATE_DOWN = 2
 VFIO_REGION_INFO_FLAG_MMAP = 1 << 2
 VFIO_GFX_PLANE_TYPE_PROBE = 1 << 0
 VFIO_GFX_PLANE_TYPE_DMABUF = 1 << 1
@@ -96,6 +104,8 @@ GROUP_STATUS = struct.Struct("=II")
 DEVICE_INFO = struct.Struct("=IIIII")
 REGION_INFO = struct.Struct("=IIIIQQ")
 PLANE_INFO = struct.Struct("=IIIIQIIIIIIIIIxxxx")
+# struct vfio_region_gfx_edid: edid_offset, edid_max_size, edid_size, max_xres, max_yres, link_state.
+GFX_EDID = struct.Struct("=IIIIII")
 
 # <linux/dma-buf.h>: DMA_BUF_IOCTL_SYNC = _IOW('b', 0, struct dma_buf_sync { __u64 flags; })
 DMA_BUF_IOCTL_SYNC = (1 << 30) | (8 << 16) | _io("b", 0)
@@ -108,6 +118,7 @@ VBE_VIRT_WIDTH, VBE_VIRT_HEIGHT, VBE_X_OFFSET, VBE_Y_OFFSET, VBE_VIDEO_MEMORY_64
 VBE_ID = 0
 VBE_DISPI_ENABLED, VBE_DISPI_LFB_ENABLED = 0x01, 0x40
 DISPI_MMIO_OFFSET = 0x500  # in BAR2
+EDID_MMIO_OFFSET = 0x000  # in BAR2: the guest's view of the EDID, 0x400 bytes, zeros unless the link is up
 
 # mdpy's read-only mode description in PCI config space (mdpy-defs.h).
 MDPY_FORMAT_OFFSET, MDPY_WIDTH_OFFSET, MDPY_HEIGHT_OFFSET = 0x44, 0x48, 0x4C
@@ -220,6 +231,26 @@ class Plane:
         if self.retried:
             s += " after %s" % ",".join(errno.errorcode.get(e, str(e)) for e in self.retried)
         return s
+
+
+def edid_preferred(blob):
+    """The first detailed timing of an EDID base block as (width, height), or None when blob holds
+    no valid base block (header, checksum) or the descriptor is not a timing."""
+    if len(blob) < 128 or bytes(blob[:8]) != b"\x00\xff\xff\xff\xff\xff\xff\x00" or sum(blob[:128]) % 256:
+        return None
+    d = blob[54:72]
+    if d[0] == 0 and d[1] == 0:
+        return None
+    return d[2] | (d[4] >> 4) << 8, d[5] | (d[7] >> 4) << 8
+
+
+def edid_name(blob):
+    """The monitor name descriptor (0xfc) of an EDID base block, or None."""
+    for at in range(54, 126, 18):
+        d = blob[at:at + 18]
+        if len(d) == 18 and d[0] == 0 and d[1] == 0 and d[3] == 0xFC:
+            return bytes(d[5:18]).split(b"\n")[0].decode("ascii", "replace")
+    return None
 
 
 def _s32(v):
@@ -436,9 +467,28 @@ class Mbochs(VfioDevice):
         self.fb = self.map_region(VFIO_PCI_BAR0_REGION_INDEX)
         self.mode = None  # (width, height, buffers)
         self.front = 0
+        self.edid_at_open = self.edid_state()  # before any program is handed the device
 
     def dispi_read(self, index):
         return struct.unpack("<H", self.pread(self.bar2, DISPI_MMIO_OFFSET + 2 * index, 2))[0]
+
+    def edid_regs(self):
+        """The VMM's view: struct vfio_region_gfx_edid as a dict."""
+        r = self.region(VFIO_PCI_NUM_REGIONS)
+        names = ("edid_offset", "edid_max_size", "edid_size", "max_xres", "max_yres", "link_state")
+        return dict(zip(names, GFX_EDID.unpack(self.pread(r, 0, GFX_EDID.size))))
+
+    def guest_edid(self):
+        """The guest's view: the 128-byte base block in BAR2 (all zeros while the link is not up)."""
+        return self.pread(self.bar2, EDID_MMIO_OFFSET, 128)
+
+    def edid_state(self):
+        blob = self.guest_edid()
+        pref = edid_preferred(blob)
+        regs = self.edid_regs()
+        return {"link_state": regs["link_state"], "edid_size": regs["edid_size"],
+                "max": [regs["max_xres"], regs["max_yres"]], "guest_sees_edid": any(blob),
+                "preferred": "%dx%d" % pref if pref else None, "name": edid_name(blob) if pref else None}
 
     def dispi_write(self, index, value):
         self.pwrite(self.bar2, DISPI_MMIO_OFFSET + 2 * index, struct.pack("<H", value))
@@ -500,6 +550,11 @@ class Mbochs(VfioDevice):
         d = super().describe()
         if self.mode:
             d.update(width=self.mode[0], height=self.mode[1], buffers=self.mode[2], front=self.front)
+        d["edid_at_open"] = self.edid_at_open
+        try:
+            d["edid"] = self.edid_state()
+        except OSError as e:
+            d["edid"] = {"error": errno.errorcode.get(e.errno, str(e))}
         return d
 
 
@@ -816,6 +871,8 @@ int main(void) {
 	C(VFIO_DEVICE_GET_REGION_INFO) C(VFIO_DEVICE_RESET) C(VFIO_DEVICE_QUERY_GFX_PLANE)
 	C(VFIO_DEVICE_GET_GFX_DMABUF) C(VFIO_API_VERSION) C(VFIO_TYPE1v2_IOMMU) C(VFIO_GROUP_FLAGS_VIABLE)
 	C(VFIO_PCI_BAR0_REGION_INDEX) C(VFIO_PCI_BAR2_REGION_INDEX) C(VFIO_PCI_CONFIG_REGION_INDEX)
+	C(VFIO_PCI_NUM_REGIONS) C(VFIO_DEVICE_GFX_LINK_STATE_UP) C(VFIO_DEVICE_GFX_LINK_STATE_DOWN)
+	C(sizeof(struct vfio_region_gfx_edid)) O(vfio_region_gfx_edid, link_state)
 	C(VFIO_REGION_INFO_FLAG_MMAP) C(VFIO_GFX_PLANE_TYPE_PROBE) C(VFIO_GFX_PLANE_TYPE_DMABUF)
 	C(VFIO_GFX_PLANE_TYPE_REGION) C(DMA_BUF_IOCTL_SYNC) C(DMA_BUF_SYNC_READ) C(DMA_BUF_SYNC_END)
 	C(sizeof(struct vfio_group_status)) C(sizeof(struct vfio_device_info))
@@ -838,6 +895,7 @@ def cmd_check_abi(args):
         "VFIO_DEVICE_GET_REGION_INFO", "VFIO_DEVICE_RESET", "VFIO_DEVICE_QUERY_GFX_PLANE",
         "VFIO_DEVICE_GET_GFX_DMABUF", "VFIO_API_VERSION", "VFIO_TYPE1v2_IOMMU", "VFIO_GROUP_FLAGS_VIABLE",
         "VFIO_PCI_BAR0_REGION_INDEX", "VFIO_PCI_BAR2_REGION_INDEX", "VFIO_PCI_CONFIG_REGION_INDEX",
+        "VFIO_PCI_NUM_REGIONS", "VFIO_DEVICE_GFX_LINK_STATE_UP", "VFIO_DEVICE_GFX_LINK_STATE_DOWN",
         "VFIO_REGION_INFO_FLAG_MMAP", "VFIO_GFX_PLANE_TYPE_PROBE", "VFIO_GFX_PLANE_TYPE_DMABUF",
         "VFIO_GFX_PLANE_TYPE_REGION", "DMA_BUF_IOCTL_SYNC", "DMA_BUF_SYNC_READ", "DMA_BUF_SYNC_END")}
     want.update({
@@ -845,6 +903,7 @@ def cmd_check_abi(args):
         "sizeof(struct vfio_device_info)": DEVICE_INFO.size,
         "sizeof(struct vfio_region_info)": REGION_INFO.size,
         "sizeof(struct vfio_device_gfx_plane_info)": PLANE_INFO.size,
+        "sizeof(struct vfio_region_gfx_edid)": GFX_EDID.size, "vfio_region_gfx_edid.link_state": 20,
         "vfio_region_info.size": 16, "vfio_region_info.offset": 24,
         "vfio_device_gfx_plane_info.drm_format_mod": 16, "vfio_device_gfx_plane_info.width": 24,
         "vfio_device_gfx_plane_info.x_hot": 48, "vfio_device_gfx_plane_info.dmabuf_id": 56,

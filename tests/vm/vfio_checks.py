@@ -10,8 +10,13 @@ grim and wlr-randr and what it did with its --stats counters (SIGUSR1 rewrites t
 pixel for pixel, flips, import counts, in-place region redraws, a static picture costing nothing,
 a mode change, display off/on, then the removal of the mdpy (and then the mbochs) while vscanout
 shows it, and a clean exit. A second mbochs mdev is opened by vscanout itself
-(`--source vfio:UUID`). Each check prints what it did and one
-`RESULT: PASS|FAIL <check>: <reason>` line; the last line is `vfio checks: N passed, M failed`.
+(`--source vfio:UUID`). A third is served with `size=1280x800` in its source spec: the guest side
+reads the EDID vscanout wrote (mbochs' BAR2), takes its preferred mode, and HEAD-0 shows it 1:1.
+A fourth is shown by vscanout nested in a headless sway: the tiled window's size, then after a
+burst of resizes its last size (one EDID write), become the EDID's preferred mode, which the guest
+sets and the window shows 1:1.
+Each check prints what it did and one `RESULT: PASS|FAIL <check>: <reason>` line; the last line is
+`vfio checks: N passed, M failed`.
 Exits 1 if any check failed.
 
 Debian's /usr/bin/python3 and the standard library only. Every wait polls against a deadline.
@@ -26,6 +31,8 @@ buffer), with no counted copies. Check names start with "[--import X] " for host
 import json
 import os
 import re
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -35,11 +42,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "common"))
 import guest_driver as gd  # noqa: E402
+from qemu_dbus_host import Sway  # noqa: E402
 from vm_checks import (Died, Fail, GuestVscanout, Results, guest_args, guest_binary, kernel_warnings,  # noqa: E402
                        say, wait_until)
 from vscanout_pixels import (NO_SIGNAL_BG, NO_SIGNAL_FG, describe_difference, guess_frame,  # noqa: E402
                              guest_frame, no_signal_problems, parse_ppm, parse_randr)
-from vscanout_proc import READY_RX, vscanout_env  # noqa: E402
+from vscanout_proc import READY_RX, change_env, vscanout_env  # noqa: E402
 
 ROOT = os.environ.get("VSCANOUT_ROOT") or os.path.dirname(os.path.dirname(HERE))
 OUT = os.environ.get("VSCANOUT_VM_OUT") or tempfile.mkdtemp(prefix="vfio-out-")
@@ -49,6 +57,12 @@ DRIVER = os.path.join(HERE, "guest_driver.py")
 MBOCHS_UUID = "0c6b2b1e-7c3a-4d8e-9f21-5a6b7c8d9e11"
 MDPY_UUID = "0c6b2b1e-7c3a-4d8e-9f21-5a6b7c8d9e12"
 OWN_UUID = "0c6b2b1e-7c3a-4d8e-9f21-5a6b7c8d9e13"  # check 8: vscanout opens it itself
+EDID_UUID = "0c6b2b1e-7c3a-4d8e-9f21-5a6b7c8d9e14"  # check 11: the EDID vscanout gives the guest
+EDID_SIZE = (1280, 800)
+NESTED_UUID = "0c6b2b1e-7c3a-4d8e-9f21-5a6b7c8d9e15"  # check 12: vscanout nested in sway, the window resized
+NESTED_SWAY = (1536, 960)  # sway's output, the tiled window's size: w * h * 4 page aligned, as mbochs needs
+# Then floating, resized in a burst; every size page aligned too.
+NESTED_DRAG = [(1152, 768), (1200, 768), (1280, 768), (1280, 800)]
 
 DEFAULT_SIZE = (1024, 768)  # a head with no mode yet shows no signal at this size
 FLIPS = 50
@@ -83,7 +97,7 @@ class Vscanout(GuestVscanout):
 
     KEEP = GuestVscanout.KEEP + ("state.json",)
 
-    def __init__(self, label, binary, devices=None, sources=None, args=()):
+    def __init__(self, label, binary, devices=None, sources=None, args=(), env=None):
         super().__init__(label, tempfile.mkdtemp(prefix="vsc-%s-" % label), OUT, label + "-")
         self.socket = "vs-%s" % label
         self.state_path = os.path.join(self.dir, "state.json")
@@ -99,6 +113,7 @@ class Vscanout(GuestVscanout):
         self.argv = argv
         self.env = vscanout_env(WLR_BACKENDS="headless", WLR_HEADLESS_OUTPUTS="0", WLR_RENDERER="pixman",
                                 WLR_LIBINPUT_NO_DEVICES="1", XDG_RUNTIME_DIR=self.dir)
+        change_env(self.env, env)  # e.g. nested: WAYLAND_DISPLAY of the parent, no WLR_BACKENDS
         self.client_env = dict(self.env, WAYLAND_DISPLAY=self.socket)
         say("start %s: %s" % (label, " ".join(argv)))
         if self.served:
@@ -311,6 +326,57 @@ def wait_removed(vs, head, name):
     return r
 
 
+def wait_guest_edid(vs, size, timeout=5):
+    """Samples the guest's view of head 0's EDID (serve's state) until it prefers `size` with the
+    link up. Returns that view and whether a sample on the way saw the link down with no EDID in
+    BAR2 (vscanout keeps it down 100 ms around a write)."""
+    saw_down = False
+    last = {}
+
+    def seen():
+        nonlocal saw_down, last
+        vs.control("state")
+        last = vs.state()["heads"][0]["edid"]
+        if last.get("link_state") == gd.VFIO_DEVICE_GFX_LINK_STATE_DOWN and not last.get("guest_sees_edid"):
+            saw_down = True
+        return last.get("preferred") == "%dx%d" % size and last.get("link_state") == gd.VFIO_DEVICE_GFX_LINK_STATE_UP
+
+    try:
+        wait_until(seen, timeout, 0.01, "the guest to read an EDID preferring %dx%d" % size)
+    except Fail:
+        raise Fail("the guest's view of the EDID: %s, expected %dx%d with the link up" % (last, *size)) from None
+    return last, saw_down
+
+
+def sway_ipc(path, commands, interval):
+    """Sends each command to sway's IPC socket (RUN_COMMAND), `interval` seconds apart, and
+    raises Fail unless every reply says success."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(path)
+        for i, command in enumerate(commands):
+            if i:
+                time.sleep(interval)
+            payload = command.encode()
+            sock.sendall(b"i3-ipc" + struct.pack("=II", len(payload), 0) + payload)
+            header = b""
+            while len(header) < 14:
+                chunk = sock.recv(14 - len(header))
+                if not chunk:
+                    raise Fail("sway closed its IPC socket")
+                header += chunk
+            length, _ = struct.unpack("=II", header[6:])
+            body = b""
+            while len(body) < length:
+                chunk = sock.recv(length - len(body))
+                if not chunk:
+                    raise Fail("sway closed its IPC socket")
+                body += chunk
+            reply = json.loads(body)
+            if not all(r.get("success") for r in reply):
+                raise Fail("sway: %r: %s" % (command, reply))
+
+
 class Test:
     def __init__(self, binary):
         self.binary = binary
@@ -515,6 +581,119 @@ class Test:
                 except OSError as e:
                     say("removing %s: %s" % (OWN_UUID, e))
 
+    # 11 --------------------------------------------------------------------------------------
+    def edid(self):
+        w, h = EDID_SIZE
+        say("create mbochs-medium %s; serve it at 1024x768 with --source {source0},size=%dx%d" % (EDID_UUID, w, h))
+        gd.create_mdev("mbochs-medium", EDID_UUID)
+        vs = Vscanout("edid", self.binary, devices=["mbochs:%s:1024x768" % EDID_UUID],
+                      args=["--source", "{source0},size=%dx%d" % EDID_SIZE])
+        try:
+            vs.wait_ready()
+            before = vs.state()["heads"][0]["edid_at_open"]
+            if before["guest_sees_edid"] or before["link_state"] == gd.VFIO_DEVICE_GFX_LINK_STATE_UP:
+                raise Fail("a new mdev already showed the guest an EDID: %s" % before)
+            logged = vs.wait_log(r"vfio: head 0: EDID offers \d+x\d+@[\d.]+ Hz[^\n]*", 5).group(0)
+            e, _ = wait_guest_edid(vs, EDID_SIZE)
+            want = {"link_state": gd.VFIO_DEVICE_GFX_LINK_STATE_UP, "edid_size": 128, "max": [1920, 1440],
+                    "guest_sees_edid": True, "preferred": "%dx%d" % EDID_SIZE, "name": "vscanout"}
+            wrong = {k: e.get(k) for k, v in want.items() if e.get(k) != v}
+            if wrong:
+                raise Fail("the guest's view of the EDID: %s, expected %s" % (wrong, {k: want[k] for k in wrong}))
+            say("the guest sees EDID preferred %s, link up; echo 'mode 0 %dx%d' > ctl" % (e["preferred"], w, h))
+            vs.control("mode 0 %dx%d" % EDID_SIZE)
+            seen = vs.wait_outputs({"HEAD-0": EDID_SIZE})
+            vs.wait_capture(0, guest_frame(w, h, 0, 0, cursor=False), name="11-edid")
+            rc = vs.stop()
+            if rc != 0:
+                raise Fail("exit status %d after SIGTERM; stderr tail:\n%s" % (rc, vs.tail()))
+            return "before vscanout: link_state %d, BAR2 EDID all zeros; vscanout logged '%s'; then the guest read " \
+                   "link up, %d-byte EDID 'vscanout' preferring %s (device max %dx%d) in BAR2, set that mode; " \
+                   "wlr-randr HEAD-0 %dx%d showing frame 0 pixel for pixel" % (
+                       before["link_state"], logged, e["edid_size"], e["preferred"], *e["max"], *seen["HEAD-0"])
+        finally:
+            vs.cleanup()
+            if os.path.exists(os.path.join(gd.MDEV_DEVICES, EDID_UUID)):
+                try:
+                    gd.remove_mdev(EDID_UUID)
+                except OSError as err:
+                    say("removing %s: %s" % (EDID_UUID, err))
+
+    # 12 --------------------------------------------------------------------------------------
+    def nested_edid(self):
+        say("create mbochs-medium %s; a headless sway at %dx%d; vscanout nested in it" % ((NESTED_UUID,) + NESTED_SWAY))
+        gd.create_mdev("mbochs-medium", NESTED_UUID)
+        sway = vs = None
+        title = '[title="HEAD-0$"]'
+        offers = r"vfio: head 0: EDID offers (\d+x\d+)@"
+
+        def guest_takes(size):
+            vs.control("mode 0 %dx%d" % size)
+            vs.wait_outputs({"HEAD-0": size})
+            vs.wait_capture(0, guest_frame(size[0], size[1], 0, 0, cursor=False), name="12-nested")
+            rects = [r for t, r in sway.windows() if t.endswith("HEAD-0")]
+            if not rects or (rects[0]["width"], rects[0]["height"]) != size:
+                raise Fail("sway's window for HEAD-0 is %s, expected %dx%d" % (rects, *size))
+
+        try:
+            sway = Sway(NESTED_SWAY, ["default_border none", "default_floating_border none",
+                                      "focus_follows_mouse no"])
+            sway.wait_ready(60)  # slow under TCG on a busy host
+            vs = Vscanout("nested", self.binary, devices=["mbochs:%s:1024x768" % NESTED_UUID],
+                          env={"WAYLAND_DISPLAY": os.path.join(sway.runtime, sway.socket), "WLR_BACKENDS": None,
+                               "WLR_HEADLESS_OUTPUTS": None})
+            vs.wait_ready()
+            # Tiled, the window fills sway's output: that size is offered once it settles.
+            vs.wait_log(offers.replace("(\\d+x\\d+)", "%dx%d" % NESTED_SWAY), 10)
+            wait_guest_edid(vs, NESTED_SWAY)
+            guest_takes(NESTED_SWAY)
+            before = len(re.findall(offers, vs.log()))
+            say("floating, then resized %s in a burst" % ", ".join("%dx%d" % d for d in NESTED_DRAG))
+            # Straight on sway's IPC socket, 100 ms apart: a swaymsg process per step can take longer
+            # than the settle time in this VM, and each step would then be an update of its own.
+            sway_ipc(sway.swaysock, [title + " floating enable"] +
+                     [title + " resize set %d %d" % d for d in NESTED_DRAG], 0.1)
+            # sway 1.7 sometimes drops a resize that comes while the last one is in flight (its
+            # reply still says success): the window ends where sway leaves it, and that is what
+            # vscanout must offer, once.
+            sizes = []
+
+            def window_settled():
+                r = [(w["width"], w["height"]) for t, w in sway.windows() if t.endswith("HEAD-0")]
+                sizes.append(r[0] if r else None)
+                return len(sizes) >= 5 and len(set(sizes[-5:])) == 1 and sizes[-1]
+
+            last = wait_until(window_settled, 10, 0.1, "sway's window to keep one size")
+            if last not in NESTED_DRAG:
+                raise Fail("sway's window ended at %dx%d, none of the sizes asked for" % last)
+            try:
+                _, saw_down = wait_guest_edid(vs, last, 10)  # sampled from the burst on
+            except Fail as err:
+                raise Fail("%s; EDID writes after the burst: %s" % (err, re.findall(offers, vs.log())[before:])) \
+                    from None
+            time.sleep(0.5)  # anything else the burst would write comes by now (300 ms settle)
+            written = re.findall(offers, vs.log())[before:]
+            if written != ["%dx%d" % last]:
+                raise Fail("EDID writes after the burst: %s, expected one (%dx%d)" % (written, *last))
+            guest_takes(last)
+            return "tiled window %dx%d -> EDID preferred %dx%d, guest set it, 1:1; floating + %d resizes 100 ms " \
+                   "apart -> one EDID write (%s: where sway left the window), the guest %s, then read link up " \
+                   "and 'vscanout' preferring it, set it; wlr-randr HEAD-0 %dx%d and sway's window %dx%d, frame 0 " \
+                   "pixel for pixel" % (
+                       *NESTED_SWAY, *NESTED_SWAY, len(NESTED_DRAG), written[0],
+                       "saw the link down (no EDID in BAR2)" if saw_down else "did not catch the link down",
+                       *last, *last)
+        finally:
+            if vs:
+                vs.cleanup()
+            if sway:
+                sway.stop()
+            if os.path.exists(os.path.join(gd.MDEV_DEVICES, NESTED_UUID)):
+                try:
+                    gd.remove_mdev(NESTED_UUID)
+                except OSError as err:
+                    say("removing %s: %s" % (NESTED_UUID, err))
+
     # 9 ---------------------------------------------------------------------------------------
     def removal(self):
         vs = self.vs
@@ -642,6 +821,10 @@ def main():
             for name, fn in served:
                 R.run(name, fn)
         R.run("8 --source vfio:UUID: vscanout opens an unprogrammed mbochs itself", t.own_open)
+        R.run("11 EDID: size=%dx%d in the spec; the guest reads it from mbochs, sets it, HEAD-0 shows it 1:1"
+              % EDID_SIZE, t.edid)
+        R.run("12 EDID nested in sway: the window's size, and after a burst of resizes its last size (one write), "
+              "becomes the guest's mode, shown 1:1", t.nested_edid)
         if up:
             t.removal()
             R.run(*later[1])
