@@ -168,6 +168,10 @@ void Head::attach_output(wlr_output *o) {
 	destroy_.connect(&o->events.destroy, [this](void *) { on_output_destroy(); });
 	mode_w_ = mode_h_ = 0;
 	apply_mode();
+	// Kiosk: offer the guest the monitor's own preferred mode (VFIO: its EDID; QEMU: SetUIInfo).
+	if (kms_)
+		if (const wlr_output_mode *m = wlr_output_preferred_mode(o))
+			server_.source().window_resized(id_, static_cast<uint32_t>(m->width), static_cast<uint32_t>(m->height));
 	wlr_output_state_set_enabled(&pending_, true);
 	dirty_ = true;
 	if (!draw_and_commit()) wlr_log(WLR_ERROR, "%s: first commit failed", name.c_str());

@@ -28,15 +28,20 @@ const char *usage() {
 	       "                          sim[:key=value,...]  the built-in simulated vGPU; keys: heads, modes,\n"
 	       "                            fps, buffers, cursor, flips, dmabuf, script,\n"
 	       "                            control (see README)\n"
-	       "                          vfio:<mdev UUID | PCI address | sysfs path>  a VFIO device with a\n"
-	       "                            display; repeat --source for more heads, one per device\n"
-	       "                          vfio-fd:<n>[:<device>]  a VFIO device fd handed over by a launcher;\n"
-	       "                            naming its device lets vscanout notice its removal\n"
+	       "                          vfio:<mdev UUID | PCI address | sysfs path>[,size=WxH][,edid=off]\n"
+	       "                            a VFIO device with a display; repeat --source for more heads, one\n"
+	       "                            per device; size=WxH: the preferred mode of the EDID given to the\n"
+	       "                            guest at start (headless); edid=off: leave the device's EDID alone\n"
+	       "                          vfio-fd:<n>[:<device>][,size=WxH][,edid=off]  a VFIO device fd handed\n"
+	       "                            over by a launcher; naming its device lets vscanout notice its removal\n"
 	       "                          qemu[:<D-Bus address>]  a QEMU VM run with -display dbus, on the\n"
 	       "                            session bus or the bus given; one head per graphic console\n"
 	       "                          qemu:qmp:<QMP socket>  the same with -display dbus,p2p=yes: no bus,\n"
 	       "                            a connection asked for over QMP\n"
+	       "                          either qemu form takes ,max-heads=N (consoles shown, default 8) and\n"
+	       "                            ,max-mib=M (the largest frame of a head, default 64)\n"
 	       "      --once            qemu source: exit when QEMU exits (default: wait for the next one)\n"
+	       "      --no-edid         vfio: never write a device's EDID (the guest keeps its own modes)\n"
 	       "  -c, --cache N         imported buffers kept per head (LRU, default 8)\n"
 	       "  -r, --refresh MODE    generation (default): draw only when the guest changed something;\n"
 	       "                        watch: also hash the primary each poll (front-buffer drawing);\n"
@@ -70,7 +75,7 @@ const char *usage() {
 }
 
 Result<Options> parse_options(int argc, char **argv) {
-	enum { opt_poll_hz = 1000, opt_import, opt_fence_timeout, opt_vk_device, opt_stats, opt_socket, opt_keep_running, opt_source,
+	enum { opt_poll_hz = 1000, opt_import, opt_fence_timeout, opt_vk_device, opt_stats, opt_socket, opt_keep_running, opt_no_edid, opt_source,
 	       opt_output, opt_mode, opt_once };
 	static const option longopts[] = {
 		{"source", required_argument, nullptr, opt_source},
@@ -88,6 +93,7 @@ Result<Options> parse_options(int argc, char **argv) {
 		{"stats", required_argument, nullptr, opt_stats},
 		{"socket", required_argument, nullptr, opt_socket},
 		{"keep-running", no_argument, nullptr, opt_keep_running},
+		{"no-edid", no_argument, nullptr, opt_no_edid},
 		{"debug", no_argument, nullptr, 'd'},
 		{"help", no_argument, nullptr, 'h'},
 		{"version", no_argument, nullptr, 'v'},
@@ -164,6 +170,7 @@ Result<Options> parse_options(int argc, char **argv) {
 		case opt_stats: o.stats_path = optarg; break;
 		case opt_socket: o.socket = optarg; break;
 		case opt_keep_running: o.keep_running = true; break;
+		case opt_no_edid: o.edid = false; break;
 		case 'd': o.debug = true; break;
 		case 'h': o.help = true; break;
 		case 'v': o.version = true; break;

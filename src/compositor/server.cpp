@@ -56,7 +56,9 @@ Status Server::init_source() {
 	if (specs.empty()) specs.push_back("sim");
 	const std::string &spec = specs.front();
 	if (spec.rfind("vfio", 0) == 0) {
-		auto vfio = vgpu::open_vfio_source(specs, options_.poll_hz);
+		vgpu::VfioSourceOptions vfio_options;
+		vfio_options.edid = options_.edid;
+		auto vfio = vgpu::open_vfio_source(specs, options_.poll_hz, vfio_options);
 		if (!vfio) return fail("--source " + vfio.error());
 		source_ = std::move(*vfio);
 		return Ok{};
