@@ -29,9 +29,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double ms_since(Clock::time_point t0) {
-	return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
 struct Stats {
 	double median, p99, mean;
@@ -194,8 +192,7 @@ struct Headless {
 		while (!frame) wl_event_loop_dispatch(wl_display_get_event_loop(display), -1);
 	}
 	// Draws with fn into the back buffer, then commits.
-	template <typename F>
-	bool commit(F &&fn) {
+	template <typename F> bool commit(F &&fn) {
 		if (!wlr_output_configure_primary_swapchain(output, nullptr, &output->swapchain)) return false;
 		wlr_buffer *bb = wlr_swapchain_acquire(output->swapchain, nullptr);
 		if (!bb) return false;

@@ -36,8 +36,7 @@ Stats summarize(std::vector<double> v) {
 	std::sort(v.begin(), v.end());
 	return {v[v.size() / 2], v[std::min(v.size() - 1, v.size() * 99 / 100)]};
 }
-template <typename F>
-Stats time_it(int n, F &&fn) {
+template <typename F> Stats time_it(int n, F &&fn) {
 	std::vector<double> t;
 	for (int i = 0; i < n + 3; i++) {
 		auto t0 = Clock::now();
@@ -78,7 +77,7 @@ struct Guest {
 	vgpu::PlaneInfo plane;
 	std::shared_ptr<render::GuestImport> import;
 	Guest(const render::VulkanContext &vk, uint32_t w, uint32_t h, uint32_t fourcc, vgpu::PlaneType type)
-		: shm(uint64_t{w} * 4 * h) {
+	    : shm(uint64_t{w} * 4 * h) {
 		plane.type = type;
 		plane.state = vgpu::PlaneState::enabled;
 		plane.drm_format = fourcc;
@@ -91,9 +90,10 @@ struct Guest {
 		auto *px = reinterpret_cast<uint32_t *>(shm.map.data());
 		for (uint32_t y = 0; y < h; y++)
 			for (uint32_t x = 0; x < w; x++)
-				px[uint64_t{y} * w + x] = type == vgpu::PlaneType::cursor
-				                              ? ((x / 8 + y / 8) % 2 ? 0xFFFFFFFFu : 0x80404040u)
-				                              : 0xFF000000u | ((x * 255 / w) << 16) | ((y * 255 / h) << 8) | ((x ^ y) & 0xFF);
+				px[uint64_t{y} * w + x] =
+				    type == vgpu::PlaneType::cursor
+				        ? ((x / 8 + y / 8) % 2 ? 0xFFFFFFFFu : 0x80404040u)
+				        : 0xFF000000u | ((x * 255 / w) << 16) | ((y * 255 / h) << 8) | ((x ^ y) & 0xFF);
 		vgpu::GuestBuffer b;
 		b.fd = UniqueFd(::fcntl(shm.fd.get(), F_DUPFD_CLOEXEC, 0));
 		b.byte_size = shm.bytes;
@@ -217,9 +217,9 @@ int main(int argc, char **argv) {
 		Output pix_out(**vk, c.ow, c.oh);
 		Pixman px(g, cur, pix_out, cx, cy), px_nobars(g, cur, pix_out, cx, cy);
 		const render::FrameDesc frame{g.import.get(), render::SoftwareCursor{cur.import.get(), cx, cy}};
-		const auto turns = time_in_turns(n, {[&] { (void)(*hr)->copy_only(*g.import, *same.target); }, [&] { px.draw(); },
-		                                     [&] { px_nobars.draw(false); },
-		                                     [&] { (void)(*hr)->draw(frame, *out.target); }});
+		const auto turns =
+		    time_in_turns(n, {[&] { (void)(*hr)->copy_only(*g.import, *same.target); }, [&] { px.draw(); },
+		                      [&] { px_nobars.draw(false); }, [&] { (void)(*hr)->draw(frame, *out.target); }});
 		const Stats copy = turns[0], pix = turns[1], pix_nobars = turns[2], vs = turns[3];
 		// On a CPU device the shader is far slower: fewer frames of it, after the others.
 		const Stats sh = time_it(cpu ? std::max(5, n / 4) : n, [&] { (void)(*shader)->draw(frame, *out.target); });

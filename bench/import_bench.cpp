@@ -85,8 +85,7 @@ Stats measure(const std::function<std::optional<double>(std::string *)> &fn) {
 	return s;
 }
 
-template <typename F>
-std::optional<double> timed(F &&fn) {
+template <typename F> std::optional<double> timed(F &&fn) {
 	const auto t0 = Clock::now();
 	fn();
 	return ms_since(t0);
@@ -188,13 +187,15 @@ public:
 		pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
 		pci.queueFamilyIndex = vk_.queue_family();
 		VkCommandPool pool;
-		if (vkCreateCommandPool(vk_.device(), &pci, nullptr, &pool) != VK_SUCCESS) return fail("vkCreateCommandPool failed");
+		if (vkCreateCommandPool(vk_.device(), &pci, nullptr, &pool) != VK_SUCCESS)
+			return fail("vkCreateCommandPool failed");
 		pool_ = render::CommandPool(vk_.device(), pool);
 		VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
 		ai.commandPool = pool;
 		ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
 		ai.commandBufferCount = 1;
-		if (vkAllocateCommandBuffers(vk_.device(), &ai, &cmd_) != VK_SUCCESS) return fail("vkAllocateCommandBuffers failed");
+		if (vkAllocateCommandBuffers(vk_.device(), &ai, &cmd_) != VK_SUCCESS)
+			return fail("vkAllocateCommandBuffers failed");
 		VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
 		VkFence f;
 		if (vkCreateFence(vk_.device(), &fci, nullptr, &f) != VK_SUCCESS) return fail("vkCreateFence failed");
@@ -319,15 +320,17 @@ int bench_size(render::VulkanContext &vk, render::HeadRenderer &hr, uint32_t w, 
 	Stats base;
 	{
 		auto a = raw.plain_buffer(frame), b = raw.plain_buffer(frame);
-		if (!a || !b) base.error = !a ? a.error() : b.error();
-		else base = measure([&](std::string *err) -> std::optional<double> {
-			const auto t0 = Clock::now();
-			if (Status s = raw.copy(a->buffer.get(), b->buffer.get(), frame, false, false); !s) {
-				*err = s.error();
-				return std::nullopt;
-			}
-			return ms_since(t0);
-		});
+		if (!a || !b)
+			base.error = !a ? a.error() : b.error();
+		else
+			base = measure([&](std::string *err) -> std::optional<double> {
+				const auto t0 = Clock::now();
+				if (Status s = raw.copy(a->buffer.get(), b->buffer.get(), frame, false, false); !s) {
+					*err = s.error();
+					return std::nullopt;
+				}
+				return ms_since(t0);
+			});
 	}
 	print_row("baseline: vkCmdCopyBuffer, plain buffers", base, base.median);
 
@@ -378,8 +381,8 @@ int bench_size(render::VulkanContext &vk, render::HeadRenderer &hr, uint32_t w, 
 	if (dmabuf_image) {
 		Stats s = measure([&](std::string *err) -> std::optional<double> {
 			const auto t0 = Clock::now();
-			auto b = render::import_dmabuf_buffer(vk, guest->dmabuf.get(), frame,
-			                                      VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT);
+			auto b = render::import_dmabuf_buffer(
+			    vk, guest->dmabuf.get(), frame, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT);
 			const double ms = ms_since(t0);
 			if (!b) {
 				*err = b.error();
@@ -415,7 +418,7 @@ int bench_size(render::VulkanContext &vk, render::HeadRenderer &hr, uint32_t w, 
 	const char *frame_source_name = "";
 	for (render::ImportPath path : paths) {
 		const std::string label =
-			form_label[static_cast<int>(path)] + (path == render::ImportPath::copy ? " (memcpy + draw)" : "");
+		    form_label[static_cast<int>(path)] + (path == render::ImportPath::copy ? " (memcpy + draw)" : "");
 		if (path == render::ImportPath::dmabuf && !dma) {
 			print_skip(label.c_str(), "dmabuf: " + dma_skip);
 			continue;
@@ -529,8 +532,10 @@ int bench_size(render::VulkanContext &vk, render::HeadRenderer &hr, uint32_t w, 
 			return ms;
 		});
 	};
-	if ((*host_target)->staged()) print_skip("  host", "skipped (the device cannot import host memory)");
-	else print_row("  host", draw_into(**host_target), base.median);
+	if ((*host_target)->staged())
+		print_skip("  host", "skipped (the device cannot import host memory)");
+	else
+		print_row("  host", draw_into(**host_target), base.median);
 	print_row("  staged (draw + memcpy out)", draw_into(**staged_target), base.median);
 	if (std::memcmp(staged_desc.data, guest->map.data(), frame) != 0)
 		std::printf("  WARNING: the staged output does not hold the guest frame\n");
@@ -542,7 +547,8 @@ int bench_size(render::VulkanContext &vk, render::HeadRenderer &hr, uint32_t w, 
 		std::memset(out_mem->map.data(), 0, frame);
 		Stats s = measure([&](std::string *err) -> std::optional<double> {
 			const auto t0 = Clock::now();
-			Status st = raw.copy(frame_source->buffer(), out_dmabuf->buffer.get(), frame, frame_source->foreign(), true);
+			Status st =
+			    raw.copy(frame_source->buffer(), out_dmabuf->buffer.get(), frame, frame_source->foreign(), true);
 			if (!st) {
 				*err = st.error();
 				return std::nullopt;
@@ -583,17 +589,19 @@ int list_devices() {
 	std::vector<VkPhysicalDevice> devs(n);
 	vkEnumeratePhysicalDevices(inst, &n, devs.data());
 	if (n == 0) std::printf("no Vulkan device\n");
-	const char *wanted[] = {VK_EXT_EXTERNAL_MEMORY_DMA_BUF_EXTENSION_NAME, VK_KHR_EXTERNAL_MEMORY_FD_EXTENSION_NAME,
-	                        VK_EXT_IMAGE_DRM_FORMAT_MODIFIER_EXTENSION_NAME, VK_EXT_PHYSICAL_DEVICE_DRM_EXTENSION_NAME,
-	                        VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME, VK_KHR_EXTERNAL_SEMAPHORE_FD_EXTENSION_NAME,
-	                        VK_EXT_QUEUE_FAMILY_FOREIGN_EXTENSION_NAME};
+	const char *wanted[] = {
+	    VK_EXT_EXTERNAL_MEMORY_DMA_BUF_EXTENSION_NAME,   VK_KHR_EXTERNAL_MEMORY_FD_EXTENSION_NAME,
+	    VK_EXT_IMAGE_DRM_FORMAT_MODIFIER_EXTENSION_NAME, VK_EXT_PHYSICAL_DEVICE_DRM_EXTENSION_NAME,
+	    VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME,      VK_KHR_EXTERNAL_SEMAPHORE_FD_EXTENSION_NAME,
+	    VK_EXT_QUEUE_FAMILY_FOREIGN_EXTENSION_NAME};
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t ne = 0;
 		vkEnumerateDeviceExtensionProperties(devs[i], nullptr, &ne, nullptr);
 		std::vector<VkExtensionProperties> exts(ne);
 		vkEnumerateDeviceExtensionProperties(devs[i], nullptr, &ne, exts.data());
 		auto has = [&](const char *name) {
-			return std::any_of(exts.begin(), exts.end(), [&](const auto &e) { return std::strcmp(e.extensionName, name) == 0; });
+			return std::any_of(exts.begin(), exts.end(),
+			                   [&](const auto &e) { return std::strcmp(e.extensionName, name) == 0; });
 		};
 		VkPhysicalDeviceDrmPropertiesEXT drm{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRM_PROPERTIES_EXT};
 		VkPhysicalDeviceDriverProperties driver{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
@@ -607,10 +615,12 @@ int list_devices() {
 		if (has(VK_EXT_PHYSICAL_DEVICE_DRM_EXTENSION_NAME)) {
 			std::printf("  DRM nodes: primary %s, render %s\n",
 			            drm.hasPrimary ? render::dev_text(makedev(static_cast<unsigned>(drm.primaryMajor),
-			                                                      static_cast<unsigned>(drm.primaryMinor))).c_str()
+			                                                      static_cast<unsigned>(drm.primaryMinor)))
+			                                 .c_str()
 			                           : "none",
 			            drm.hasRender ? render::dev_text(makedev(static_cast<unsigned>(drm.renderMajor),
-			                                                     static_cast<unsigned>(drm.renderMinor))).c_str()
+			                                                     static_cast<unsigned>(drm.renderMinor)))
+			                                .c_str()
 			                          : "none");
 		} else {
 			std::printf("  DRM nodes: not told (no VK_EXT_physical_device_drm)\n");

@@ -11,8 +11,7 @@ struct Error {
 	std::string message;
 };
 
-template <typename T>
-class [[nodiscard]] Result {
+template <typename T> class [[nodiscard]] Result {
 public:
 	Result(T value) : v_(std::move(value)) {}
 	Result(Error e) : v_(std::move(e)) {}

@@ -29,8 +29,8 @@ CursorPath::Shown KmsCursorPath::set_image(const render::ShownPlane &c, const re
 	}
 	const auto [hx, hy] = hotspot(c.info);
 	c.buffer->begin_read();
-	const bool ok = plane_->set_image(c.buffer->cpu_data() + c.info.offset, c.info.stride, c.info.width,
-	                                  c.info.height, hx, hy, map.scale_num(), map.scale_den());
+	const bool ok = plane_->set_image(c.buffer->cpu_data() + c.info.offset, c.info.stride, c.info.width, c.info.height,
+	                                  hx, hy, map.scale_num(), map.scale_den());
 	c.buffer->end_read();
 	if (!ok) {
 		plane_->hide();
@@ -48,7 +48,7 @@ void KmsCursorPath::move(const render::ShownPlane &c, const render::FrameMap &ma
 }
 
 ParentCursorPath::ParentCursorPath(wlr_output *output, core::HeadStats &stats)
-	: output_(output), cursor_(wlr_output_cursor_create(output)), stats_(stats) {}
+    : output_(output), cursor_(wlr_output_cursor_create(output)), stats_(stats) {}
 
 ParentCursorPath::~ParentCursorPath() {
 	if (cursor_) wlr_output_cursor_destroy(cursor_);
@@ -65,7 +65,8 @@ CursorPath::Shown ParentCursorPath::set_image(const render::ShownPlane &c, const
 	}
 	const auto [hx, hy] = hotspot(c.info);
 	c.buffer->begin_read();
-	wlr_buffer *image = make_pixel_buffer(c.buffer->cpu_data() + c.info.offset, c.info.stride, c.info.width, c.info.height);
+	wlr_buffer *image =
+	    make_pixel_buffer(c.buffer->cpu_data() + c.info.offset, c.info.stride, c.info.width, c.info.height);
 	c.buffer->end_read();
 	// wlroots renders it into a cursor buffer of the parent's and keeps what it needs.
 	wlr_output_cursor_set_buffer(cursor_, image, hx, hy);

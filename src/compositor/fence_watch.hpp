@@ -9,7 +9,6 @@
 #include <cstdint>
 #include <functional>
 
-
 namespace vscanout::compositor {
 
 class FenceWatch {

@@ -18,9 +18,7 @@ namespace {
 // Until the guest programs a mode, a head shows "no signal" at this size.
 constexpr uint32_t kDefaultWidth = 1024, kDefaultHeight = 768;
 
-bool output_is_ours(wlr_output *o) {
-	return wlr_output_is_headless(o) || wlr_output_is_wl(o) || wlr_output_is_x11(o);
-}
+bool output_is_ours(wlr_output *o) { return wlr_output_is_headless(o) || wlr_output_is_wl(o) || wlr_output_is_x11(o); }
 
 // The output's size once `pending` is committed (a mode set may be waiting).
 std::pair<uint32_t, uint32_t> size_after_commit(const wlr_output *o, const wlr_output_state &pending) {
@@ -53,15 +51,16 @@ struct CommitState {
 } // namespace
 
 Head::Head(Server &server, uint32_t id, core::TrackerOptions options)
-	: server_(server), id_(id),
-	  tracker_(id, server.source(),
-	           [this](const vgpu::PlaneInfo &plane, vgpu::GuestBuffer buffer)
-	               -> Result<std::shared_ptr<render::GuestImport>> {
-		           auto policy = server_.import_policy(&tracker_.stats().copies, plane.type == vgpu::PlaneType::cursor);
-		           return render::GuestImport::create(server_.vulkan(), plane, std::move(buffer), policy);
-	           },
-	           options),
-	  fence_watch_(wl_display_get_event_loop(server.display()), [this] { poll(); }) {
+    : server_(server), id_(id),
+      tracker_(
+          id, server.source(),
+          [this](const vgpu::PlaneInfo &plane,
+                 vgpu::GuestBuffer buffer) -> Result<std::shared_ptr<render::GuestImport>> {
+	          auto policy = server_.import_policy(&tracker_.stats().copies, plane.type == vgpu::PlaneType::cursor);
+	          return render::GuestImport::create(server_.vulkan(), plane, std::move(buffer), policy);
+          },
+          options),
+      fence_watch_(wl_display_get_event_loop(server.display()), [this] { poll(); }) {
 	wlr_output_state_init(&pending_);
 }
 
@@ -148,8 +147,8 @@ void Head::attach_output(wlr_output *o) {
 		const auto *event = static_cast<const wlr_output_event_request_state *>(data);
 		if (!output_ || !(event->state->committed & WLR_OUTPUT_STATE_MODE)) return;
 		if (event->state->mode_type == WLR_OUTPUT_STATE_MODE_CUSTOM)
-			wlr_output_state_set_custom_mode(&pending_, event->state->custom_mode.width, event->state->custom_mode.height,
-			                                 event->state->custom_mode.refresh);
+			wlr_output_state_set_custom_mode(&pending_, event->state->custom_mode.width,
+			                                 event->state->custom_mode.height, event->state->custom_mode.refresh);
 		else if (event->state->mode)
 			wlr_output_state_set_mode(&pending_, event->state->mode);
 		dirty_ = true;
@@ -184,8 +183,10 @@ void Head::attach_output(wlr_output *o) {
 }
 
 void Head::on_output_destroy() {
-	if (kms_) wlr_log(WLR_INFO, "HEAD-%u: connector %s went away; the head waits for another", id_, connector_.c_str());
-	else wlr_log(WLR_INFO, "HEAD-%u: output closed; the head stays off", id_);
+	if (kms_)
+		wlr_log(WLR_INFO, "HEAD-%u: connector %s went away; the head waits for another", id_, connector_.c_str());
+	else
+		wlr_log(WLR_INFO, "HEAD-%u: output closed; the head stays off", id_);
 	forget_output();
 	server_.output_closed(*this);
 }
@@ -275,11 +276,11 @@ void Head::update_cursor(bool image, bool position) {
 	// is the guest's pointer, so it takes the guest cursor image (the parent places it) and the
 	// frame shows none. Otherwise the guest cursor is drawn into the frame where the guest puts it.
 	if (!kms_) {
-		const bool want = (wlr_output_is_wl(output_) || wlr_output_is_x11(output_)) &&
-		                  server_.source().takes_input() && server_.source().pointer_absolute(id_);
+		const bool want = (wlr_output_is_wl(output_) || wlr_output_is_x11(output_)) && server_.source().takes_input() &&
+		                  server_.source().pointer_absolute(id_);
 		if (want != (cursors_.device() != nullptr)) {
 			cursor_path_changed(cursors_.set_device(
-				want ? std::make_unique<ParentCursorPath>(output_, tracker_.stats()) : nullptr, true));
+			    want ? std::make_unique<ParentCursorPath>(output_, tracker_.stats()) : nullptr, true));
 			image = want;
 		}
 	}
@@ -288,8 +289,8 @@ void Head::update_cursor(bool image, bool position) {
 	// The frame's place on the output once the pending state is committed: the cursor follows
 	// its scale.
 	const auto [mode_w, mode_h] = size_after_commit(output_, pending_);
-	const render::FrameMap map = p.visible() ? render::FrameMap(p.info.width, p.info.height, mode_w, mode_h)
-	                                         : render::FrameMap(0, 0, 0, 0);
+	const render::FrameMap map =
+	    p.visible() ? render::FrameMap(p.info.width, p.info.height, mode_w, mode_h) : render::FrameMap(0, 0, 0, 0);
 	if (image) cursor_path_changed(cursors_.offer_image(c, p, map, output_->name));
 	CursorPath &path = cursors_.current();
 	if (path.in_frame()) {
@@ -311,8 +312,10 @@ void Head::on_frame() {
 	if (!output_->needs_frame) return;
 	// The frame on screen again, undrawn; not while a screencopy client holds a render lock
 	// (wlroots then takes rendered buffers only).
-	if (kms_ && front_ && output_->attach_render_locks == 0 && pending_.committed == 0) recommit();
-	else draw_and_commit();
+	if (kms_ && front_ && output_->attach_render_locks == 0 && pending_.committed == 0)
+		recommit();
+	else
+		draw_and_commit();
 }
 
 bool Head::recommit() {
@@ -331,8 +334,10 @@ render::OutputTarget *Head::target_for(wlr_buffer *buffer, const render::TargetD
 	if (it != targets_.end() && it->second->target->matches(desc)) return it->second->target.get();
 	auto t = render::OutputTarget::create(server_.vulkan(), desc);
 	if (!t) {
-		if (error) *error = t.error();
-		else wlr_log(WLR_ERROR, "%s: cannot render into the output buffer: %s", output_->name, t.error().c_str());
+		if (error)
+			*error = t.error();
+		else
+			wlr_log(WLR_ERROR, "%s: cannot render into the output buffer: %s", output_->name, t.error().c_str());
 		return nullptr;
 	}
 	auto entry = std::make_unique<Target>();
@@ -379,8 +384,8 @@ bool Head::try_direct_scanout() {
 	if (static_cast<int32_t>(p.info.width) != output_->width || static_cast<int32_t>(p.info.height) != output_->height)
 		return false;
 	if (p.buffer->dmabuf_fd() < 0) return false;
-	const auto config = std::make_tuple(p.info.drm_format, p.info.drm_format_mod, p.info.width, p.info.height,
-	                                    p.info.stride);
+	const auto config =
+	    std::make_tuple(p.info.drm_format, p.info.drm_format_mod, p.info.width, p.info.height, p.info.stride);
 	if (scanout_refused_.count(config)) return false;
 	wlr_buffer *buffer = scanout_buffer(p.buffer);
 	if (!buffer) return false;
@@ -425,8 +430,8 @@ bool Head::draw_and_commit() {
 		target = target_for(bb, desc, &why);
 		if (!target) {
 			output_dmabuf_ = false; // the same for every buffer of this output: asked once
-			wlr_log(WLR_INFO, "%s: not drawing into the output's dma-bufs (%s); using their CPU mapping",
-			        output_->name, why.c_str());
+			wlr_log(WLR_INFO, "%s: not drawing into the output's dma-bufs (%s); using their CPU mapping", output_->name,
+			        why.c_str());
 		}
 	}
 	bool mapped = false;
@@ -434,10 +439,8 @@ bool Head::draw_and_commit() {
 		desc = render::TargetDesc{};
 		size_t stride = 0;
 		void *data = nullptr;
-		if (!wlr_buffer_begin_data_ptr_access(bb, WLR_BUFFER_DATA_PTR_ACCESS_WRITE, &data, &desc.drm_format,
-		                                      &stride)) {
-			wlr_log(WLR_ERROR, "%s: the output buffer is neither an importable dma-buf nor CPU-mapped",
-			        output_->name);
+		if (!wlr_buffer_begin_data_ptr_access(bb, WLR_BUFFER_DATA_PTR_ACCESS_WRITE, &data, &desc.drm_format, &stride)) {
+			wlr_log(WLR_ERROR, "%s: the output buffer is neither an importable dma-buf nor CPU-mapped", output_->name);
 			wlr_buffer_unlock(bb);
 			return false;
 		}
@@ -454,13 +457,14 @@ bool Head::draw_and_commit() {
 	const render::ShownPlane &c = tracker_.cursor();
 	if (p.visible()) frame.primary = p.buffer.get();
 	if (cursors_.current().in_frame() && c.visible() && frame.primary)
-		frame.cursor = render::SoftwareCursor{c.buffer.get(), c.info.x_pos,
-		                                      c.info.y_pos};
+		frame.cursor = render::SoftwareCursor{c.buffer.get(), c.info.x_pos, c.info.y_pos};
 	bool ok = false;
 	if (target) {
 		auto drawn = server_.head_renderer().draw(frame, *target);
-		if (drawn) ok = true;
-		else wlr_log(WLR_ERROR, "%s: drawing failed: %s", output_->name, drawn.error().c_str());
+		if (drawn)
+			ok = true;
+		else
+			wlr_log(WLR_ERROR, "%s: drawing failed: %s", output_->name, drawn.error().c_str());
 		tracker_.stats().output_path = render::to_string(target->path());
 	}
 	if (mapped) wlr_buffer_end_data_ptr_access(bb);

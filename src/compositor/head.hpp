@@ -82,12 +82,12 @@ private:
 	render::HeadTracker tracker_;
 	FenceWatch fence_watch_;
 	wlr_output *output_ = nullptr;
-	bool kms_ = false;                     // a DRM connector, not an output we made
+	bool kms_ = false; // a DRM connector, not an output we made
 	std::string connector_;
 	// The guest cursor's paths: the output's own where it has one (the KMS cursor plane, or
 	// nested the parent's pointer while the guest pointer is absolute), else software.
 	CursorPaths cursors_;
-	wlr_buffer *front_ = nullptr;          // KMS: the last buffer committed, locked, for cursor-only commits
+	wlr_buffer *front_ = nullptr; // KMS: the last buffer committed, locked, for cursor-only commits
 	// KMS direct scan-out: wlr_buffers made for recent guest dma-bufs, and the configurations
 	// (format, modifier, width, height, stride) the driver refused.
 	std::vector<std::pair<const render::GuestImport *, wlr_buffer *>> scanout_buffers_;

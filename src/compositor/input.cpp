@@ -34,7 +34,9 @@ Pointer::Pointer(Server &server, wlr_input_device *device) : device_(device) {
 		if (e->orientation != WL_POINTER_AXIS_VERTICAL_SCROLL) return;
 		// delta_discrete counts in 120ths of a wheel step (high-resolution wheels send less).
 		const int32_t steps = e->delta_discrete ? e->delta_discrete / WLR_POINTER_AXIS_DISCRETE_STEP
-		                                        : (e->delta > 0 ? 1 : e->delta < 0 ? -1 : 0);
+		                                        : (e->delta > 0   ? 1
+		                                           : e->delta < 0 ? -1
+		                                                          : 0);
 		if (steps) server.pointer_wheel(e->pointer, steps);
 	});
 	destroy_.connect(&device->events.destroy, [this](void *) {
@@ -139,7 +141,7 @@ void Server::pointer_relative(wlr_pointer *pointer, double dx, double dy) {
 	if (!map.valid()) return;
 	const render::ShownPlane &p = head->tracker().primary(); // valid: the guest frame is shown
 	auto [it, fresh] = pointer_last_.try_emplace(
-		id, render::Point{static_cast<int32_t>(p.info.width / 2), static_cast<int32_t>(p.info.height / 2)});
+	    id, render::Point{static_cast<int32_t>(p.info.width / 2), static_cast<int32_t>(p.info.height / 2)});
 	it->second = map.move(it->second, dx, dy);
 	source_->pointer_to(id, static_cast<uint32_t>(it->second.x), static_cast<uint32_t>(it->second.y));
 }

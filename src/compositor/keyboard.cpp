@@ -38,18 +38,19 @@ const std::map<xkb_keysym_t, std::pair<uint32_t, bool>> &default_layout() {
 } // namespace
 
 Keyboard::Keyboard(wlr_keyboard *keyboard, bool is_virtual, wlr_session *session, bool allow_vt_switch, KeySink sink)
-	: keyboard_(keyboard), virtual_(is_virtual), session_(session), allow_vt_switch_(allow_vt_switch),
-	  sink_(std::move(sink)) {
+    : keyboard_(keyboard), virtual_(is_virtual), session_(session), allow_vt_switch_(allow_vt_switch),
+      sink_(std::move(sink)) {
 	if (!virtual_) {
 		xkb_context *ctx = xkb_context_new(XKB_CONTEXT_NO_FLAGS);
 		xkb_keymap *keymap = ctx ? xkb_keymap_new_from_names(ctx, nullptr, XKB_KEYMAP_COMPILE_NO_FLAGS) : nullptr;
-		if (keymap) wlr_keyboard_set_keymap(keyboard, keymap);
-		else wlr_log(WLR_ERROR, "keyboard %s: no XKB keymap (check XKB_DEFAULT_LAYOUT)", keyboard->base.name);
+		if (keymap)
+			wlr_keyboard_set_keymap(keyboard, keymap);
+		else
+			wlr_log(WLR_ERROR, "keyboard %s: no XKB keymap (check XKB_DEFAULT_LAYOUT)", keyboard->base.name);
 		xkb_keymap_unref(keymap);
 		xkb_context_unref(ctx);
 	}
-	key_.connect(&keyboard->events.key,
-	             [this](void *data) { on_key(*static_cast<wlr_keyboard_key_event *>(data)); });
+	key_.connect(&keyboard->events.key, [this](void *data) { on_key(*static_cast<wlr_keyboard_key_event *>(data)); });
 	destroy_.connect(&keyboard->base.events.destroy, [this](void *) {
 		key_.disconnect();
 		destroy_.disconnect();

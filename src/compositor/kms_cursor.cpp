@@ -32,7 +32,8 @@ std::unique_ptr<KmsCursor> KmsCursor::create(wlr_output *output, wlr_allocator *
 	// The plane's largest size: a guest cursor scaled up with the frame fits more often.
 	int w = 64, h = 64;
 	size_t n = 0;
-	const wlr_output_cursor_size *sizes = output->impl->get_cursor_sizes ? output->impl->get_cursor_sizes(output, &n) : nullptr;
+	const wlr_output_cursor_size *sizes =
+	    output->impl->get_cursor_sizes ? output->impl->get_cursor_sizes(output, &n) : nullptr;
 	if (sizes && n > 0) {
 		w = sizes[0].width, h = sizes[0].height;
 		for (size_t i = 1; i < n; i++)

@@ -75,29 +75,41 @@ const char *usage() {
 }
 
 Result<Options> parse_options(int argc, char **argv) {
-	enum { opt_poll_hz = 1000, opt_import, opt_fence_timeout, opt_vk_device, opt_stats, opt_socket, opt_keep_running, opt_no_edid, opt_source,
-	       opt_output, opt_mode, opt_once };
+	enum {
+		opt_poll_hz = 1000,
+		opt_import,
+		opt_fence_timeout,
+		opt_vk_device,
+		opt_stats,
+		opt_socket,
+		opt_keep_running,
+		opt_no_edid,
+		opt_source,
+		opt_output,
+		opt_mode,
+		opt_once
+	};
 	static const option longopts[] = {
-		{"source", required_argument, nullptr, opt_source},
-		{"output", required_argument, nullptr, opt_output},
-		{"mode", required_argument, nullptr, opt_mode},
-		{"allow-vt-switch", no_argument, nullptr, 's'},
-		{"once", no_argument, nullptr, opt_once},
-		{"cache", required_argument, nullptr, 'c'},
-		{"refresh", required_argument, nullptr, 'r'},
-		{"poll-hz", required_argument, nullptr, opt_poll_hz},
-		{"import", required_argument, nullptr, opt_import},
-		{"fence-timeout", required_argument, nullptr, opt_fence_timeout},
-		{"vulkan-device", required_argument, nullptr, opt_vk_device},
-		{"vk-device", required_argument, nullptr, opt_vk_device},
-		{"stats", required_argument, nullptr, opt_stats},
-		{"socket", required_argument, nullptr, opt_socket},
-		{"keep-running", no_argument, nullptr, opt_keep_running},
-		{"no-edid", no_argument, nullptr, opt_no_edid},
-		{"debug", no_argument, nullptr, 'd'},
-		{"help", no_argument, nullptr, 'h'},
-		{"version", no_argument, nullptr, 'v'},
-		{nullptr, 0, nullptr, 0},
+	    {"source", required_argument, nullptr, opt_source},
+	    {"output", required_argument, nullptr, opt_output},
+	    {"mode", required_argument, nullptr, opt_mode},
+	    {"allow-vt-switch", no_argument, nullptr, 's'},
+	    {"once", no_argument, nullptr, opt_once},
+	    {"cache", required_argument, nullptr, 'c'},
+	    {"refresh", required_argument, nullptr, 'r'},
+	    {"poll-hz", required_argument, nullptr, opt_poll_hz},
+	    {"import", required_argument, nullptr, opt_import},
+	    {"fence-timeout", required_argument, nullptr, opt_fence_timeout},
+	    {"vulkan-device", required_argument, nullptr, opt_vk_device},
+	    {"vk-device", required_argument, nullptr, opt_vk_device},
+	    {"stats", required_argument, nullptr, opt_stats},
+	    {"socket", required_argument, nullptr, opt_socket},
+	    {"keep-running", no_argument, nullptr, opt_keep_running},
+	    {"no-edid", no_argument, nullptr, opt_no_edid},
+	    {"debug", no_argument, nullptr, 'd'},
+	    {"help", no_argument, nullptr, 'h'},
+	    {"version", no_argument, nullptr, 'v'},
+	    {nullptr, 0, nullptr, 0},
 	};
 	Options o;
 	optind = 1;
@@ -119,14 +131,18 @@ Result<Options> parse_options(int argc, char **argv) {
 			const std::string connector = arg.substr(eq + 1);
 			for (const auto &[other, name] : o.output_map)
 				if (name == connector && other != static_cast<uint32_t>(*id))
-					return fail("--output: connector " + connector + " is already given to HEAD-" + std::to_string(other));
+					return fail("--output: connector " + connector + " is already given to HEAD-" +
+					            std::to_string(other));
 			o.output_map[static_cast<uint32_t>(*id)] = connector;
 			break;
 		}
 		case opt_mode:
-			if (std::strcmp(optarg, "preferred") == 0) o.mode = ModeChoice::preferred;
-			else if (std::strcmp(optarg, "guest") == 0) o.mode = ModeChoice::guest;
-			else return fail(std::string("--mode takes preferred or guest, not '") + optarg + "'");
+			if (std::strcmp(optarg, "preferred") == 0)
+				o.mode = ModeChoice::preferred;
+			else if (std::strcmp(optarg, "guest") == 0)
+				o.mode = ModeChoice::guest;
+			else
+				return fail(std::string("--mode takes preferred or guest, not '") + optarg + "'");
 			break;
 		case 'c': {
 			auto v = parse_int("--cache", optarg, 2, 1024);
@@ -155,10 +171,14 @@ Result<Options> parse_options(int argc, char **argv) {
 			break;
 		}
 		case opt_import:
-			if (std::strcmp(optarg, "auto") == 0) o.import = ImportChoice::automatic;
-			else if (std::strcmp(optarg, "host") == 0) o.import = ImportChoice::host;
-			else if (std::strcmp(optarg, "copy") == 0) o.import = ImportChoice::copy;
-			else return fail(std::string("--import takes auto, host or copy, not '") + optarg + "'");
+			if (std::strcmp(optarg, "auto") == 0)
+				o.import = ImportChoice::automatic;
+			else if (std::strcmp(optarg, "host") == 0)
+				o.import = ImportChoice::host;
+			else if (std::strcmp(optarg, "copy") == 0)
+				o.import = ImportChoice::copy;
+			else
+				return fail(std::string("--import takes auto, host or copy, not '") + optarg + "'");
 			break;
 		case opt_fence_timeout: {
 			auto v = parse_int("--fence-timeout", optarg, 1, 600000);

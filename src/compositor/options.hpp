@@ -35,8 +35,8 @@ struct Options {
 	std::string socket;
 	std::string vk_device; // --vulkan-device (alias --vk-device): an index or a part of the name
 	ImportChoice import = ImportChoice::automatic;
-	uint32_t fence_timeout_ms = 1000; // a guest buffer's write fences later than this are logged
-	bool keep_running = false; // nested: stay up (headless) after the last window closed
+	uint32_t fence_timeout_ms = 1000;           // a guest buffer's write fences later than this are logged
+	bool keep_running = false;                  // nested: stay up (headless) after the last window closed
 	std::map<uint32_t, std::string> output_map; // --output HEAD-<id>=<connector>
 	ModeChoice mode = ModeChoice::preferred;
 	bool allow_vt_switch = false; // kiosk: Ctrl+Alt+Fn switches VTs

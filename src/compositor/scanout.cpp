@@ -17,15 +17,15 @@ struct ScanoutBuffer {
 ScanoutBuffer *scanout(wlr_buffer *b) { return reinterpret_cast<ScanoutBuffer *>(b); }
 
 const wlr_buffer_impl kScanoutImpl = {
-	.destroy = [](wlr_buffer *b) { delete scanout(b); },
-	.get_dmabuf =
-		[](wlr_buffer *b, wlr_dmabuf_attributes *attribs) {
-			*attribs = scanout(b)->attribs;
-			return true;
-		},
-	.get_shm = nullptr,
-	.begin_data_ptr_access = nullptr,
-	.end_data_ptr_access = nullptr,
+    .destroy = [](wlr_buffer *b) { delete scanout(b); },
+    .get_dmabuf =
+        [](wlr_buffer *b, wlr_dmabuf_attributes *attribs) {
+	        *attribs = scanout(b)->attribs;
+	        return true;
+        },
+    .get_shm = nullptr,
+    .begin_data_ptr_access = nullptr,
+    .end_data_ptr_access = nullptr,
 };
 
 struct PixelBuffer {
@@ -37,18 +37,18 @@ struct PixelBuffer {
 PixelBuffer *pixel(wlr_buffer *b) { return reinterpret_cast<PixelBuffer *>(b); }
 
 const wlr_buffer_impl kPixelImpl = {
-	.destroy = [](wlr_buffer *b) { delete pixel(b); },
-	.get_dmabuf = nullptr,
-	.get_shm = nullptr,
-	.begin_data_ptr_access =
-		[](wlr_buffer *b, uint32_t flags, void **data, uint32_t *format, size_t *stride) {
-			if (flags & WLR_BUFFER_DATA_PTR_ACCESS_WRITE) return false;
-			*data = pixel(b)->pixels.data();
-			*format = DRM_FORMAT_ARGB8888;
-			*stride = pixel(b)->stride;
-			return true;
-		},
-	.end_data_ptr_access = [](wlr_buffer *) {},
+    .destroy = [](wlr_buffer *b) { delete pixel(b); },
+    .get_dmabuf = nullptr,
+    .get_shm = nullptr,
+    .begin_data_ptr_access =
+        [](wlr_buffer *b, uint32_t flags, void **data, uint32_t *format, size_t *stride) {
+	        if (flags & WLR_BUFFER_DATA_PTR_ACCESS_WRITE) return false;
+	        *data = pixel(b)->pixels.data();
+	        *format = DRM_FORMAT_ARGB8888;
+	        *stride = pixel(b)->stride;
+	        return true;
+        },
+    .end_data_ptr_access = [](wlr_buffer *) {},
 };
 
 } // namespace

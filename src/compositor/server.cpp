@@ -74,7 +74,8 @@ Status Server::init_source() {
 		return Ok{};
 	}
 	if (spec == "qemu" || spec.rfind("qemu:", 0) == 0) {
-		if (specs.size() > 1) return fail("--source " + specs[1] + ": a qemu source shows every console of its VM alone");
+		if (specs.size() > 1)
+			return fail("--source " + specs[1] + ": a qemu source shows every console of its VM alone");
 		auto opts = vgpu::parse_qemu_spec(spec);
 		if (!opts) return fail("--source " + spec + ": " + opts.error());
 		opts->once = options_.once;
@@ -83,14 +84,16 @@ Status Server::init_source() {
 		source_ = std::move(*qemu);
 		return Ok{};
 	}
-	return fail("--source " + spec + ": unknown source; use sim[:key=value,...], vfio:<device>, vfio-fd:<n> or qemu[:<D-Bus address>]");
+	return fail("--source " + spec +
+	            ": unknown source; use sim[:key=value,...], vfio:<device>, vfio-fd:<n> or qemu[:<D-Bus address>]");
 }
 
 void Server::choose_drm_device(render::ContextOptions &vo) const {
 	// The vGPU's parent first: only its GPU reads the guest's buffers (tiled, in VRAM) zero-copy.
 	const std::string spec = options_.sources.empty() ? std::string() : options_.sources.front();
 	std::string vfio_dev;
-	if (spec.rfind("vfio:", 0) == 0) vfio_dev = spec.substr(5);
+	if (spec.rfind("vfio:", 0) == 0)
+		vfio_dev = spec.substr(5);
 	else if (spec.rfind("vfio-fd:", 0) == 0 && spec.find(':', 8) != std::string::npos)
 		vfio_dev = spec.substr(spec.find(':', 8) + 1);
 	if (!vfio_dev.empty()) {
@@ -157,9 +160,8 @@ Status Server::init() {
 	};
 	output_apply_.connect(&output_manager_->events.apply, refuse);
 	output_test_.connect(&output_manager_->events.test, refuse);
-	new_output_.connect(&backend_->events.new_output, [this](void *data) {
-		on_new_output(static_cast<wlr_output *>(data));
-	});
+	new_output_.connect(&backend_->events.new_output,
+	                    [this](void *data) { on_new_output(static_cast<wlr_output *>(data)); });
 	init_input();
 
 	const char *socket = nullptr;
@@ -175,8 +177,10 @@ Status Server::init() {
 	auto find_nested = [](wlr_backend *b, void *data) {
 		if (wlr_backend_is_wl(b) || wlr_backend_is_x11(b)) *static_cast<bool *>(data) = true;
 	};
-	if (wlr_backend_is_multi(backend_)) wlr_multi_for_each_backend(backend_, find_nested, &nested_);
-	else find_nested(backend_, &nested_);
+	if (wlr_backend_is_multi(backend_))
+		wlr_multi_for_each_backend(backend_, find_nested, &nested_);
+	else
+		find_nested(backend_, &nested_);
 	setenv("WAYLAND_DISPLAY", socket, 1);
 
 	vgpu::SourceEvents events;
@@ -284,12 +288,17 @@ bool Server::create_output() {
 	auto create = [](wlr_backend *b, void *data) {
 		auto *c = static_cast<CreateOutputCtx *>(data);
 		if (c->done) return;
-		if (wlr_backend_is_headless(b)) c->done = wlr_headless_add_output(b, 1024, 768) != nullptr;
-		else if (wlr_backend_is_wl(b)) c->done = wlr_wl_output_create(b) != nullptr;
-		else if (wlr_backend_is_x11(b)) c->done = wlr_x11_output_create(b) != nullptr;
+		if (wlr_backend_is_headless(b))
+			c->done = wlr_headless_add_output(b, 1024, 768) != nullptr;
+		else if (wlr_backend_is_wl(b))
+			c->done = wlr_wl_output_create(b) != nullptr;
+		else if (wlr_backend_is_x11(b))
+			c->done = wlr_x11_output_create(b) != nullptr;
 	};
-	if (wlr_backend_is_multi(backend_)) wlr_multi_for_each_backend(backend_, create, &ctx);
-	else create(backend_, &ctx);
+	if (wlr_backend_is_multi(backend_))
+		wlr_multi_for_each_backend(backend_, create, &ctx);
+	else
+		create(backend_, &ctx);
 	return ctx.done;
 }
 
@@ -341,7 +350,8 @@ void Server::assign_outputs() {
 		if (head->output()) continue;
 		auto mapped = options_.output_map.find(id);
 		auto pick = std::find_if(free_outputs_.begin(), free_outputs_.end(), [&](const auto &f) {
-			return mapped != options_.output_map.end() ? mapped->second == f->output->name : !is_mapped(f->output->name);
+			return mapped != options_.output_map.end() ? mapped->second == f->output->name
+			                                           : !is_mapped(f->output->name);
 		});
 		if (pick == free_outputs_.end()) continue;
 		wlr_output *output = (*pick)->output;

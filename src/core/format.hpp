@@ -18,7 +18,7 @@ enum class PixelLayout : uint32_t {
 struct FormatInfo {
 	uint32_t fourcc;
 	const char *name;
-	bool supported;        // vscanout can show it
+	bool supported;           // vscanout can show it
 	uint32_t bytes_per_pixel; // 0 for formats vscanout does not show
 	bool has_alpha;
 	PixelLayout layout;

@@ -11,8 +11,8 @@ namespace vscanout::core {
 using vgpu::PlaneInfo;
 
 PlaneKey key_of(const PlaneInfo &p) {
-	return PlaneKey{p.type,  p.buffer_id, p.drm_format, p.drm_format_mod, p.width, p.height, p.stride, p.size,
-	                p.offset, p.region_index};
+	return PlaneKey{p.type,   p.buffer_id, p.drm_format, p.drm_format_mod, p.width,
+	                p.height, p.stride,    p.size,       p.offset,         p.region_index};
 }
 
 uint64_t monotonic_ms() {
@@ -23,8 +23,9 @@ uint64_t monotonic_ms() {
 
 size_t PlaneKeyHash::operator()(const PlaneKey &k) const {
 	uint64_t h = 1469598103934665603ull;
-	for (uint64_t v : {uint64_t{static_cast<uint32_t>(k.type)}, k.buffer_id, uint64_t{k.drm_format}, k.modifier, uint64_t{k.width}, uint64_t{k.height},
-	                   uint64_t{k.stride}, uint64_t{k.size}, k.offset, uint64_t{k.region_index}})
+	for (uint64_t v :
+	     {uint64_t{static_cast<uint32_t>(k.type)}, k.buffer_id, uint64_t{k.drm_format}, k.modifier, uint64_t{k.width},
+	      uint64_t{k.height}, uint64_t{k.stride}, uint64_t{k.size}, k.offset, uint64_t{k.region_index}})
 		h = (h ^ v) * 1099511628211ull;
 	return static_cast<size_t>(h);
 }

@@ -66,8 +66,7 @@ concept Imported = std::derived_from<Import, ImportedBuffer>;
 template <Imported Import>
 using BasicImporter = std::function<Result<std::shared_ptr<Import>>(const vgpu::PlaneInfo &, vgpu::GuestBuffer)>;
 
-template <Imported Import>
-struct BasicShownPlane {
+template <Imported Import> struct BasicShownPlane {
 	vgpu::PlaneInfo info;           // the last good plane
 	std::shared_ptr<Import> buffer; // nullptr: nothing to show (disabled, or never good)
 	bool visible() const { return buffer != nullptr; }
@@ -91,8 +90,7 @@ struct TrackerOptions {
 	uint32_t fence_timeout_ms = 1000;
 };
 
-template <Imported Import>
-class BasicHeadTracker {
+template <Imported Import> class BasicHeadTracker {
 public:
 	using Importer = BasicImporter<Import>;
 	using ShownPlane = BasicShownPlane<Import>;
@@ -170,13 +168,12 @@ extern template class BasicHeadTracker<ImportedBuffer>;
 
 template <Imported Import>
 BasicHeadTracker<Import>::BasicHeadTracker(uint32_t head, vgpu::Source &source, Importer importer,
-                                          TrackerOptions options)
-	: head_(head), source_(source), importer_(std::move(importer)), options_(options), cache_(options.cache_bound) {
+                                           TrackerOptions options)
+    : head_(head), source_(source), importer_(std::move(importer)), options_(options), cache_(options.cache_bound) {
 	stats_.head = head;
 }
 
-template <Imported Import>
-Changes BasicHeadTracker<Import>::poll() {
+template <Imported Import> Changes BasicHeadTracker<Import>::poll() {
 	if (!source_.connected(head_)) return stats_.connected ? disconnect() : Changes{};
 	Changes changes;
 	poll_plane(vgpu::PlaneType::primary, changes);
@@ -186,8 +183,7 @@ Changes BasicHeadTracker<Import>::poll() {
 	return changes;
 }
 
-template <Imported Import>
-Changes BasicHeadTracker<Import>::disconnect() {
+template <Imported Import> Changes BasicHeadTracker<Import>::disconnect() {
 	Changes changes;
 	changes.frame = primary_.visible();
 	changes.cursor_image = cursor_.visible();
@@ -203,7 +199,8 @@ Changes BasicHeadTracker<Import>::disconnect() {
 }
 
 template <Imported Import>
-Result<std::shared_ptr<Import>> BasicHeadTracker<Import>::import_opened(const vgpu::PlaneInfo &plane, vgpu::GuestBuffer buffer) {
+Result<std::shared_ptr<Import>> BasicHeadTracker<Import>::import_opened(const vgpu::PlaneInfo &plane,
+                                                                        vgpu::GuestBuffer buffer) {
 	auto imported = importer_(plane, std::move(buffer));
 	if (!imported) return imported.take_error();
 	stats_.imports++;
@@ -223,20 +220,17 @@ Result<std::shared_ptr<Import>> BasicHeadTracker<Import>::lookup_or_import(const
 	auto buffer = source_.open_buffer(plane);
 	if (!buffer) return buffer.take_error();
 	stats_.buffer_opens++;
-	if (auto bad = validate_backing(plane, buffer->byte_size))
-		return fail(bad->reason);
+	if (auto bad = validate_backing(plane, buffer->byte_size)) return fail(bad->reason);
 	return import_opened(plane, std::move(*buffer));
 }
 
-template <Imported Import>
-int BasicHeadTracker<Import>::fence_timeout_in_ms() const {
+template <Imported Import> int BasicHeadTracker<Import>::fence_timeout_in_ms() const {
 	if (!pending_ || pending_->late) return -1;
 	const uint64_t due = pending_->since_ms + options_.fence_timeout_ms, now = monotonic_ms();
 	return due > now ? static_cast<int>(due - now) : 0;
 }
 
-template <Imported Import>
-bool BasicHeadTracker<Import>::wait_for_fences(int fd, PendingFrame &frame) {
+template <Imported Import> bool BasicHeadTracker<Import>::wait_for_fences(int fd, PendingFrame &frame) {
 	if (fd < 0) return false;
 	auto fence = read_fence(fd);
 	if (!fence) {
@@ -253,8 +247,7 @@ bool BasicHeadTracker<Import>::wait_for_fences(int fd, PendingFrame &frame) {
 	return true;
 }
 
-template <Imported Import>
-void BasicHeadTracker<Import>::resolve_pending(Changes &changes) {
+template <Imported Import> void BasicHeadTracker<Import>::resolve_pending(Changes &changes) {
 	PendingFrame &p = *pending_;
 	if (!fence_signalled(p.fence.get())) {
 		if (!p.late && monotonic_ms() - p.since_ms >= options_.fence_timeout_ms) {
@@ -277,8 +270,7 @@ void BasicHeadTracker<Import>::resolve_pending(Changes &changes) {
 	show_new_primary(done, changes);
 }
 
-template <Imported Import>
-void BasicHeadTracker<Import>::show_new_primary(PendingFrame &frame, Changes &changes) {
+template <Imported Import> void BasicHeadTracker<Import>::show_new_primary(PendingFrame &frame, Changes &changes) {
 	std::shared_ptr<Import> buffer = std::move(frame.imported);
 	if (!buffer) {
 		auto imported = import_opened(frame.plane, std::move(*frame.opened));
@@ -289,15 +281,15 @@ void BasicHeadTracker<Import>::show_new_primary(PendingFrame &frame, Changes &ch
 }
 
 template <Imported Import>
-void BasicHeadTracker<Import>::reject(int idx, const PlaneKey &key, const vgpu::PlaneInfo &plane, const std::string &why) {
+void BasicHeadTracker<Import>::reject(int idx, const PlaneKey &key, const vgpu::PlaneInfo &plane,
+                                      const std::string &why) {
 	last_bad_[idx] = key;
 	stats_.rejected++;
 	VLOG_ERROR("head %u: %s plane rejected (buffer id %" PRIu64 "): %s; keeping the last good frame", head_,
 	           vgpu::to_string(plane.type), plane.buffer_id, why.c_str());
 }
 
-template <Imported Import>
-void BasicHeadTracker<Import>::new_primary(const vgpu::PlaneInfo &plane, Changes &changes) {
+template <Imported Import> void BasicHeadTracker<Import>::new_primary(const vgpu::PlaneInfo &plane, Changes &changes) {
 	const PlaneKey key = key_of(plane);
 	PendingFrame frame{plane, key};
 	int fd = -1;
@@ -320,7 +312,8 @@ void BasicHeadTracker<Import>::new_primary(const vgpu::PlaneInfo &plane, Changes
 }
 
 template <Imported Import>
-void BasicHeadTracker<Import>::show_primary(const vgpu::PlaneInfo &plane, std::shared_ptr<Import> buffer, Changes &changes) {
+void BasicHeadTracker<Import>::show_primary(const vgpu::PlaneInfo &plane, std::shared_ptr<Import> buffer,
+                                            Changes &changes) {
 	ShownPlane &shown = primary_;
 	const bool was_visible = shown.visible();
 	const vgpu::PlaneInfo old = shown.info;
@@ -339,14 +332,12 @@ void BasicHeadTracker<Import>::show_primary(const vgpu::PlaneInfo &plane, std::s
 	}
 }
 
-template <Imported Import>
-std::optional<uint64_t> BasicHeadTracker<Import>::content_hash() const {
+template <Imported Import> std::optional<uint64_t> BasicHeadTracker<Import>::content_hash() const {
 	if (!primary_.visible() || !primary_.buffer->cpu_data()) return std::nullopt;
 	return hash_plane(primary_.buffer->cpu_data() + primary_.info.offset, primary_.info);
 }
 
-template <Imported Import>
-void BasicHeadTracker<Import>::poll_plane(vgpu::PlaneType type, Changes &changes) {
+template <Imported Import> void BasicHeadTracker<Import>::poll_plane(vgpu::PlaneType type, Changes &changes) {
 	const int idx = type == vgpu::PlaneType::cursor ? 1 : 0;
 	ShownPlane &shown = idx ? cursor_ : primary_;
 	const char *what = vgpu::to_string(type);

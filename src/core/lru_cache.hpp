@@ -10,8 +10,7 @@
 
 namespace vscanout::core {
 
-template <typename Key, typename Value, typename Hash = std::hash<Key>>
-class LruCache {
+template <typename Key, typename Value, typename Hash = std::hash<Key>> class LruCache {
 public:
 	explicit LruCache(size_t bound) : bound_(bound < 1 ? 1 : bound) {}
 
@@ -58,8 +57,7 @@ public:
 	size_t bound() const { return bound_; }
 
 	// Keys from most to least recently used (for tests and debug logs).
-	template <typename F>
-	void for_each(F &&f) const {
+	template <typename F> void for_each(F &&f) const {
 		for (const auto &[k, v] : order_) f(k, v);
 	}
 

@@ -28,7 +28,8 @@ std::optional<Rejection> validate_plane(const vgpu::PlaneInfo &p) {
 	const FormatInfo *f = find_format(p.drm_format);
 	if (!f) return reject("drm_format", "drm_format %s is not a known fourcc", describe_fourcc(p.drm_format).c_str());
 	if (!f->supported)
-		return reject("drm_format", "drm_format %s is not supported by vscanout", describe_fourcc(p.drm_format).c_str());
+		return reject("drm_format", "drm_format %s is not supported by vscanout",
+		              describe_fourcc(p.drm_format).c_str());
 	if (p.width == 0 || p.width > kMaxDimension)
 		return reject("width", "width %u is outside 1..%u", p.width, kMaxDimension);
 	if (p.height == 0 || p.height > kMaxDimension)
@@ -39,8 +40,8 @@ std::optional<Rejection> validate_plane(const vgpu::PlaneInfo &p) {
 		return reject("drm_format", "cursor format %s: cursors are shown as ARGB8888 only",
 		              describe_fourcc(p.drm_format).c_str());
 	if (p.type == vgpu::PlaneType::cursor && (p.width > kMaxCursorDimension || p.height > kMaxCursorDimension))
-		return reject(p.width > kMaxCursorDimension ? "width" : "height", "cursor %ux%u is larger than %ux%u", p.width, p.height, kMaxCursorDimension,
-		              kMaxCursorDimension);
+		return reject(p.width > kMaxCursorDimension ? "width" : "height", "cursor %ux%u is larger than %ux%u", p.width,
+		              p.height, kMaxCursorDimension, kMaxCursorDimension);
 	const uint64_t row = uint64_t{p.width} * f->bytes_per_pixel;
 	if (p.stride < row)
 		return reject("stride", "stride %u is below width %u x %u bytes per pixel = %" PRIu64, p.stride, p.width,

@@ -14,8 +14,8 @@ namespace {
 
 using core::PixelLayout;
 
-constexpr int kFrac = 7;       // cached rows: value * 128
-constexpr int kOne = 1 << 15;  // weights, both directions: w / 32768 (mulhrs), at most 32767
+constexpr int kFrac = 7;                 // cached rows: value * 128
+constexpr int kOne = 1 << 15;            // weights, both directions: w / 32768 (mulhrs), at most 32767
 constexpr uint32_t kPrefetchAhead = 384; // output columns (tuned on lavapipe's host, an EPYC)
 constexpr uint64_t kStreamBytes = 16u << 20;
 constexpr uint32_t kOpaqueBlack = 0xFF000000u; // every 32-bit layout keeps alpha/X in byte 3
@@ -130,8 +130,8 @@ __attribute__((target("avx2"))) void fill_black_avx2(uint32_t *p, uint64_t count
 	for (; i < count; i++) p[i] = kOpaqueBlack;
 }
 
-__attribute__((target("avx2"))) void vblend_avx2(const int16_t *h0, const int16_t *h1, int v, uint8_t *out,
-                                                 uint32_t n, bool swap, bool stream) {
+__attribute__((target("avx2"))) void vblend_avx2(const int16_t *h0, const int16_t *h1, int v, uint8_t *out, uint32_t n,
+                                                 bool swap, bool stream) {
 	const __m256i vv = _mm256_set1_epi16(int16_t(v));
 	const __m256i round = _mm256_set1_epi16(64);
 	const __m256i opaque = _mm256_set1_epi32(int(kOpaqueBlack));
@@ -161,8 +161,10 @@ __attribute__((target("avx2"))) void vblend_avx2(const int16_t *h0, const int16_
 		__m256i px = _mm256_permute4x64_epi64(_mm256_packus_epi16(r0, r1), 0xD8);
 		px = _mm256_or_si256(px, opaque);
 		if (swap) px = _mm256_shuffle_epi8(px, rb);
-		if (stream) _mm256_stream_si256(reinterpret_cast<__m256i *>(out + x * 4), px);
-		else _mm256_storeu_si256(reinterpret_cast<__m256i *>(out + x * 4), px);
+		if (stream)
+			_mm256_stream_si256(reinterpret_cast<__m256i *>(out + x * 4), px);
+		else
+			_mm256_storeu_si256(reinterpret_cast<__m256i *>(out + x * 4), px);
 	}
 	if (stream) _mm_sfence();
 	_mm256_zeroupper();
@@ -315,9 +317,12 @@ void CpuComposer::compose(const CpuImage &src, const Rect &place, const CpuCurso
 			// of 32768, which rounds to the texel itself) all the weight on the clamped texel.
 			const int64_t last = int64_t{src.width} - 1;
 			int64_t i = t0;
-			if (src.width < 2) i = 0, w = 0; // read through convert_, which repeats the pixel
-			else if (t0 < 0) i = 0, w = 0;
-			else if (t0 >= last) i = last - 1, w = kOne - 1;
+			if (src.width < 2)
+				i = 0, w = 0; // read through convert_, which repeats the pixel
+			else if (t0 < 0)
+				i = 0, w = 0;
+			else if (t0 >= last)
+				i = last - 1, w = kOne - 1;
 			cols_.index[q] = uint32_t(i);
 			for (int c = 0; c < 4; c++) cols_.weights[uint64_t{q} * 4 + c] = int16_t(w);
 		}
@@ -364,7 +369,8 @@ void CpuComposer::compose(const CpuImage &src, const Rect &place, const CpuCurso
 			const uint32_t c0 = uint32_t(px0 - place.x), c1 = uint32_t(px1 - place.x);
 			uint8_t *o = reinterpret_cast<uint8_t *>(row + px0) - uint64_t{c0} * 4;
 #ifdef VSCANOUT_X86
-			if (avx2_ && c0 == 0) vblend_avx2(h0, h1, t.v, o, c1, swap, stream);
+			if (avx2_ && c0 == 0)
+				vblend_avx2(h0, h1, t.v, o, c1, swap, stream);
 			else
 #endif
 				vblend_scalar(h0, h1, t.v, o, c0, c1, swap);

@@ -57,7 +57,7 @@ Status check_dmabuf_support(const VulkanContext &ctx, const DmabufImageDesc &d) 
 	if (!listed) return fail("modifier " + std::to_string(d.modifier) + " is not sampleable with this format");
 
 	VkPhysicalDeviceImageDrmFormatModifierInfoEXT mi{
-		VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_IMAGE_DRM_FORMAT_MODIFIER_INFO_EXT};
+	    VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_IMAGE_DRM_FORMAT_MODIFIER_INFO_EXT};
 	mi.drmFormatModifier = d.modifier;
 	mi.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
 	VkPhysicalDeviceExternalImageFormatInfo ei{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_EXTERNAL_IMAGE_FORMAT_INFO};
@@ -88,7 +88,7 @@ Result<DmabufImage> import_dmabuf_image(const VulkanContext &ctx, const DmabufIm
 	VkDevice dev = ctx.device();
 
 	VkImageDrmFormatModifierExplicitCreateInfoEXT mod{
-		VK_STRUCTURE_TYPE_IMAGE_DRM_FORMAT_MODIFIER_EXPLICIT_CREATE_INFO_EXT};
+	    VK_STRUCTURE_TYPE_IMAGE_DRM_FORMAT_MODIFIER_EXPLICIT_CREATE_INFO_EXT};
 	mod.drmFormatModifier = d.modifier;
 	mod.drmFormatModifierPlaneCount = 1;
 	mod.pPlaneLayouts = &d.plane;

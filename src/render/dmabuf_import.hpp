@@ -41,7 +41,7 @@ Result<DmabufImage> import_dmabuf_image(const VulkanContext &ctx, const DmabufIm
 struct DmabufBuffer {
 	Buffer buffer;
 	Memory memory;
-	VkDeviceSize size = 0; // bytes the buffer covers, from byte 0 of the dma-buf
+	VkDeviceSize size = 0;  // bytes the buffer covers, from byte 0 of the dma-buf
 	bool dedicated = false; // the driver asked for a dedicated allocation
 };
 // Imports a dup of fd as device memory (VkImportMemoryFdInfoKHR, dma-buf handle type, a memory

@@ -28,8 +28,8 @@ Rect place_frame(uint32_t gw, uint32_t gh, uint32_t ow, uint32_t oh) {
 }
 
 FrameMap::FrameMap(uint32_t guest_width, uint32_t guest_height, uint32_t output_width, uint32_t output_height)
-	: guest_w_(guest_width), guest_h_(guest_height),
-	  frame_(place_frame(guest_width, guest_height, output_width, output_height)) {}
+    : guest_w_(guest_width), guest_h_(guest_height),
+      frame_(place_frame(guest_width, guest_height, output_width, output_height)) {}
 
 Point FrameMap::to_output(int64_t guest_x, int64_t guest_y) const {
 	if (!valid()) return {};

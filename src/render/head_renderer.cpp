@@ -16,10 +16,10 @@ namespace {
 
 const uint32_t kComposeBufferSpv[] =
 #include "compose_buffer.spv.h"
-	;
+    ;
 const uint32_t kComposeImageSpv[] =
 #include "compose_image.spv.h"
-	;
+    ;
 
 // Mirrors the push-constant block of shaders/compose.comp.
 struct ComposeParams {
@@ -332,9 +332,8 @@ void HeadRenderer::record_compose(const FrameDesc &f, const Dst &d, const Rect &
 	const int v = image ? 1 : 0;
 	VkDescriptorSet set = sets_[v];
 
-	VkDescriptorBufferInfo bufs[3] = {{dummy_.buffer.get(), 0, VK_WHOLE_SIZE},
-	                                  {dummy_.buffer.get(), 0, VK_WHOLE_SIZE},
-	                                  {d.buffer, 0, d.size}};
+	VkDescriptorBufferInfo bufs[3] = {
+	    {dummy_.buffer.get(), 0, VK_WHOLE_SIZE}, {dummy_.buffer.get(), 0, VK_WHOLE_SIZE}, {d.buffer, 0, d.size}};
 	VkDescriptorImageInfo img{VK_NULL_HANDLE, VK_NULL_HANDLE, VK_IMAGE_LAYOUT_GENERAL};
 	ComposeParams pc{};
 	pc.region_origin[0] = region.x;
@@ -370,9 +369,9 @@ void HeadRenderer::record_compose(const FrameDesc &f, const Dst &d, const Rect &
 	if (f.cursor && f.cursor->image) {
 		const GuestImport &c = *f.cursor->image;
 		const vgpu::PlaneInfo &cp = c.plane();
-		const Rect cr = cursor_rect(place, f.primary ? f.primary->plane().width : 0,
-		                            f.primary ? f.primary->plane().height : 0, f.cursor->x, f.cursor->y, cp.width,
-		                            cp.height);
+		const Rect cr =
+		    cursor_rect(place, f.primary ? f.primary->plane().width : 0, f.primary ? f.primary->plane().height : 0,
+		                f.cursor->x, f.cursor->y, cp.width, cp.height);
 		variant[2] = 1;
 		pc.cur_pos[0] = cr.x;
 		pc.cur_pos[1] = cr.y;
@@ -455,9 +454,20 @@ bool HeadRenderer::bars_kept(const OutputTarget &t, const Rect &place) {
 		return w == 0xFF000000u;
 	};
 	const int64_t W = d.width, H = d.height, x0 = place.x, y0 = place.y, x1 = x0 + place.w, y1 = y0 + place.h;
-	for (auto [x, y] : {std::pair<int64_t, int64_t>{0, 0}, {W - 1, 0}, {0, H - 1}, {W - 1, H - 1}, {x0 - 1, y0},
-	                    {x1, y0}, {x0 - 1, y1 - 1}, {x1, y1 - 1}, {x0, y0 - 1}, {x1 - 1, y0 - 1}, {x0, y1},
-	                    {x1 - 1, y1}, {W / 2, H / 2 - 1 - place.h / 2}, {W / 2, H / 2 + place.h / 2 + 1}})
+	for (auto [x, y] : {std::pair<int64_t, int64_t>{0, 0},
+	                    {W - 1, 0},
+	                    {0, H - 1},
+	                    {W - 1, H - 1},
+	                    {x0 - 1, y0},
+	                    {x1, y0},
+	                    {x0 - 1, y1 - 1},
+	                    {x1, y1 - 1},
+	                    {x0, y0 - 1},
+	                    {x1 - 1, y0 - 1},
+	                    {x0, y1},
+	                    {x1 - 1, y1},
+	                    {W / 2, H / 2 - 1 - place.h / 2},
+	                    {W / 2, H / 2 + place.h / 2 + 1}})
 		if (!black_at(x, y)) return false;
 	return true;
 }
@@ -485,8 +495,8 @@ bool HeadRenderer::compose_on_cpu(const FrameDesc &f, OutputTarget &t, const Rec
 	forget_bars(t);
 	constexpr size_t kKept = 8; // a few outputs' buffer rings
 	if (bars_.size() >= kKept)
-		bars_.erase(std::min_element(bars_.begin(), bars_.end(),
-		                             [](const Bars &a, const Bars &b) { return a.used < b.used; }));
+		bars_.erase(
+		    std::min_element(bars_.begin(), bars_.end(), [](const Bars &a, const Bars &b) { return a.used < b.used; }));
 	bars_.push_back({&t, d.data, t.buffer(), d.width, d.height, d.stride, t.layout(), place, cur ? cur->rect : Rect{},
 	                 ++cpu_frames_});
 	if (has_cursor) f.cursor->image->end_read();
@@ -513,8 +523,8 @@ Result<RenderReport> HeadRenderer::draw_no_signal(const FrameDesc &f, OutputTarg
 		                                     VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT);
 		if (!buf) return buf.take_error();
 		NoSignal n{d.width, d.height, t.layout(), std::move(*buf)};
-		const Dst dst{n.buffer.buffer.get(), uint64_t{d.width} * 4 * d.height, d.width, d.height, d.width * 4,
-		              t.layout()};
+		const Dst dst{
+		    n.buffer.buffer.get(), uint64_t{d.width} * 4 * d.height, d.width, d.height, d.width * 4, t.layout()};
 		begin(cmd_);
 		record_compose(FrameDesc{}, dst, Rect{0, 0, static_cast<int32_t>(d.width), static_cast<int32_t>(d.height)}, {});
 		if (Status s = submit_and_wait(); !s) return s.take_error();

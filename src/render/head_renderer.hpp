@@ -36,10 +36,10 @@ struct FrameDesc {
 };
 
 struct RenderReport {
-	bool copied = false;  // the primary went by plain copy
-	Rect composed;        // the area the shader (or the CPU compose) drew (empty when none)
-	bool cpu = false;     // composed on the CPU (render/cpu_compose.hpp)
-	bool reused = false;  // the no-signal frame drawn before for this output size, copied
+	bool copied = false; // the primary went by plain copy
+	Rect composed;       // the area the shader (or the CPU compose) drew (empty when none)
+	bool cpu = false;    // composed on the CPU (render/cpu_compose.hpp)
+	bool reused = false; // the no-signal frame drawn before for this output size, copied
 };
 
 // Where frames that are not a plain copy are composed.
@@ -96,7 +96,7 @@ private:
 	};
 
 	HeadRenderer(const VulkanContext &ctx, const RendererOptions &options)
-		: ctx_(ctx), options_(options), cpu_(options.cpu_kernel) {}
+	    : ctx_(ctx), options_(options), cpu_(options.cpu_kernel) {}
 	Status init();
 	Status submit_and_wait();
 	static Dst dst_of(OutputTarget &t);
@@ -121,7 +121,7 @@ private:
 	CpuComposer cpu_;
 	std::vector<Bars> bars_; // a few output buffers' worth
 	uint64_t cpu_frames_ = 0;
-	std::vector<NoSignal> no_signal_; // most recently used last
+	std::vector<NoSignal> no_signal_;   // most recently used last
 	DescriptorSetLayout set_layout_[2]; // [0] buffer source, [1] image source
 	PipelineLayout pipeline_layout_[2];
 	ShaderModule module_[2];

@@ -82,9 +82,11 @@ Result<std::shared_ptr<GuestImport>> GuestImport::create(const VulkanContext &ct
 		Status s = imp->try_form(ctx, form, policy.copy_counter);
 		if (s) {
 			imp->form_ = form;
-			if (!why.empty()) VLOG_DEBUG("head %u: %s; imported as %s", plane.head_id, why.c_str(), to_string(form));
-			else VLOG_DEBUG("head %u: %s plane imported as %s", plane.head_id, vgpu::to_string(plane.type),
-			                to_string(form));
+			if (!why.empty())
+				VLOG_DEBUG("head %u: %s; imported as %s", plane.head_id, why.c_str(), to_string(form));
+			else
+				VLOG_DEBUG("head %u: %s plane imported as %s", plane.head_id, vgpu::to_string(plane.type),
+				           to_string(form));
 			return imp;
 		}
 		why += (why.empty() ? "" : "; ") + std::string(to_string(form)) + ": " + s.error();
@@ -139,8 +141,8 @@ Status GuestImport::try_map() const {
 	// Map whole pages: the import and the shader never touch bytes past offset + size.
 	const uint64_t len = align_up(plane_.offset + plane_.size, static_cast<uint64_t>(::getpagesize()));
 	void *p = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd_.get(), static_cast<off_t>(map_offset_));
-	if (p == MAP_FAILED) return fail(std::string("mmap of the ") + vgpu::to_string(kind_) + " failed: " +
-	                                 std::strerror(errno));
+	if (p == MAP_FAILED)
+		return fail(std::string("mmap of the ") + vgpu::to_string(kind_) + " failed: " + std::strerror(errno));
 	map_ = Mapping(p, len);
 	return Ok{};
 }

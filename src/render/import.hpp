@@ -59,7 +59,7 @@ public:
 	bool sampled() const { return form_ == ImportForm::dmabuf_image; }
 	// The memory belongs to another device (the vGPU, a GPU): reads take ownership first.
 	bool foreign() const { return form_ == ImportForm::dmabuf_image || form_ == ImportForm::dmabuf_linear; }
-	VkBuffer buffer() const;          // every form but dmabuf_image
+	VkBuffer buffer() const; // every form but dmabuf_image
 	VkImage image() const { return dmabuf_.image.get(); }
 	VkImageView image_view() const { return view_.get(); }
 	VkDeviceSize buffer_size() const { return buffer_size_; }
@@ -75,8 +75,8 @@ public:
 
 private:
 	GuestImport(const vgpu::PlaneInfo &plane, vgpu::GuestBuffer buffer)
-		: plane_(plane), fd_(std::move(buffer.fd)), kind_(buffer.kind), map_offset_(buffer.map_offset),
-		  byte_size_(buffer.byte_size) {}
+	    : plane_(plane), fd_(std::move(buffer.fd)), kind_(buffer.kind), map_offset_(buffer.map_offset),
+	      byte_size_(buffer.byte_size) {}
 	Status try_form(const VulkanContext &ctx, ImportForm form, uint64_t *counter);
 	Status try_dmabuf_image(const VulkanContext &ctx);
 	Status try_dmabuf_linear(const VulkanContext &ctx);

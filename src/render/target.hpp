@@ -48,8 +48,8 @@ public:
 	// The memory belongs to another device (the display's): writes take ownership first.
 	bool foreign() const { return path_ == OutputPath::dmabuf; }
 	bool matches(const TargetDesc &d) const {
-		return d.data == desc_.data && d.stride == desc_.stride && d.width == desc_.width &&
-		       d.height == desc_.height && d.drm_format == desc_.drm_format && d.dmabuf_offset == desc_.dmabuf_offset &&
+		return d.data == desc_.data && d.stride == desc_.stride && d.width == desc_.width && d.height == desc_.height &&
+		       d.drm_format == desc_.drm_format && d.dmabuf_offset == desc_.dmabuf_offset &&
 		       d.modifier == desc_.modifier && (d.dmabuf_fd >= 0) == (desc_.dmabuf_fd >= 0);
 	}
 	// After the GPU finished: copy a staged frame out to the real buffer.

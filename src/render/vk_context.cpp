@@ -20,7 +20,8 @@ namespace vscanout::render {
 namespace {
 
 bool has_extension(const std::vector<VkExtensionProperties> &exts, const char *name) {
-	return std::any_of(exts.begin(), exts.end(), [&](const auto &e) { return std::strcmp(e.extensionName, name) == 0; });
+	return std::any_of(exts.begin(), exts.end(),
+	                   [&](const auto &e) { return std::strcmp(e.extensionName, name) == 0; });
 }
 
 std::string vk_fail(const char *what, VkResult r) { return std::string(what) + " failed: " + vk_result_name(r); }
@@ -66,8 +67,9 @@ Result<dev_t> primary_node_of(const std::string &dir) {
 	long best_n = -1;
 	while (dirent *e = ::readdir(d)) {
 		const std::string name = e->d_name;
-		if (name.rfind("card", 0) != 0 || name.size() == 4 ||
-		    !std::all_of(name.begin() + 4, name.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+		if (name.rfind("card", 0) != 0 || name.size() == 4 || !std::all_of(name.begin() + 4, name.end(), [](char c) {
+			    return std::isdigit(static_cast<unsigned char>(c));
+		    }))
 			continue;
 		long n = std::strtol(name.c_str() + 4, nullptr, 10);
 		if (best_n < 0 || n < best_n) {
@@ -92,9 +94,10 @@ Result<DeviceChoice> choose_device(const std::vector<PhysicalDeviceInfo> &device
 		if (is_index) {
 			const unsigned long i = user.size() > 9 ? ULONG_MAX : std::strtoul(user.c_str(), nullptr, 10);
 			if (i >= devices.size())
-				return fail("Vulkan device " + user + " is out of range: there " +
-				            (devices.size() == 1 ? "is 1 device" : "are " + std::to_string(devices.size()) + " devices") +
-				            " (" + device_list(devices) + ")");
+				return fail(
+				    "Vulkan device " + user + " is out of range: there " +
+				    (devices.size() == 1 ? "is 1 device" : "are " + std::to_string(devices.size()) + " devices") +
+				    " (" + device_list(devices) + ")");
 			return DeviceChoice{i, "user choice"};
 		}
 		for (size_t i = 0; i < devices.size(); i++)
@@ -194,7 +197,8 @@ Result<std::unique_ptr<VulkanContext>> VulkanContext::create(const ContextOption
 		info.name = p2.properties.deviceName;
 		info.type = p2.properties.deviceType;
 		if (tells_drm && drm.hasPrimary)
-			info.drm_primary = makedev(static_cast<unsigned>(drm.primaryMajor), static_cast<unsigned>(drm.primaryMinor));
+			info.drm_primary =
+			    makedev(static_cast<unsigned>(drm.primaryMajor), static_cast<unsigned>(drm.primaryMinor));
 		if (tells_drm && drm.hasRender)
 			info.drm_render = makedev(static_cast<unsigned>(drm.renderMajor), static_cast<unsigned>(drm.renderMinor));
 		infos.push_back(std::move(info));
@@ -206,7 +210,7 @@ Result<std::unique_ptr<VulkanContext>> VulkanContext::create(const ContextOption
 	ctx->device_reason_ = choice->why;
 
 	VkPhysicalDeviceExternalMemoryHostPropertiesEXT host_props{
-		VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_EXTERNAL_MEMORY_HOST_PROPERTIES_EXT};
+	    VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_EXTERNAL_MEMORY_HOST_PROPERTIES_EXT};
 	VkPhysicalDeviceProperties2 props2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
 	props2.pNext = &host_props;
 	vkGetPhysicalDeviceProperties2(chosen, &props2);
@@ -270,10 +274,10 @@ Result<std::unique_ptr<VulkanContext>> VulkanContext::create(const ContextOption
 	vkGetDeviceQueue(ctx->device_, ctx->queue_family_, 0, &ctx->queue_);
 	if (caps.host_memory)
 		ctx->get_host_pointer_properties = reinterpret_cast<PFN_vkGetMemoryHostPointerPropertiesEXT>(
-			vkGetDeviceProcAddr(ctx->device_, "vkGetMemoryHostPointerPropertiesEXT"));
+		    vkGetDeviceProcAddr(ctx->device_, "vkGetMemoryHostPointerPropertiesEXT"));
 	if (caps.dmabuf)
 		ctx->get_memory_fd_properties = reinterpret_cast<PFN_vkGetMemoryFdPropertiesKHR>(
-			vkGetDeviceProcAddr(ctx->device_, "vkGetMemoryFdPropertiesKHR"));
+		    vkGetDeviceProcAddr(ctx->device_, "vkGetMemoryFdPropertiesKHR"));
 
 	VLOG_INFO("vulkan: %s (%s); imports: dma-buf %s, host memory %s (alignment %llu)", caps.device_name.c_str(),
 	          ctx->device_reason_.c_str(),
@@ -305,8 +309,8 @@ Result<VulkanContext::HostBuffer> VulkanContext::import_host_buffer(void *ptr, V
 		return fail("host memory at " + std::to_string(reinterpret_cast<uintptr_t>(ptr)) + " size " +
 		            std::to_string(size) + " is not aligned to " + std::to_string(a));
 	VkMemoryHostPointerPropertiesEXT hp{VK_STRUCTURE_TYPE_MEMORY_HOST_POINTER_PROPERTIES_EXT};
-	if (VkResult r = get_host_pointer_properties(device_, VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT,
-	                                             ptr, &hp);
+	if (VkResult r =
+	        get_host_pointer_properties(device_, VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT, ptr, &hp);
 	    r != VK_SUCCESS)
 		return fail(vk_fail("vkGetMemoryHostPointerPropertiesEXT", r));
 

@@ -17,11 +17,11 @@ namespace vscanout::render {
 
 struct DeviceCaps {
 	std::string device_name;
-	bool is_cpu = false;        // lavapipe / llvmpipe
-	bool host_memory = false;   // VK_EXT_external_memory_host
+	bool is_cpu = false;      // lavapipe / llvmpipe
+	bool host_memory = false; // VK_EXT_external_memory_host
 	VkDeviceSize host_alignment = 0;
-	bool dmabuf = false;        // VK_EXT_external_memory_dma_buf + VK_KHR_external_memory_fd
-	bool drm_modifier = false;  // VK_EXT_image_drm_format_modifier
+	bool dmabuf = false;       // VK_EXT_external_memory_dma_buf + VK_KHR_external_memory_fd
+	bool drm_modifier = false; // VK_EXT_image_drm_format_modifier
 	VkDeviceSize max_storage_range = 0;
 };
 

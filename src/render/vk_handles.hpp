@@ -7,8 +7,7 @@
 
 namespace vscanout::render {
 
-template <typename T, void (*Destroy)(VkDevice, T, const VkAllocationCallbacks *)>
-class DeviceHandle {
+template <typename T, void (*Destroy)(VkDevice, T, const VkAllocationCallbacks *)> class DeviceHandle {
 public:
 	DeviceHandle() = default;
 	DeviceHandle(VkDevice dev, T h) : dev_(dev), h_(h) {}

@@ -27,8 +27,8 @@ struct StdMode {
 	uint8_t aspect; // EDID 1.4 standard timing aspect bits: 0 16:10, 1 4:3, 2 5:4, 3 16:9
 };
 constexpr StdMode kStdModes[] = {
-	{1280, 720, 3},  {1280, 800, 0},  {1280, 1024, 2}, {1440, 900, 0},
-	{1600, 900, 3},  {1680, 1050, 0}, {1920, 1080, 3}, {1920, 1200, 0},
+    {1280, 720, 3}, {1280, 800, 0},  {1280, 1024, 2}, {1440, 900, 0},
+    {1600, 900, 3}, {1680, 1050, 0}, {1920, 1080, 3}, {1920, 1200, 0},
 };
 // The highest pixel clock of any established or standard timing above (1920x1200@60, 193.25 MHz)
 // and their lowest line rate (640x480@60, 31.469 kHz): the range limits must cover them.
@@ -49,8 +49,8 @@ void put_dtd(uint8_t *d, const EdidTiming &t, uint32_t width_mm, uint32_t height
 	d[8] = t.hfront & 0xff;
 	d[9] = t.hsync & 0xff;
 	d[10] = static_cast<uint8_t>(((t.vfront & 0xf) << 4) | (t.vsync & 0xf));
-	d[11] = static_cast<uint8_t>(((t.hfront >> 8) << 6) | ((t.hsync >> 8) << 4) | ((t.vfront >> 4) << 2) |
-	                             (t.vsync >> 4));
+	d[11] =
+	    static_cast<uint8_t>(((t.hfront >> 8) << 6) | ((t.hsync >> 8) << 4) | ((t.vfront >> 4) << 2) | (t.vsync >> 4));
 	d[12] = width_mm & 0xff;
 	d[13] = height_mm & 0xff;
 	d[14] = static_cast<uint8_t>(((width_mm >> 8) << 4) | (height_mm >> 8));
@@ -169,8 +169,9 @@ std::vector<uint8_t> generate_edid(const EdidParams &p) {
 	r[4] = 0; // no rate offsets
 	const uint32_t pref_hz = static_cast<uint32_t>(std::floor(pref.refresh_hz()));
 	r[5] = static_cast<uint8_t>(std::min<uint32_t>(pref_hz, 59)); // 640x480@60 is 59.94 Hz
-	r[6] = 61;                                                     // 800x600@60 is 60.32 Hz
-	r[7] = static_cast<uint8_t>(std::min<uint32_t>(kStdMinHfreqKhz, static_cast<uint32_t>(std::floor(pref.hfreq_khz()))));
+	r[6] = 61;                                                    // 800x600@60 is 60.32 Hz
+	r[7] =
+	    static_cast<uint8_t>(std::min<uint32_t>(kStdMinHfreqKhz, static_cast<uint32_t>(std::floor(pref.hfreq_khz()))));
 	r[8] = static_cast<uint8_t>(std::max<uint32_t>(80, static_cast<uint32_t>(std::ceil(pref.hfreq_khz()))));
 	r[9] = static_cast<uint8_t>((std::max(pref.clock_khz, kStdMaxClockKhz) + 9999) / 10000);
 	r[10] = 0x01; // range limits only: no GTF or CVT formula offered

@@ -48,7 +48,7 @@ struct EdidParams {
 	uint16_t product = 1;
 	uint32_t serial = 0;
 	std::string name = "vscanout"; // up to 13 characters, printable ASCII
-	uint32_t dpi = 96; // for the physical size the guest is told
+	uint32_t dpi = 96;             // for the physical size the guest is told
 };
 
 // A 128-byte EDID 1.4 base block, checksummed.

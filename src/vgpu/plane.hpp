@@ -37,8 +37,8 @@ struct PlaneInfo {
 	int32_t y_pos = 0;
 	uint32_t x_hot = kNoHotspot;
 	uint32_t y_hot = kNoHotspot;
-	uint64_t buffer_id = 0; // VFIO dmabuf_id; 0 where the plane has none (region planes)
-	uint64_t offset = 0;    // byte offset of pixel (0,0) in the buffer (0 for VFIO)
+	uint64_t buffer_id = 0;    // VFIO dmabuf_id; 0 where the plane has none (region planes)
+	uint64_t offset = 0;       // byte offset of pixel (0,0) in the buffer (0 for VFIO)
 	uint32_t region_index = 0; // VFIO region planes: the region holding the plane
 
 	bool enabled() const { return state == PlaneState::enabled; }
@@ -54,8 +54,8 @@ enum class BufferKind {
 struct GuestBuffer {
 	UniqueFd fd;
 	BufferKind kind = BufferKind::memfd;
-	uint64_t byte_size = 0;     // what the fd holds; validation checks offset + size against it
-	uint64_t map_offset = 0;    // mmap offset of the buffer's byte 0 (VFIO region offset)
+	uint64_t byte_size = 0;  // what the fd holds; validation checks offset + size against it
+	uint64_t map_offset = 0; // mmap offset of the buffer's byte 0 (VFIO region offset)
 };
 
 const char *to_string(PlaneType t);

@@ -22,8 +22,8 @@
 namespace vscanout::vgpu {
 namespace {
 
-using dbus::error_of;
 using dbus::errno_text;
+using dbus::error_of;
 using dbus::Prop;
 using dbus::read_props;
 
@@ -82,10 +82,10 @@ struct QemuSource::Console {
 	uint32_t console_id = 0;
 	uint32_t head = 0;
 	std::string label;
-	sd_bus *p2p = nullptr;      // QEMU's connection to our listener object
+	sd_bus *p2p = nullptr; // QEMU's connection to our listener object
 	sd_bus_slot *object = nullptr;
 	sd_bus_slot *mouse_match = nullptr; // Mouse.IsAbsolute changes (the guest enables its tablet)
-	bool absolute = false;      // Mouse.IsAbsolute
+	bool absolute = false;              // Mouse.IsAbsolute
 	// Primary plane: pixels in `picture`, or a dma-buf.
 	bool primary_on = false;
 	Picture picture;
@@ -121,15 +121,15 @@ int listener_method(sd_bus_message *m, void *userdata, sd_bus_error *) {
 }
 
 const sd_bus_vtable kListenerVtable[] = {
-	SD_BUS_VTABLE_START(0),
-	SD_BUS_METHOD("Scanout", "uuuuay", "", listener_method, SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_METHOD("Update", "iiiiuuay", "", listener_method, SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_METHOD("ScanoutDMABUF", "huuuutb", "", listener_method, SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_METHOD("UpdateDMABUF", "iiii", "", listener_method, SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_METHOD("Disable", "", "", listener_method, SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_METHOD("MouseSet", "iii", "", listener_method, SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_METHOD("CursorDefine", "iiiiay", "", listener_method, SD_BUS_VTABLE_UNPRIVILEGED),
-	SD_BUS_VTABLE_END,
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_METHOD("Scanout", "uuuuay", "", listener_method, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("Update", "iiiiuuay", "", listener_method, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("ScanoutDMABUF", "huuuutb", "", listener_method, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("UpdateDMABUF", "iiii", "", listener_method, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("Disable", "", "", listener_method, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("MouseSet", "iii", "", listener_method, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD("CursorDefine", "iiiiay", "", listener_method, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_VTABLE_END,
 };
 
 } // namespace
@@ -154,7 +154,8 @@ Status take_limits(std::string &rest, QemuLimits &limits) {
 		const bool heads = last.rfind("max-heads=", 0) == 0, mib = last.rfind("max-mib=", 0) == 0;
 		if (!heads && !mib) return Ok{};
 		const std::string value = last.substr(last.find('=') + 1);
-		if (heads && !parse_bound(value, 64, limits.max_heads)) return fail("max-heads takes 1..64, not '" + value + "'");
+		if (heads && !parse_bound(value, 64, limits.max_heads))
+			return fail("max-heads takes 1..64, not '" + value + "'");
 		if (mib && !parse_bound(value, 4096, limits.max_mib)) return fail("max-mib takes 1..4096, not '" + value + "'");
 		rest.erase(comma == std::string::npos ? 0 : comma);
 	}
@@ -182,8 +183,8 @@ Result<QemuOptions> parse_qemu_spec(const std::string &spec) {
 Status check_scanout(uint32_t w, uint32_t h, uint32_t stride, size_t bytes, const QemuLimits &limits, uint32_t bpp) {
 	if (w == 0 || h == 0 || w > kMaxSide || h > kMaxSide) return fail("a frame outside 1..16384 pixels a side");
 	if (uint64_t{w} * h * 4 > limits.max_frame_bytes())
-		return fail("a " + std::to_string(w) + "x" + std::to_string(h) + " frame is past max-mib=" +
-		            std::to_string(limits.max_mib));
+		return fail("a " + std::to_string(w) + "x" + std::to_string(h) +
+		            " frame is past max-mib=" + std::to_string(limits.max_mib));
 	if (stride < uint64_t{w} * bpp || bytes < uint64_t{stride} * (h - 1) + uint64_t{w} * bpp)
 		return fail("fewer bytes than the rectangle");
 	return Ok{};
@@ -191,7 +192,8 @@ Status check_scanout(uint32_t w, uint32_t h, uint32_t stride, size_t bytes, cons
 
 Result<FrameAfterUpdate> frame_after_update(uint32_t fw, uint32_t fh, int32_t x, int32_t y, int32_t w, int32_t h,
                                             uint32_t stride, size_t bytes, const QemuLimits &limits, uint32_t bpp) {
-	if (x < 0 || y < 0 || w <= 0 || h <= 0 || uint64_t(x) + uint64_t(w) > kMaxSide || uint64_t(y) + uint64_t(h) > kMaxSide)
+	if (x < 0 || y < 0 || w <= 0 || h <= 0 || uint64_t(x) + uint64_t(w) > kMaxSide ||
+	    uint64_t(y) + uint64_t(h) > kMaxSide)
 		return fail("a rectangle outside 1..16384");
 	const auto uw = uint32_t(w), uh = uint32_t(h), ux = uint32_t(x), uy = uint32_t(y);
 	if (stride < uint64_t{uw} * bpp || bytes < uint64_t{stride} * (uh - 1) + uint64_t{uw} * bpp)
@@ -207,8 +209,8 @@ Result<FrameAfterUpdate> frame_after_update(uint32_t fw, uint32_t fh, int32_t x,
 	f.height = f.keep ? std::max(fh, uy + uh) : uy + uh;
 	f.resized = f.width != fw || f.height != fh;
 	if (f.resized && uint64_t{f.width} * f.height * 4 > limits.max_frame_bytes())
-		return fail("an update that would make the frame " + std::to_string(f.width) + "x" +
-		            std::to_string(f.height) + ", past max-mib=" + std::to_string(limits.max_mib));
+		return fail("an update that would make the frame " + std::to_string(f.width) + "x" + std::to_string(f.height) +
+		            ", past max-mib=" + std::to_string(limits.max_mib));
 	return f;
 }
 
@@ -294,22 +296,23 @@ Status QemuSource::connect_bus() {
 	if (r < 0) return fail("qemu: cannot connect to the D-Bus bus " + address + ": " + errno_text(r));
 	// QEMU coming and going: org.qemu changes owner.
 	const std::string rule = std::string("type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
-	                                     "member='NameOwnerChanged',arg0='") + kService + "'";
+	                                     "member='NameOwnerChanged',arg0='") +
+	                         kService + "'";
 	r = sd_bus_add_match_async(
-		bus_, &owner_match_, rule.c_str(),
-		[](sd_bus_message *m, void *userdata, sd_bus_error *) {
-			auto *self = static_cast<QemuSource *>(userdata);
-			const char *name = nullptr, *old_owner = nullptr, *new_owner = nullptr;
-			if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0) return 0;
-			if (new_owner && *new_owner) {
-				VLOG_INFO("qemu: a QEMU appeared on the bus");
-				self->enumerate();
-			} else {
-				self->lose_all("QEMU left the bus");
-			}
-			return 0;
-		},
-		nullptr, this);
+	    bus_, &owner_match_, rule.c_str(),
+	    [](sd_bus_message *m, void *userdata, sd_bus_error *) {
+		    auto *self = static_cast<QemuSource *>(userdata);
+		    const char *name = nullptr, *old_owner = nullptr, *new_owner = nullptr;
+		    if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0) return 0;
+		    if (new_owner && *new_owner) {
+			    VLOG_INFO("qemu: a QEMU appeared on the bus");
+			    self->enumerate();
+		    } else {
+			    self->lose_all("QEMU left the bus");
+		    }
+		    return 0;
+	    },
+	    nullptr, this);
 	if (r < 0) return fail("qemu: cannot watch for QEMU on the bus: " + errno_text(r));
 	loop_.add(bus_);
 	VLOG_INFO("qemu: on the D-Bus bus %s", address.c_str());
@@ -348,8 +351,10 @@ void QemuSource::qmp_failed(std::string why) { // a copy: it may be the request'
 		if (qmp_->fd() >= 0) loop_.unwatch_fd(qmp_->fd());
 		qmp_.reset();
 	}
-	if (!waiting_logged_) VLOG_INFO("qemu: %s; waiting for QEMU", log::escape(why).c_str());
-	else VLOG_DEBUG("qemu: %s", log::escape(why).c_str());
+	if (!waiting_logged_)
+		VLOG_INFO("qemu: %s; waiting for QEMU", log::escape(why).c_str());
+	else
+		VLOG_DEBUG("qemu: %s", log::escape(why).c_str());
 	waiting_logged_ = true;
 	arm(reconnect_.get(), kQmpRetry); // try again in a second
 }
@@ -500,8 +505,8 @@ void QemuSource::add_console(uint32_t console_id, uint32_t head, const std::stri
 	if (r >= 0) r = sd_bus_set_fd(p2p, ours.get(), ours.get());
 	if (r >= 0) ours.release(); // the bus owns it now
 	if (r >= 0) r = sd_bus_negotiate_fds(p2p, 1);
-	if (r >= 0) r = sd_bus_add_object_vtable(p2p, &c.object, kListenerPath, "org.qemu.Display1.Listener",
-	                                         kListenerVtable, &c);
+	if (r >= 0)
+		r = sd_bus_add_object_vtable(p2p, &c.object, kListenerPath, "org.qemu.Display1.Listener", kListenerVtable, &c);
 	if (r >= 0) r = sd_bus_start(p2p);
 	if (r < 0) {
 		VLOG_ERROR("qemu: head %u: cannot set up the listener connection: %s", head, errno_text(r).c_str());
@@ -535,22 +540,21 @@ void QemuSource::add_console(uint32_t console_id, uint32_t head, const std::stri
 	                         "',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged'," +
 	                         "arg0='org.qemu.Display1.Mouse'";
 	r = sd_bus_add_match_async(
-		bus_, &c.mouse_match, rule.c_str(),
-		[](sd_bus_message *m, void *userdata, sd_bus_error *) {
-			auto *c = static_cast<Console *>(userdata);
-			const char *iface = nullptr;
-			std::map<std::string, Prop> changed;
-			if (sd_bus_message_read(m, "s", &iface) >= 0 && read_props(m, changed) && changed.count("IsAbsolute")) {
-				c->absolute = changed["IsAbsolute"].b;
-				VLOG_INFO("qemu: head %u: the guest's pointer is %s", c->head, c->absolute ? "absolute" : "relative");
-			}
-			return 0;
-		},
-		nullptr, &c);
+	    bus_, &c.mouse_match, rule.c_str(),
+	    [](sd_bus_message *m, void *userdata, sd_bus_error *) {
+		    auto *c = static_cast<Console *>(userdata);
+		    const char *iface = nullptr;
+		    std::map<std::string, Prop> changed;
+		    if (sd_bus_message_read(m, "s", &iface) >= 0 && read_props(m, changed) && changed.count("IsAbsolute")) {
+			    c->absolute = changed["IsAbsolute"].b;
+			    VLOG_INFO("qemu: head %u: the guest's pointer is %s", c->head, c->absolute ? "absolute" : "relative");
+		    }
+		    return 0;
+	    },
+	    nullptr, &c);
 	if (r < 0) VLOG_ERROR("qemu: head %u: cannot follow the pointer mode: %s", head, errno_text(r).c_str());
 	sd_bus_message *q = nullptr;
-	if (sd_bus_message_new_method_call(bus_, &q, dest(), path.c_str(), "org.freedesktop.DBus.Properties", "Get") >=
-	        0 &&
+	if (sd_bus_message_new_method_call(bus_, &q, dest(), path.c_str(), "org.freedesktop.DBus.Properties", "Get") >= 0 &&
 	    sd_bus_message_append(q, "ss", "org.qemu.Display1.Mouse", "IsAbsolute") >= 0) {
 		call(q, [this, head](sd_bus_message *reply) {
 			int b = 0;
@@ -617,8 +621,10 @@ int QemuSource::on_listener_call(Console &c, sd_bus_message *m) {
 		int32_t x = 0, y = 0, iw = 0, ih = 0;
 		uint32_t w = 0, h = 0, stride = 0, format = 0;
 		int r;
-		if (full) r = sd_bus_message_read(m, "uuuu", &w, &h, &stride, &format);
-		else r = sd_bus_message_read(m, "iiiiuu", &x, &y, &iw, &ih, &stride, &format);
+		if (full)
+			r = sd_bus_message_read(m, "uuuu", &w, &h, &stride, &format);
+		else
+			r = sd_bus_message_read(m, "iiiiuu", &x, &y, &iw, &ih, &stride, &format);
 		const void *data = nullptr;
 		size_t size = 0;
 		if (r < 0 || sd_bus_message_read_array(m, 'y', &data, &size) < 0) return bad("malformed arguments");
@@ -677,8 +683,8 @@ int QemuSource::on_listener_call(Console &c, sd_bus_message *m) {
 			return bad("malformed arguments");
 		if (w == 0 || h == 0 || w > kMaxSide || h > kMaxSide) return bad("a frame outside 1..16384 pixels a side");
 		if (uint64_t{w} * h * 4 > options_.limits.max_frame_bytes())
-			return bad("a " + std::to_string(w) + "x" + std::to_string(h) + " dma-buf is past max-mib=" +
-			           std::to_string(options_.limits.max_mib));
+			return bad("a " + std::to_string(w) + "x" + std::to_string(h) +
+			           " dma-buf is past max-mib=" + std::to_string(options_.limits.max_mib));
 		// Only what QEMU cannot shrink under a mapping of ours (a shrunk memfd is SIGBUS in
 		// whoever reads it): a real dma-buf, or a memfd sealed against shrinking.
 		const bool real_dmabuf = fd_is_dmabuf(fd);
@@ -741,8 +747,10 @@ int QemuSource::on_listener_call(Console &c, sd_bus_message *m) {
 		c.hot_x = std::clamp(hx, 0, w - 1); // inside the image: never a negative (huge unsigned) hotspot
 		c.hot_y = std::clamp(hy, 0, h - 1);
 	}
-	if (coalesce) c.damaged = true; // told at the next frame (flush_damage)
-	else if (events_.head_changed) events_.head_changed(c.head);
+	if (coalesce)
+		c.damaged = true; // told at the next frame (flush_damage)
+	else if (events_.head_changed)
+		events_.head_changed(c.head);
 	return sd_bus_reply_method_return(m, "");
 }
 
@@ -812,8 +820,9 @@ Result<GuestBuffer> QemuSource::open_buffer(const PlaneInfo &plane) {
 		fd = c->dmabuf.get();
 		kind = c->dmabuf_is_memfd ? BufferKind::memfd : BufferKind::dmabuf;
 	}
-	if (fd < 0) return fail("qemu: buffer " + std::to_string(plane.buffer_id) + " of head " +
-	                        std::to_string(plane.head_id) + " is gone");
+	if (fd < 0)
+		return fail("qemu: buffer " + std::to_string(plane.buffer_id) + " of head " + std::to_string(plane.head_id) +
+		            " is gone");
 	GuestBuffer g;
 	g.fd = UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
 	if (!g.fd) return fail(std::string("qemu: cannot duplicate a buffer fd: ") + std::strerror(errno));
@@ -847,8 +856,10 @@ void QemuSource::dispatch(int fd) {
 	}
 	uint64_t expirations;
 	if (reconnect_ && ::read(reconnect_.get(), &expirations, sizeof expirations) > 0 && !bus_) {
-		if (qmp_) qmp_failed("QMP " + options_.qmp + ": no answer in " + std::to_string(kQmpTimeout.count()) + " ms");
-		else connect_p2p();
+		if (qmp_)
+			qmp_failed("QMP " + options_.qmp + ": no answer in " + std::to_string(kQmpTimeout.count()) + " ms");
+		else
+			connect_p2p();
 	} else if (qmp_) {
 		connect_p2p(); // the request goes on with what QMP said
 	}
@@ -877,8 +888,8 @@ void QemuSource::flush_damage(bool timer_fired) {
 	if (!timer_fired && since < kFrame) {
 		itimerspec its{};
 		if (::timerfd_gettime(frame_timer_.get(), &its) == 0 && its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
-			arm(frame_timer_.get(), std::chrono::duration_cast<std::chrono::milliseconds>(kFrame - since) +
-			                            std::chrono::milliseconds(1));
+			arm(frame_timer_.get(),
+			    std::chrono::duration_cast<std::chrono::milliseconds>(kFrame - since) + std::chrono::milliseconds(1));
 		return;
 	}
 	last_flush_ = now;

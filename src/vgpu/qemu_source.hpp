@@ -38,8 +38,8 @@ namespace vscanout::vgpu {
 struct QemuLimits {
 	static constexpr uint32_t kDefaultMaxHeads = 8;
 	static constexpr uint32_t kDefaultMaxMib = 64; // a 4096x4096 frame
-	uint32_t max_heads = kDefaultMaxHeads; // graphic consoles shown; the rest are left out (logged)
-	uint32_t max_mib = kDefaultMaxMib;     // the largest frame of one head, in MiB (4 bytes a pixel)
+	uint32_t max_heads = kDefaultMaxHeads;         // graphic consoles shown; the rest are left out (logged)
+	uint32_t max_mib = kDefaultMaxMib;             // the largest frame of one head, in MiB (4 bytes a pixel)
 	// How often an Update may make a new frame (QEMU sends no Scanout for a VGA mode change: a text
 	// screen grows row by row, some 15 MB in all): new frames worth at most this many max-mib
 	// frames a second; further growth is refused until the next second.
@@ -61,8 +61,7 @@ Result<QemuOptions> parse_qemu_spec(const std::string &spec);
 // The bounds of the listener's pixel calls, as pure functions of their arguments (unit-tested on
 // synthetic input). A frame's size and its bytes: what a Scanout(w, h, stride, bytes) may be.
 // bpp: bytes a pixel of the data (qemu_pixel_bytes); the frame is 4 bytes a pixel whatever it is.
-Status check_scanout(uint32_t w, uint32_t h, uint32_t stride, size_t bytes, const QemuLimits &limits,
-                     uint32_t bpp = 4);
+Status check_scanout(uint32_t w, uint32_t h, uint32_t stride, size_t bytes, const QemuLimits &limits, uint32_t bpp = 4);
 
 // What an Update(x, y, w, h, stride, bytes) does to a frame of fw x fh: the frame's size after
 // it, and whether the old pixels stay (false: a new surface begins). An Update reaching past
@@ -74,8 +73,7 @@ struct FrameAfterUpdate {
 	bool resized = false;
 };
 Result<FrameAfterUpdate> frame_after_update(uint32_t fw, uint32_t fh, int32_t x, int32_t y, int32_t w, int32_t h,
-                                            uint32_t stride, size_t bytes, const QemuLimits &limits,
-                                            uint32_t bpp = 4);
+                                            uint32_t stride, size_t bytes, const QemuLimits &limits, uint32_t bpp = 4);
 
 // QEMU's pixman formats of the listener API, as DRM fourccs (0 where vscanout has none).
 uint32_t drm_format_of_pixman(uint32_t pixman_format);
@@ -138,10 +136,10 @@ private:
 	void flush_damage(bool force);
 
 	QemuOptions options_;
-	dbus::Loop loop_; // every connection's fd, and sd-bus's timeouts, behind one fd
-	UniqueFd reconnect_; // p2p: when to ask QEMU's QMP socket again, or when a request is late
+	dbus::Loop loop_;                        // every connection's fd, and sd-bus's timeouts, behind one fd
+	UniqueFd reconnect_;                     // p2p: when to ask QEMU's QMP socket again, or when a request is late
 	std::unique_ptr<QmpDisplayRequest> qmp_; // p2p: the request in flight
-	UniqueFd frame_timer_;  // Update damage is told to the compositor at most once a frame
+	UniqueFd frame_timer_;                   // Update damage is told to the compositor at most once a frame
 	std::chrono::steady_clock::time_point last_flush_{};
 	uint32_t pending_consoles_ = 0;  // console property replies still to come (this enumeration)
 	std::vector<uint32_t> left_out_; // consoles past max-heads (this enumeration)

@@ -81,8 +81,7 @@ UniqueFd make_timer() { return UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_CL
 
 std::string modes_text(const std::vector<Mode> &modes) {
 	std::string s;
-	for (const Mode &m : modes)
-		s += (s.empty() ? "" : "/") + std::to_string(m.width) + "x" + std::to_string(m.height);
+	for (const Mode &m : modes) s += (s.empty() ? "" : "/") + std::to_string(m.width) + "x" + std::to_string(m.height);
 	return s;
 }
 
@@ -106,9 +105,7 @@ struct SimSource::Head {
 	Fault fault = Fault::none;
 	uint64_t fault_id = 0; // the "bad generation" id the faulted plane reports
 
-	void draw_front() {
-		draw_primary(ring[shown].map.data(), stride, mode.width, mode.height, id, frame);
-	}
+	void draw_front() { draw_primary(ring[shown].map.data(), stride, mode.width, mode.height, id, frame); }
 };
 
 namespace {
@@ -206,8 +203,7 @@ Result<std::unique_ptr<SimSource>> SimSource::create(SimOptions options) {
 	std::string stop = o.flips ? ", stop after " + std::to_string(o.flips) + " flips" : "";
 	std::string script = o.script.empty() ? "" : ", script of " + std::to_string(o.script.size()) + " events";
 	VLOG_INFO("sim: %u heads, %s, %g fps, %u buffers, cursor %s, %s buffers%s%s", o.heads, modes_text(o.modes).c_str(),
-	          o.fps, o.buffers, o.cursor ? "on" : "off", self->allocator_->name(), stop.c_str(),
-	          script.c_str());
+	          o.fps, o.buffers, o.cursor ? "on" : "off", self->allocator_->name(), stop.c_str(), script.c_str());
 	return self;
 }
 
@@ -244,7 +240,8 @@ void SimSource::apply(const ScriptEvent &ev) {
 	const unsigned long long at = ev.at_ms;
 	const SimAllocator &alloc = *allocator_;
 	std::vector<uint32_t> targets, changed, added, removed;
-	if (ev.head) targets.push_back(*ev.head);
+	if (ev.head)
+		targets.push_back(*ev.head);
 	else
 		for (const auto &[id, h] : heads_) targets.push_back(id);
 
@@ -429,7 +426,8 @@ Result<GuestBuffer> SimSource::open_buffer(const PlaneInfo &plane) {
 			if (b.id == plane.buffer_id) buf = &b;
 	}
 	if (!buf)
-		return fail("unknown buffer id " + std::to_string(plane.buffer_id) + " for head " + std::to_string(plane.head_id));
+		return fail("unknown buffer id " + std::to_string(plane.buffer_id) + " for head " +
+		            std::to_string(plane.head_id));
 
 	UniqueFd fd(::fcntl(buf->export_fd(), F_DUPFD_CLOEXEC, 0));
 	if (!fd) return fail("sim: cannot duplicate buffer " + std::to_string(buf->id) + ": " + errno_text());
@@ -500,8 +498,10 @@ void SimSource::read_control() {
 		const std::string line = control_pending_.substr(0, nl);
 		control_pending_.erase(0, nl + 1);
 		auto ev = parse_command(line);
-		if (!ev) VLOG_ERROR("sim control: '%s': %s", line.c_str(), ev.error().c_str());
-		else if (*ev) apply(**ev);
+		if (!ev)
+			VLOG_ERROR("sim control: '%s': %s", line.c_str(), ev.error().c_str());
+		else if (*ev)
+			apply(**ev);
 	}
 	if (control_pending_.size() > 4096) {
 		VLOG_ERROR("sim control: a line longer than 4096 bytes; dropped");

@@ -40,12 +40,12 @@ enum class Fault {
 	fourcc_unsupported, // a real fourcc vscanout does not show (NV12)
 	width_zero,
 	height_zero,
-	too_large,          // width above 16384
-	stride,             // stride below width * bytes per pixel
-	size,               // stride * height above size
-	offset,             // offset + size beyond the buffer
-	cursor_too_large,   // cursor plane above 512x512
-	hotspot,            // hotspot outside the cursor image: not a rejection, means "no hotspot"
+	too_large,        // width above 16384
+	stride,           // stride below width * bytes per pixel
+	size,             // stride * height above size
+	offset,           // offset + size beyond the buffer
+	cursor_too_large, // cursor plane above 512x512
+	hotspot,          // hotspot outside the cursor image: not a rejection, means "no hotspot"
 };
 
 Result<Fault> parse_fault(std::string_view text); // the names above with '-' for '_'
@@ -55,7 +55,21 @@ const char *to_string(Fault f);
 struct ScriptEvent {
 	// fence: attach a write fence (vgem buffers only) to the buffer the head's next flip shows;
 	// signal: signal the head's fences.
-	enum class Kind { disable, enable, mode, plug, unplug, cursor_on, cursor_off, draw, flip, fps, fault, fence, signal };
+	enum class Kind {
+		disable,
+		enable,
+		mode,
+		plug,
+		unplug,
+		cursor_on,
+		cursor_off,
+		draw,
+		flip,
+		fps,
+		fault,
+		fence,
+		signal
+	};
 	uint64_t at_ms = 0;
 	Kind kind = Kind::flip;
 	std::optional<uint32_t> head; // nullopt: every head ("*")
@@ -73,10 +87,10 @@ Result<std::optional<ScriptEvent>> parse_command(std::string_view line);
 struct SimOptions {
 	uint32_t heads = 2;
 	std::vector<Mode> modes{{1280, 800}, {1024, 768}}; // head i gets modes[i % size]
-	double fps = 30;                                  // flips per second; 0: static guest
-	uint32_t buffers = 2;                             // page-flip ring per head
+	double fps = 30;                                   // flips per second; 0: static guest
+	uint32_t buffers = 2;                              // page-flip ring per head
 	bool cursor = true;
-	uint64_t flips = 0;                               // stop flipping after this many (0: never)
+	uint64_t flips = 0; // stop flipping after this many (0: never)
 	DmabufPolicy dmabuf = DmabufPolicy::automatic;
 	std::vector<ScriptEvent> script;
 	std::string control; // a FIFO (made if missing) whose lines are commands applied at once

@@ -113,7 +113,10 @@ Result<std::unique_ptr<SimAllocator>> SimAllocator::open(DmabufPolicy policy) {
 		}
 	}
 	if (policy != DmabufPolicy::automatic)
-		return fail("sim: dmabuf=" + std::string(policy == DmabufPolicy::vgem ? "vgem" : policy == DmabufPolicy::udmabuf ? "udmabuf" : "on") +
+		return fail("sim: dmabuf=" +
+		            std::string(policy == DmabufPolicy::vgem      ? "vgem"
+		                        : policy == DmabufPolicy::udmabuf ? "udmabuf"
+		                                                          : "on") +
 		            ", but " + why + " (or use dmabuf=auto)");
 	VLOG_DEBUG("sim: %s; using memfd buffers", why.c_str());
 	a->dev_.reset();
@@ -138,7 +141,8 @@ Result<SimBuffer> SimAllocator::make(uint64_t bytes, const char *name) const {
 		map.handle = create.handle;
 		if (drm_ioctl(dev_.get(), DRM_IOCTL_MODE_MAP_DUMB, &map) != 0)
 			return fail("sim: vgem MAP_DUMB failed: " + errno_text());
-		void *p = ::mmap(nullptr, b.size, PROT_READ | PROT_WRITE, MAP_SHARED, dev_.get(), static_cast<off_t>(map.offset));
+		void *p =
+		    ::mmap(nullptr, b.size, PROT_READ | PROT_WRITE, MAP_SHARED, dev_.get(), static_cast<off_t>(map.offset));
 		if (p == MAP_FAILED) return fail("sim: cannot map a vgem buffer: " + errno_text());
 		b.map = Mapping(p, b.size);
 		drm_prime_handle prime{create.handle, DRM_CLOEXEC | DRM_RDWR, -1};

@@ -16,24 +16,23 @@ constexpr struct {
 	Fault fault;
 	const char *name;
 } kFaultNames[] = {
-	{Fault::none, "none"},
-	{Fault::fourcc_unknown, "fourcc-unknown"},
-	{Fault::fourcc_unsupported, "fourcc-unsupported"},
-	{Fault::width_zero, "width-zero"},
-	{Fault::height_zero, "height-zero"},
-	{Fault::too_large, "too-large"},
-	{Fault::stride, "stride"},
-	{Fault::size, "size"},
-	{Fault::offset, "offset"},
-	{Fault::cursor_too_large, "cursor-too-large"},
-	{Fault::hotspot, "hotspot"},
+    {Fault::none, "none"},
+    {Fault::fourcc_unknown, "fourcc-unknown"},
+    {Fault::fourcc_unsupported, "fourcc-unsupported"},
+    {Fault::width_zero, "width-zero"},
+    {Fault::height_zero, "height-zero"},
+    {Fault::too_large, "too-large"},
+    {Fault::stride, "stride"},
+    {Fault::size, "size"},
+    {Fault::offset, "offset"},
+    {Fault::cursor_too_large, "cursor-too-large"},
+    {Fault::hotspot, "hotspot"},
 };
 
 constexpr double kMaxFps = 2000;
 constexpr const char *kValidKeys = "heads, modes, fps, buffers, cursor, flips, dmabuf, script, control";
 
-template <typename T>
-bool parse_uint(std::string_view text, T &out) {
+template <typename T> bool parse_uint(std::string_view text, T &out) {
 	// Digits only: from_chars would otherwise read "-1" into a signed detour or stop at "12abc".
 	if (text.empty() || text.find_first_not_of("0123456789") != std::string_view::npos) return false;
 	auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
@@ -43,8 +42,7 @@ bool parse_uint(std::string_view text, T &out) {
 bool parse_fps(std::string_view text, double &out) {
 	if (text.empty()) return false;
 	auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-	return ec == std::errc() && p == text.data() + text.size() && std::isfinite(out) && out >= 0 &&
-	       out <= kMaxFps;
+	return ec == std::errc() && p == text.data() + text.size() && std::isfinite(out) && out >= 0 && out <= kMaxFps;
 }
 
 std::vector<std::string_view> split(std::string_view text, char sep) {
@@ -80,18 +78,18 @@ struct CommandSpec {
 };
 
 constexpr CommandSpec kCommands[] = {
-	{"disable", ScriptEvent::Kind::disable, "<head|*>", true, 1},
-	{"enable", ScriptEvent::Kind::enable, "<head|*>", true, 1},
-	{"mode", ScriptEvent::Kind::mode, "<head> <W>x<H>", false, 2},
-	{"plug", ScriptEvent::Kind::plug, "<head> <W>x<H>", false, 2},
-	{"unplug", ScriptEvent::Kind::unplug, "<head>", false, 1},
-	{"cursor", ScriptEvent::Kind::cursor_on, "<head|*> on|off", true, 2},
-	{"draw", ScriptEvent::Kind::draw, "<head|*>", true, 1},
-	{"flip", ScriptEvent::Kind::flip, "<head|*>", true, 1},
-	{"fps", ScriptEvent::Kind::fps, "<F>", false, 1},
-	{"fault", ScriptEvent::Kind::fault, "<head> <class>", false, 2},
-	{"fence", ScriptEvent::Kind::fence, "<head|*>", true, 1},
-	{"signal", ScriptEvent::Kind::signal, "<head|*>", true, 1},
+    {"disable", ScriptEvent::Kind::disable, "<head|*>", true, 1},
+    {"enable", ScriptEvent::Kind::enable, "<head|*>", true, 1},
+    {"mode", ScriptEvent::Kind::mode, "<head> <W>x<H>", false, 2},
+    {"plug", ScriptEvent::Kind::plug, "<head> <W>x<H>", false, 2},
+    {"unplug", ScriptEvent::Kind::unplug, "<head>", false, 1},
+    {"cursor", ScriptEvent::Kind::cursor_on, "<head|*> on|off", true, 2},
+    {"draw", ScriptEvent::Kind::draw, "<head|*>", true, 1},
+    {"flip", ScriptEvent::Kind::flip, "<head|*>", true, 1},
+    {"fps", ScriptEvent::Kind::fps, "<F>", false, 1},
+    {"fault", ScriptEvent::Kind::fault, "<head> <class>", false, 2},
+    {"fence", ScriptEvent::Kind::fence, "<head|*>", true, 1},
+    {"signal", ScriptEvent::Kind::signal, "<head|*>", true, 1},
 };
 
 // One line already split into tokens, without its time; errors are completed by the caller.
@@ -105,7 +103,8 @@ Result<ScriptEvent> parse_event(const std::vector<std::string_view> &tok) {
 		return fail("unknown command '" + std::string(tok[1]) + "' (commands: " + names + ")");
 	}
 	const std::string usage = std::string("usage: <ms> ") + spec->name + " " + spec->usage;
-	if (tok.size() - 2 != spec->args) return fail("wrong number of arguments to '" + std::string(tok[1]) + "'; " + usage);
+	if (tok.size() - 2 != spec->args)
+		return fail("wrong number of arguments to '" + std::string(tok[1]) + "'; " + usage);
 
 	ScriptEvent ev;
 	ev.kind = spec->kind;
@@ -130,8 +129,10 @@ Result<ScriptEvent> parse_event(const std::vector<std::string_view> &tok) {
 		break;
 	}
 	case ScriptEvent::Kind::cursor_on:
-		if (tok[3] == "off") ev.kind = ScriptEvent::Kind::cursor_off;
-		else if (tok[3] != "on") return fail("cursor must be 'on' or 'off', not '" + std::string(tok[3]) + "'");
+		if (tok[3] == "off")
+			ev.kind = ScriptEvent::Kind::cursor_off;
+		else if (tok[3] != "on")
+			return fail("cursor must be 'on' or 'off', not '" + std::string(tok[3]) + "'");
 		break;
 	case ScriptEvent::Kind::fault: {
 		auto f = parse_fault(tok[3]);
@@ -212,7 +213,8 @@ Result<SimOptions> parse_sim_options(std::string_view spec) {
 		if (item.empty()) continue; // tolerate "a=1,,b=2" and a trailing comma
 		size_t eq = item.find('=');
 		if (eq == std::string_view::npos)
-			return fail("sim option '" + std::string(item) + "' has no value (expected key=value; keys: " + kValidKeys + ")");
+			return fail("sim option '" + std::string(item) + "' has no value (expected key=value; keys: " + kValidKeys +
+			            ")");
 		std::string_view key = item.substr(0, eq), val = item.substr(eq + 1);
 		std::string k(key), v(val);
 		auto bad = [&](const char *expected) { return fail("sim option " + k + "='" + v + "': expected " + expected); };
@@ -235,12 +237,18 @@ Result<SimOptions> parse_sim_options(std::string_view spec) {
 		} else if (key == "flips") {
 			if (!parse_uint(val, o.flips)) return bad("a flip count (0: never stop)");
 		} else if (key == "dmabuf") {
-			if (val == "auto") o.dmabuf = DmabufPolicy::automatic;
-			else if (val == "on") o.dmabuf = DmabufPolicy::on;
-			else if (val == "off") o.dmabuf = DmabufPolicy::off;
-			else if (val == "udmabuf") o.dmabuf = DmabufPolicy::udmabuf;
-			else if (val == "vgem") o.dmabuf = DmabufPolicy::vgem;
-			else return bad("auto, on, off, udmabuf or vgem");
+			if (val == "auto")
+				o.dmabuf = DmabufPolicy::automatic;
+			else if (val == "on")
+				o.dmabuf = DmabufPolicy::on;
+			else if (val == "off")
+				o.dmabuf = DmabufPolicy::off;
+			else if (val == "udmabuf")
+				o.dmabuf = DmabufPolicy::udmabuf;
+			else if (val == "vgem")
+				o.dmabuf = DmabufPolicy::vgem;
+			else
+				return bad("auto, on, off, udmabuf or vgem");
 		} else if (key == "control") {
 			if (val.empty()) return bad("a FIFO path");
 			o.control = v;

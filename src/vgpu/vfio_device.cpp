@@ -33,11 +33,16 @@ Result<std::string> resolve_vfio_device(const std::string &spec, const std::stri
 	static const std::regex pci_full("^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]$");
 	static const std::regex pci_short("^[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]$");
 	std::string path;
-	if (std::regex_match(spec, uuid)) path = sysfs_root + "/bus/mdev/devices/" + spec;
-	else if (std::regex_match(spec, pci_full)) path = sysfs_root + "/bus/pci/devices/" + spec;
-	else if (std::regex_match(spec, pci_short)) path = sysfs_root + "/bus/pci/devices/0000:" + spec;
-	else if (!spec.empty() && spec[0] == '/') path = spec;
-	else return fail("'" + spec + "' is neither an mdev UUID, a PCI address nor a sysfs device path");
+	if (std::regex_match(spec, uuid))
+		path = sysfs_root + "/bus/mdev/devices/" + spec;
+	else if (std::regex_match(spec, pci_full))
+		path = sysfs_root + "/bus/pci/devices/" + spec;
+	else if (std::regex_match(spec, pci_short))
+		path = sysfs_root + "/bus/pci/devices/0000:" + spec;
+	else if (!spec.empty() && spec[0] == '/')
+		path = spec;
+	else
+		return fail("'" + spec + "' is neither an mdev UUID, a PCI address nor a sysfs device path");
 	if (!exists(path)) return fail("no such device: " + path);
 	return path;
 }

@@ -45,8 +45,8 @@ int probe(VfioDevice &d, PlaneType type, uint32_t transport_flag) {
 
 } // namespace
 
-Result<std::unique_ptr<VfioSource>> VfioSource::create(std::vector<std::unique_ptr<VfioDevice>> devices,
-                                                       int poll_hz, std::vector<VfioHeadOptions> per_head,
+Result<std::unique_ptr<VfioSource>> VfioSource::create(std::vector<std::unique_ptr<VfioDevice>> devices, int poll_hz,
+                                                       std::vector<VfioHeadOptions> per_head,
                                                        VfioSourceOptions options) {
 	std::unique_ptr<VfioSource> s(new VfioSource());
 	s->poll_hz_ = poll_hz;
@@ -64,7 +64,7 @@ Result<std::unique_ptr<VfioSource>> VfioSource::create(std::vector<std::unique_p
 			return fail("VFIO device " + dev->name() + " offers its display neither as dma-buf nor as region");
 		}
 		const uint32_t flag =
-			h.transport == PlaneTransport::dmabuf ? VFIO_GFX_PLANE_TYPE_DMABUF : VFIO_GFX_PLANE_TYPE_REGION;
+		    h.transport == PlaneTransport::dmabuf ? VFIO_GFX_PLANE_TYPE_DMABUF : VFIO_GFX_PLANE_TYPE_REGION;
 		h.cursor = probe(*dev, PlaneType::cursor, flag) == 0;
 		if (h.cursor && h.transport == PlaneTransport::region && ignores_plane_type(*dev, flag)) {
 			// mdpy answers a cursor query with its primary plane.
@@ -77,7 +77,8 @@ Result<std::unique_ptr<VfioSource>> VfioSource::create(std::vector<std::unique_p
 		s->heads_.push_back(std::move(h));
 	}
 	if (s->heads_.empty()) return fail("no VFIO device given");
-	for (uint32_t i = 0; i < s->heads_.size(); i++) s->probe_edid(i, per_head.empty() ? VfioHeadOptions{} : per_head[i]);
+	for (uint32_t i = 0; i < s->heads_.size(); i++)
+		s->probe_edid(i, per_head.empty() ? VfioHeadOptions{} : per_head[i]);
 	return s;
 }
 
@@ -99,8 +100,8 @@ void VfioSource::probe_edid(uint32_t head, const VfioHeadOptions &opts) {
 		return;
 	}
 	if (regs.edid_max_size < 128) {
-		VLOG_ERROR("vfio: head %u: its EDID region takes %u bytes, less than one EDID block; leaving it alone",
-		           head, regs.edid_max_size);
+		VLOG_ERROR("vfio: head %u: its EDID region takes %u bytes, less than one EDID block; leaving it alone", head,
+		           regs.edid_max_size);
 		return;
 	}
 	h.edid.region = index;
@@ -418,9 +419,12 @@ Result<VfioSpec> parse_vfio_spec(const std::string &spec) {
 			if (!parse_size(value, out.options.width, out.options.height))
 				return fail(spec + ": size takes WIDTHxHEIGHT (e.g. size=1920x1080), not '" + value + "'");
 		} else if (key == "edid") {
-			if (value == "off" || value == "no" || value == "0") out.options.edid = false;
-			else if (value == "on" || value == "yes" || value == "1") out.options.edid = true;
-			else return fail(spec + ": edid takes on or off, not '" + value + "'");
+			if (value == "off" || value == "no" || value == "0")
+				out.options.edid = false;
+			else if (value == "on" || value == "yes" || value == "1")
+				out.options.edid = true;
+			else
+				return fail(spec + ": edid takes on or off, not '" + value + "'");
 		} else {
 			return fail(spec + ": unknown option '" + key + "' (a vfio source takes size=WxH and edid=on|off)");
 		}

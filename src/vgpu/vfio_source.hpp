@@ -21,15 +21,15 @@ enum class PlaneTransport { dmabuf, region };
 
 // What a --source spec says about one device beyond naming it: vfio:<device>[,size=WxH][,edid=off].
 struct VfioHeadOptions {
-	bool edid = true;                  // edid=off: never touch the device's EDID region
-	uint32_t width = 0, height = 0;    // size=WxH: the preferred mode offered at start (headless)
+	bool edid = true;               // edid=off: never touch the device's EDID region
+	uint32_t width = 0, height = 0; // size=WxH: the preferred mode offered at start (headless)
 };
 
 struct VfioSourceOptions {
-	bool edid = true;                  // false (--no-edid): no head's EDID region is touched
-	int edid_settle_ms = 300;          // a resize burst becomes one EDID update this long after it
-	int edid_link_down_ms = 100;       // the link stays down this long around a write, so that the
-	                                   // guest notices (QEMU waits as long)
+	bool edid = true;            // false (--no-edid): no head's EDID region is touched
+	int edid_settle_ms = 300;    // a resize burst becomes one EDID update this long after it
+	int edid_link_down_ms = 100; // the link stays down this long around a write, so that the
+	                             // guest notices (QEMU waits as long)
 };
 
 class VfioSource final : public Source {

@@ -20,7 +20,8 @@ using Shown = CursorPath::Shown;
 // A device path that answers what the test tells it and records what it was asked.
 class FakePath final : public CursorPath {
 public:
-	explicit FakePath(std::vector<Shown> answers, int *images = nullptr) : answers_(std::move(answers)), images_(images) {}
+	explicit FakePath(std::vector<Shown> answers, int *images = nullptr)
+	    : answers_(std::move(answers)), images_(images) {}
 	const char *name() const override { return "fake"; }
 	Shown set_image(const ShownPlane &, const ShownPlane &, const FrameMap &) override {
 		if (images_) ++*images_;
@@ -68,8 +69,8 @@ TEST_F(CursorPathsTest, ADeviceNotUsedAtOnceWaitsForItsFirstImage) {
 
 TEST_F(CursorPathsTest, ARefusedImageIsDrawnInSoftwareUntilTheDeviceTakesOneAgain) {
 	int images = 0;
-	paths.set_device(std::make_unique<FakePath>(std::vector<Shown>{Shown::refused, Shown::refused, Shown::yes}, &images),
-	                 true);
+	paths.set_device(
+	    std::make_unique<FakePath>(std::vector<Shown>{Shown::refused, Shown::refused, Shown::yes}, &images), true);
 	EXPECT_TRUE(offer()); // refused: the frame draws it now
 	EXPECT_EQ(current(), "software");
 	EXPECT_FALSE(offer()); // refused again: still software, nothing to redraw

@@ -220,8 +220,8 @@ TEST_F(DmabufDevice, NonDmabufFallsBackToHostImport) {
 namespace vscanout {
 namespace {
 
-using render::ImportForm;
 using render::import_order;
+using render::ImportForm;
 using Forms = std::vector<ImportForm>;
 
 render::DeviceCaps caps_of(bool dmabuf, bool modifiers, bool host) {
@@ -251,7 +251,8 @@ TEST(ImportOrder, NoDmabufExtensionGoesToHostMemoryThenCopy) {
 	auto p = plane_of(DRM_FORMAT_XRGB8888, DRM_FORMAT_MOD_LINEAR, 64, 64, 256);
 	EXPECT_EQ(import_order(caps_of(false, false, true), p, vgpu::BufferKind::dmabuf, kAuto),
 	          (Forms{ImportForm::host, ImportForm::copy}));
-	EXPECT_EQ(import_order(caps_of(false, false, false), p, vgpu::BufferKind::dmabuf, kAuto), (Forms{ImportForm::copy}));
+	EXPECT_EQ(import_order(caps_of(false, false, false), p, vgpu::BufferKind::dmabuf, kAuto),
+	          (Forms{ImportForm::copy}));
 }
 
 TEST(ImportOrder, OnlyDmabufsTakeTheDmabufForms) {

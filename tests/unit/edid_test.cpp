@@ -109,9 +109,8 @@ TEST(Edid, OnlyModesNoLargerThanThePreferredOneAreListed) {
 TEST(Edid, EdidDecodeAcceptsItAndNamesThePreferredMode) {
 	if (!test::have_edid_decode()) GTEST_SKIP() << "edid-decode is not installed (scripts/setup.sh installs it)";
 	const std::pair<uint32_t, uint32_t> sizes[] = {
-		{640, 480},   {800, 600},   {1024, 768},  {1280, 720},  {1366, 768}, {1001, 777},
-		{1920, 1080}, {1920, 1200}, {2560, 1440}, {3840, 2160}, {4095, 480}, {4095, 4095},
-		{700, 3000},  {5000, 5000}, {10, 10},
+	    {640, 480},   {800, 600},   {1024, 768}, {1280, 720},  {1366, 768}, {1001, 777},  {1920, 1080}, {1920, 1200},
+	    {2560, 1440}, {3840, 2160}, {4095, 480}, {4095, 4095}, {700, 3000}, {5000, 5000}, {10, 10},
 	};
 	for (auto [w, h] : sizes) {
 		const std::string report = test::edid_decode(make(w, h));

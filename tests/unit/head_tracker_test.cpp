@@ -101,7 +101,7 @@ struct ImportCounters {
 class FakeImport : public ImportedBuffer {
 public:
 	FakeImport(const PlaneInfo &plane, GuestBuffer buffer, ImportCounters &counters, bool map)
-		: plane_(plane), buffer_(std::move(buffer)), counters_(counters) {
+	    : plane_(plane), buffer_(std::move(buffer)), counters_(counters) {
 		counters_.live++;
 		counters_.created++;
 		if (map) {
@@ -191,14 +191,15 @@ protected:
 	void make_tracker(TrackerOptions options) {
 		tracker.reset();
 		tracker = std::make_unique<HeadTracker>(
-			kHead, source,
-			[this](const PlaneInfo &p, GuestBuffer b) -> Result<std::shared_ptr<ImportedBuffer>> {
-				importer_calls++;
-				if (fail_import) return fail("fake import failure");
-				std::shared_ptr<ImportedBuffer> imp = std::make_shared<FakeImport>(p, std::move(b), counters, map_imports);
-				return imp;
-			},
-			options);
+		    kHead, source,
+		    [this](const PlaneInfo &p, GuestBuffer b) -> Result<std::shared_ptr<ImportedBuffer>> {
+			    importer_calls++;
+			    if (fail_import) return fail("fake import failure");
+			    std::shared_ptr<ImportedBuffer> imp =
+			        std::make_shared<FakeImport>(p, std::move(b), counters, map_imports);
+			    return imp;
+		    },
+		    options);
 	}
 
 	HeadTracker &t() { return *tracker; }

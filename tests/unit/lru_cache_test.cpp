@@ -19,8 +19,7 @@ namespace vscanout::core {
 namespace {
 
 // Keys from most to least recently used.
-template <typename Cache>
-std::vector<int> keys_of(const Cache &cache) {
+template <typename Cache> std::vector<int> keys_of(const Cache &cache) {
 	std::vector<int> keys;
 	cache.for_each([&](const int &k, const auto &) { keys.push_back(k); });
 	return keys;
@@ -95,7 +94,7 @@ TEST(LruCache, PutReplacesAnExistingKeyAndRefreshesIt) {
 	EXPECT_EQ(cache.size(), 2u);
 	ASSERT_NE(cache.get(1), nullptr);
 	EXPECT_EQ(*cache.get(1), "c");
-	cache.get(2); // 2 most recent
+	cache.get(2);                     // 2 most recent
 	EXPECT_EQ(cache.put(1, "d"), 0u); // 1 most recent again, by the put alone
 	EXPECT_EQ(keys_of(cache), (std::vector<int>{1, 2}));
 	EXPECT_EQ(cache.put(3, "e"), 1u);

@@ -58,9 +58,9 @@ TEST(QemuBounds, ScanoutWithinSidesMemoryAndBytes) {
 	EXPECT_FALSE(check_scanout(16384, 16384, 65536, 4, l).ok()); // a gigabyte: never
 	EXPECT_FALSE(check_scanout(0, 10, 0, 0, l).ok());
 	EXPECT_FALSE(check_scanout(16385, 1, 65540, 65540, l).ok());
-	EXPECT_FALSE(check_scanout(100, 100, 399, 400 * 100, l).ok());      // stride below the row
-	EXPECT_FALSE(check_scanout(100, 100, 400, 400 * 100 - 1, l).ok());  // one byte short
-	EXPECT_TRUE(check_scanout(100, 100, 512, 512 * 99 + 400, l).ok());  // the last row needs no padding
+	EXPECT_FALSE(check_scanout(100, 100, 399, 400 * 100, l).ok());     // stride below the row
+	EXPECT_FALSE(check_scanout(100, 100, 400, 400 * 100 - 1, l).ok()); // one byte short
+	EXPECT_TRUE(check_scanout(100, 100, 512, 512 * 99 + 400, l).ok()); // the last row needs no padding
 	l.max_mib = 1;
 	EXPECT_FALSE(check_scanout(1024, 768, 4096, 4096 * 768, l).ok());
 }
@@ -70,7 +70,7 @@ TEST(QemuFormats, SixteenBitSurfacesBecomeXrgb8888) {
 	EXPECT_EQ(qemu_pixel_bytes(x8r8g8b8), 4u);
 	EXPECT_EQ(qemu_pixel_bytes(r5g6b5), 2u);
 	EXPECT_EQ(qemu_pixel_bytes(x1r5g5b5), 2u);
-	EXPECT_EQ(qemu_pixel_bytes(0x18020888), 0u); // r8g8b8 (24 bpp): not taken
+	EXPECT_EQ(qemu_pixel_bytes(0x18020888), 0u);                                          // r8g8b8 (24 bpp): not taken
 	const uint8_t in565[] = {0x00, 0xf8, 0xe0, 0x07, 0x1f, 0x00, 0xff, 0xff, 0x10, 0x84}; // R, G, B, white, grey
 	uint8_t out[20] = {};
 	qemu_row_to_xrgb8888(r5g6b5, in565, out, 5);
@@ -213,11 +213,16 @@ TEST(LogEscape, ControlCharactersNeverReachTheTerminal) {
 	EXPECT_EQ(log::escape("\x1b[31mred\x1b[0m"), "\\x1b[31mred\\x1b[0m");
 	EXPECT_EQ(log::escape("a\nb\rc\td\x7f"), "a\\x0ab\\x0dc\\x09d\\x7f");
 	EXPECT_EQ(log::escape("back\\slash"), "back\\x5cslash");
-	EXPECT_EQ(log::escape("caf\xc3\xa9 \xe2\x80\x9cq\xe2\x80\x9d"), "caf\xc3\xa9 \xe2\x80\x9cq\xe2\x80\x9d"); // UTF-8 stays
-	EXPECT_EQ(log::escape("\xc2\x9b" "2J"), "\\xc2\\x9b2J");  // C1 CSI in UTF-8
-	EXPECT_EQ(log::escape("\x9b" "2J"), "\\x9b2J");           // a lone C1 byte
-	EXPECT_EQ(log::escape("\xc3"), "\\xc3");                  // cut UTF-8
-	EXPECT_EQ(log::escape("\xc0\x80"), "\\xc0\\x80");         // overlong NUL
+	EXPECT_EQ(log::escape("caf\xc3\xa9 \xe2\x80\x9cq\xe2\x80\x9d"),
+	          "caf\xc3\xa9 \xe2\x80\x9cq\xe2\x80\x9d"); // UTF-8 stays
+	EXPECT_EQ(log::escape("\xc2\x9b"
+	                      "2J"),
+	          "\\xc2\\x9b2J"); // C1 CSI in UTF-8
+	EXPECT_EQ(log::escape("\x9b"
+	                      "2J"),
+	          "\\x9b2J");                             // a lone C1 byte
+	EXPECT_EQ(log::escape("\xc3"), "\\xc3");          // cut UTF-8
+	EXPECT_EQ(log::escape("\xc0\x80"), "\\xc0\\x80"); // overlong NUL
 	EXPECT_EQ(log::escape(std::string_view("a\0b", 3)), "a\\x00b");
 	EXPECT_EQ(log::escape(std::string(1000, 'x'), 10), std::string(10, 'x') + "...");
 }

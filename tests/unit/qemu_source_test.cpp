@@ -76,7 +76,7 @@ TEST(QemuSource, NoBusIsAClearError) {
 	ASSERT_FALSE(s.ok());
 	EXPECT_NE(s.error().find("cannot connect to the D-Bus bus unix:path=/nonexistent/vscanout-test-bus"),
 	          std::string::npos)
-		<< s.error();
+	    << s.error();
 }
 
 } // namespace

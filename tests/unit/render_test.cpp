@@ -65,7 +65,8 @@ Rgb rgb_of_xrgb(uint32_t w) { return {int((w >> 16) & 0xff), int((w >> 8) & 0xff
 
 // A pattern where neighbouring pixels and neighbouring rows differ in every channel.
 Rgb pattern(int x, int y, int salt = 0) {
-	return {(x * 7 + y * 3 + salt) & 0xff, (x * 13 + y * 29 + 91 + salt * 5) & 0xff, (x * 5 + y * 17 + 200 + salt * 11) & 0xff};
+	return {(x * 7 + y * 3 + salt) & 0xff, (x * 13 + y * 29 + 91 + salt * 5) & 0xff,
+	        (x * 5 + y * 17 + 200 + salt * 11) & 0xff};
 }
 
 // A guest plane in a memfd the test keeps mapped and can redraw at any time.
@@ -338,9 +339,7 @@ TEST(RenderPlaceFrame, ZeroSizesGiveAnEmptyRect) {
 // ---------------------------------------------------------------------------------------------
 // 1:1 copies
 
-TEST_P(RenderTest, OneToOneCopyIsExact) {
-	check_one_to_one(96, 64, 0, 0, 0, kHostPolicy, ImportPath::host);
-}
+TEST_P(RenderTest, OneToOneCopyIsExact) { check_one_to_one(96, 64, 0, 0, 0, kHostPolicy, ImportPath::host); }
 
 TEST_P(RenderTest, OneToOneCopyWithPaddedStrides) {
 	// Same padded stride on both sides: one block copy that must skip nothing.
@@ -375,8 +374,7 @@ TEST_P(RenderTest, CopyOnlyMatchesDraw) {
 	Status s = renderer().copy_only(*imp, *b->out);
 	ASSERT_TRUE(s.ok()) << s.error();
 	for (uint32_t y = 0; y < 60; y++)
-		for (uint32_t x = 0; x < 80; x++)
-			ASSERT_EQ(a->word(x, y), b->word(x, y)) << "at " << x << "," << y;
+		for (uint32_t x = 0; x < 80; x++) ASSERT_EQ(a->word(x, y), b->word(x, y)) << "at " << x << "," << y;
 	EXPECT_TRUE(frame_matches(*b, expect_pattern(3)));
 }
 
@@ -625,8 +623,10 @@ void check_no_signal(const VulkanContext &ctx, HeadRenderer &hr, uint32_t w, uin
 	ASSERT_TRUE(r.ok()) << r.error();
 	EXPECT_FALSE(r->copied);
 	// Drawn by the shader the first time for this size, copied from that frame after.
-	if (!r->reused) EXPECT_EQ(r->composed, (Rect{0, 0, int32_t(w), int32_t(h)}));
-	else EXPECT_EQ(r->composed, Rect{});
+	if (!r->reused)
+		EXPECT_EQ(r->composed, (Rect{0, 0, int32_t(w), int32_t(h)}));
+	else
+		EXPECT_EQ(r->composed, Rect{});
 
 	const Rgb bg{32, 32, 48}, fg{224, 224, 224};
 	for (auto [x, y] : {std::pair<uint32_t, uint32_t>{0, 0}, {w - 1, 0}, {0, h - 1}, {w - 1, h - 1}})
@@ -747,7 +747,8 @@ RgbF bilinear(const std::function<Rgb(int, int)> &texel, int gw, int gh, const R
 	const Tap tx = tap(x - place.x, gw, place.w), ty = tap(y - place.y, gh, place.h);
 	auto lerp = [](double a, double b, double f) { return a + (b - a) * f; };
 	const Rgb a = texel(tx.t0, ty.t0), b = texel(tx.t1, ty.t0), c = texel(tx.t0, ty.t1), d = texel(tx.t1, ty.t1);
-	return {lerp(lerp(a.r, b.r, tx.f), lerp(c.r, d.r, tx.f), ty.f), lerp(lerp(a.g, b.g, tx.f), lerp(c.g, d.g, tx.f), ty.f),
+	return {lerp(lerp(a.r, b.r, tx.f), lerp(c.r, d.r, tx.f), ty.f),
+	        lerp(lerp(a.g, b.g, tx.f), lerp(c.g, d.g, tx.f), ty.f),
 	        lerp(lerp(a.b, b.b, tx.f), lerp(c.b, d.b, tx.f), ty.f)};
 }
 
@@ -825,7 +826,8 @@ TEST_P(RenderTest, ScaledUpPatternIsBilinear) {
 	// Upscaling, 1024x768 -> 1920x1080 at a sixteenth (64x48 into 120x68, bars left and right),
 	// and a factor that is no simple fraction (37x23 into 200x150).
 	for (auto [gw, gh, ow, oh] : {std::array<uint32_t, 4>{64, 48, 120, 68}, {37, 23, 200, 150}}) {
-		SCOPED_TRACE(std::to_string(gw) + "x" + std::to_string(gh) + " -> " + std::to_string(ow) + "x" + std::to_string(oh));
+		SCOPED_TRACE(std::to_string(gw) + "x" + std::to_string(gh) + " -> " + std::to_string(ow) + "x" +
+		             std::to_string(oh));
 		Guest g = make_guest(DRM_FORMAT_XRGB8888, gw, gh);
 		fill_pattern(g, 18);
 		auto imp = import(ctx(), g, kHostPolicy);
@@ -935,7 +937,7 @@ TEST_P(RenderTest, BarsStayRightFrameAfterFrame) {
 
 TEST_P(RenderTest, NoSignalIsDrawnOnceAndReused) {
 	const uint32_t w = 300, h = 90;
-	check_no_signal(ctx(), renderer(), w, h); // drawn (or reused from an earlier test)
+	check_no_signal(ctx(), renderer(), w, h);      // drawn (or reused from an earlier test)
 	auto t = make_target(ctx(), w, h, w * 4 + 20); // another buffer of that size, padded rows
 	ASSERT_TRUE(t);
 	auto r = renderer().draw(FrameDesc{}, *t->out);
@@ -972,8 +974,8 @@ TEST(RenderCpuCompose, SimdAndScalarAgreeBitForBit) {
 		L src, dst;
 	};
 	const Case cases[] = {{192, 108, 128, 102, L::xrgb8888, L::xrgb8888}, {64, 48, 121, 69, L::argb8888, L::xbgr8888},
-	                      {37, 23, 200, 150, L::xbgr8888, L::argb8888},  {1, 1, 17, 9, L::xrgb8888, L::xrgb8888},
-	                      {1, 40, 33, 20, L::abgr8888, L::abgr8888},     {50, 31, 50, 31, L::rgb565, L::xrgb8888},
+	                      {37, 23, 200, 150, L::xbgr8888, L::argb8888},   {1, 1, 17, 9, L::xrgb8888, L::xrgb8888},
+	                      {1, 40, 33, 20, L::abgr8888, L::abgr8888},      {50, 31, 50, 31, L::rgb565, L::xrgb8888},
 	                      {333, 7, 29, 61, L::xrgb8888, L::xrgb8888}};
 	for (const Case &c : cases) {
 		SCOPED_TRACE(std::to_string(c.gw) + "x" + std::to_string(c.gh) + " -> " + std::to_string(c.ow) + "x" +
@@ -1039,8 +1041,7 @@ void check_rgb565(const VulkanContext &ctx, HeadRenderer &hr, const ImportPolicy
 	auto g6 = [](uint32_t x, uint32_t y) { return int((x * 5 + y) % 64); };
 	auto b5 = [](uint32_t x, uint32_t y) { return int((x * 3 + y * 7 + 11) % 32); };
 	for (uint32_t y = 0; y < h; y++)
-		for (uint32_t x = 0; x < w; x++)
-			g.set16(x, y, uint16_t(r5(x, y) << 11 | g6(x, y) << 5 | b5(x, y)));
+		for (uint32_t x = 0; x < w; x++) g.set16(x, y, uint16_t(r5(x, y) << 11 | g6(x, y) << 5 | b5(x, y)));
 	auto imp = import(ctx, g, policy);
 	ASSERT_TRUE(imp);
 	auto t = make_target(ctx, w, h);
@@ -1051,9 +1052,11 @@ void check_rgb565(const VulkanContext &ctx, HeadRenderer &hr, const ImportPolicy
 	ASSERT_TRUE(rep.ok()) << rep.error();
 	EXPECT_FALSE(rep->copied);
 	EXPECT_TRUE(frame_matches(
-		*t,
-		[&](uint32_t x, uint32_t y) { return Rgb{expand(r5(x, y), 31), expand(g6(x, y), 63), expand(b5(x, y), 31)}; },
-		1));
+	    *t,
+	    [&](uint32_t x, uint32_t y) {
+		    return Rgb{expand(r5(x, y), 31), expand(g6(x, y), 63), expand(b5(x, y), 31)};
+	    },
+	    1));
 }
 
 TEST_P(RenderTest, Rgb565GuestIsExpanded) {

@@ -71,9 +71,9 @@ void expect_frame(SimSource &sim, uint32_t head, uint64_t frame) {
 			const uint8_t *px = map->data() + size_t(y) * p.stride + size_t(x) * 4;
 			const uint8_t r = (x + frame) % 256, g = (y + 64 * head) % 256, b = (16 * frame + 85 * head) % 256;
 			if (px[0] != b || px[1] != g || px[2] != r || px[3] != 0xFF) {
-				ADD_FAILURE() << "head " << head << " frame " << frame << " pixel (" << x << "," << y << ") is B" << int(px[0])
-				              << " G" << int(px[1]) << " R" << int(px[2]) << " X" << int(px[3]) << ", expected B" << int(b)
-				              << " G" << int(g) << " R" << int(r) << " X255";
+				ADD_FAILURE() << "head " << head << " frame " << frame << " pixel (" << x << "," << y << ") is B"
+				              << int(px[0]) << " G" << int(px[1]) << " R" << int(px[2]) << " X" << int(px[3])
+				              << ", expected B" << int(b) << " G" << int(g) << " R" << int(r) << " X255";
 				return;
 			}
 		}
@@ -119,9 +119,9 @@ TEST_F(SimTest, ParseSimOptionsDefaultsAndValues) {
 }
 
 TEST_F(SimTest, ParseSimOptionsRejects) {
-	for (const char *bad : {"heads=0", "heads=17", "heads=x", "fps=-1", "fps=2001", "fps=abc", "fps=nan", "buffers=0",
-	                        "buffers=9", "cursor=maybe", "dmabuf=yes", "modes=1280x", "flips=-3", "heads",
-	                        "script=/nonexistent/vscanout.script"}) {
+	for (const char *bad :
+	     {"heads=0", "heads=17", "heads=x", "fps=-1", "fps=2001", "fps=abc", "fps=nan", "buffers=0", "buffers=9",
+	      "cursor=maybe", "dmabuf=yes", "modes=1280x", "flips=-3", "heads", "script=/nonexistent/vscanout.script"}) {
 		auto r = parse_sim_options(bad);
 		EXPECT_FALSE(r.ok()) << "accepted '" << bad << "'";
 	}
@@ -181,18 +181,18 @@ TEST_F(SimTest, ParseScriptErrorsNameTheLine) {
 	struct Case {
 		const char *text, *expect;
 	} cases[] = {
-		{"0 flip 0\n# c\n10 flp 0\n", "script line 3: unknown command 'flp'"},
-		{"100 flip 0\n50 flip 0\n", "script line 2: time 50 ms is before"},
-		{"soon flip 0\n", "script line 1: expected a time"},
-		{"10\n", "script line 1: missing command"},
-		{"10 flip\n", "script line 1: wrong number of arguments"},
-		{"10 flip 0 1\n", "script line 1: wrong number of arguments"},
-		{"10 flip zero\n", "script line 1: invalid head 'zero'"},
-		{"10 mode * 800x600\n", "script line 1: 'mode' needs one head number"},
-		{"10 mode 0 800\n", "script line 1: invalid mode '800'"},
-		{"10 cursor 0 maybe\n", "script line 1: cursor must be 'on' or 'off'"},
-		{"10 fps -3\n", "script line 1: invalid frame rate"},
-		{"\n\n10 fault 0 bogus\n", "script line 3: unknown fault class 'bogus'"},
+	    {"0 flip 0\n# c\n10 flp 0\n", "script line 3: unknown command 'flp'"},
+	    {"100 flip 0\n50 flip 0\n", "script line 2: time 50 ms is before"},
+	    {"soon flip 0\n", "script line 1: expected a time"},
+	    {"10\n", "script line 1: missing command"},
+	    {"10 flip\n", "script line 1: wrong number of arguments"},
+	    {"10 flip 0 1\n", "script line 1: wrong number of arguments"},
+	    {"10 flip zero\n", "script line 1: invalid head 'zero'"},
+	    {"10 mode * 800x600\n", "script line 1: 'mode' needs one head number"},
+	    {"10 mode 0 800\n", "script line 1: invalid mode '800'"},
+	    {"10 cursor 0 maybe\n", "script line 1: cursor must be 'on' or 'off'"},
+	    {"10 fps -3\n", "script line 1: invalid frame rate"},
+	    {"\n\n10 fault 0 bogus\n", "script line 3: unknown fault class 'bogus'"},
 	};
 	for (const Case &c : cases) {
 		auto r = parse_script(c.text);
@@ -202,9 +202,9 @@ TEST_F(SimTest, ParseScriptErrorsNameTheLine) {
 }
 
 TEST_F(SimTest, FaultNamesRoundTrip) {
-	for (Fault f : {Fault::none, Fault::fourcc_unknown, Fault::fourcc_unsupported, Fault::width_zero,
-	                Fault::height_zero, Fault::too_large, Fault::stride, Fault::size, Fault::offset,
-	                Fault::cursor_too_large, Fault::hotspot}) {
+	for (Fault f :
+	     {Fault::none, Fault::fourcc_unknown, Fault::fourcc_unsupported, Fault::width_zero, Fault::height_zero,
+	      Fault::too_large, Fault::stride, Fault::size, Fault::offset, Fault::cursor_too_large, Fault::hotspot}) {
 		auto p = parse_fault(to_string(f));
 		ASSERT_TRUE(p.ok()) << p.error();
 		EXPECT_EQ(*p, f);
@@ -299,7 +299,8 @@ TEST_F(SimTest, TimerFlipsStopExactlyAtTheLimit) {
 	ASSERT_TRUE(pump(*sim, [&] { return sim->flips_done(0) == 5 && sim->flips_done(1) == 5; }));
 	EXPECT_FALSE(changed.empty());
 	// The timer is disarmed now: nothing more arrives and the counter stays put.
-	EXPECT_FALSE(pump(*sim, [] { return false; }, 30));
+	EXPECT_FALSE(pump(
+	    *sim, [] { return false; }, 30));
 	EXPECT_EQ(sim->flips_done(0), 5u);
 	expect_frame(*sim, 1, 5);
 }
@@ -310,7 +311,8 @@ TEST_F(SimTest, ScriptedRateSkipsDisabledHeads) {
 	ASSERT_TRUE(sim);
 	ASSERT_EQ(sim->watch_fds().size(), 2u);
 	ASSERT_TRUE(pump(*sim, [&] { return sim->flips_done(0) == 3; }));
-	EXPECT_FALSE(pump(*sim, [] { return false; }, 30));
+	EXPECT_FALSE(pump(
+	    *sim, [] { return false; }, 30));
 	EXPECT_EQ(sim->flips_done(0), 3u);
 	EXPECT_EQ(sim->flips_done(1), 0u);
 	expect_frame(*sim, 0, 3);
@@ -344,8 +346,9 @@ TEST_F(SimTest, ModeEventGivesNewIds) {
 	expect_frame(*sim, 0, 0);
 	auto old = sim->open_buffer(before);
 	ASSERT_FALSE(old.ok());
-	EXPECT_NE(old.error().find("unknown buffer id " + std::to_string(before.buffer_id) + " for head 0"), std::string::npos)
-		<< old.error();
+	EXPECT_NE(old.error().find("unknown buffer id " + std::to_string(before.buffer_id) + " for head 0"),
+	          std::string::npos)
+	    << old.error();
 }
 
 TEST_F(SimTest, ControlFifoAppliesCommandsAtOnce) {
@@ -357,13 +360,15 @@ TEST_F(SimTest, ControlFifoAppliesCommandsAtOnce) {
 		auto sim = make_sim("fps=0,heads=2,control=" + fifo);
 		ASSERT_TRUE(sim);
 		std::vector<uint32_t> changed;
-		sim->set_events({.head_added = {}, .head_removed = {}, .head_changed = [&](uint32_t h) { changed.push_back(h); }});
+		sim->set_events(
+		    {.head_added = {}, .head_removed = {}, .head_changed = [&](uint32_t h) { changed.push_back(h); }});
 		const int w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 		ASSERT_GE(w, 0);
 		// A command split over two writes, a comment, a blank line, a bad command, then two more.
 		const std::string part1 = "mode 0 64", part2 = "0x480\n# a comment\n\nbogus 1\nflip 1\ncursor 0 off\n";
 		ASSERT_EQ(::write(w, part1.data(), part1.size()), ssize_t(part1.size()));
-		ASSERT_TRUE(pump(*sim, [&] { return false; }, 50) == false); // nothing complete yet
+		ASSERT_TRUE(pump(
+		                *sim, [&] { return false; }, 50) == false); // nothing complete yet
 		EXPECT_TRUE(changed.empty());
 		ASSERT_EQ(::write(w, part2.data(), part2.size()), ssize_t(part2.size()));
 		::close(w); // a writer closing must not make the FIFO readable forever
@@ -439,16 +444,19 @@ TEST_F(SimTest, EachFaultBreaksItsField) {
 		bool cursor;
 		std::function<bool(const PlaneInfo &)> broken;
 	} cases[] = {
-		{"fourcc-unknown", false, [](const PlaneInfo &p) { return p.drm_format == fourcc_code('Z', 'Z', 'Z', '9'); }},
-		{"fourcc-unsupported", false, [](const PlaneInfo &p) { return p.drm_format == DRM_FORMAT_NV12; }},
-		{"width-zero", false, [](const PlaneInfo &p) { return p.width == 0 && p.height == 800; }},
-		{"height-zero", false, [](const PlaneInfo &p) { return p.height == 0 && p.width == 1280; }},
-		{"too-large", false, [](const PlaneInfo &p) { return p.width == 16385; }},
-		{"stride", false, [](const PlaneInfo &p) { return p.stride < p.width * 4; }},
-		{"size", false, [](const PlaneInfo &p) { return uint64_t(p.stride) * p.height > p.size; }},
-		{"offset", false, [&](const PlaneInfo &p) { return p.offset + p.size > gp.size; }},
-		{"cursor-too-large", true, [](const PlaneInfo &p) { return p.width == 1024 && p.height == 1024 && p.stride == 4096 && p.size == 4u << 20; }},
-		{"hotspot", true, [](const PlaneInfo &p) { return p.x_hot == 1000 && p.y_hot == 1000; }},
+	    {"fourcc-unknown", false, [](const PlaneInfo &p) { return p.drm_format == fourcc_code('Z', 'Z', 'Z', '9'); }},
+	    {"fourcc-unsupported", false, [](const PlaneInfo &p) { return p.drm_format == DRM_FORMAT_NV12; }},
+	    {"width-zero", false, [](const PlaneInfo &p) { return p.width == 0 && p.height == 800; }},
+	    {"height-zero", false, [](const PlaneInfo &p) { return p.height == 0 && p.width == 1280; }},
+	    {"too-large", false, [](const PlaneInfo &p) { return p.width == 16385; }},
+	    {"stride", false, [](const PlaneInfo &p) { return p.stride < p.width * 4; }},
+	    {"size", false, [](const PlaneInfo &p) { return uint64_t(p.stride) * p.height > p.size; }},
+	    {"offset", false, [&](const PlaneInfo &p) { return p.offset + p.size > gp.size; }},
+	    {"cursor-too-large", true,
+	     [](const PlaneInfo &p) {
+		     return p.width == 1024 && p.height == 1024 && p.stride == 4096 && p.size == 4u << 20;
+	     }},
+	    {"hotspot", true, [](const PlaneInfo &p) { return p.x_hot == 1000 && p.y_hot == 1000; }},
 	};
 	for (const Case &c : cases) {
 		SCOPED_TRACE(c.name);

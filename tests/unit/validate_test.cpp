@@ -49,7 +49,8 @@ void expect_rejected(const std::optional<Rejection> &r, const std::string &field
                      std::initializer_list<std::string> words) {
 	ASSERT_TRUE(r.has_value()) << "accepted, expected a rejection of " << field;
 	EXPECT_EQ(r->field, field) << "reason: " << r->reason;
-	for (const auto &w : words) EXPECT_TRUE(contains(r->reason, w)) << "'" << r->reason << "' does not name '" << w << "'";
+	for (const auto &w : words)
+		EXPECT_TRUE(contains(r->reason, w)) << "'" << r->reason << "' does not name '" << w << "'";
 }
 
 TEST(ValidatePlane, AcceptsEverySupportedFormat) {
@@ -291,7 +292,8 @@ TEST(ValidateBacking, RejectsAPlaneBeyondItsBuffer) {
 TEST(ValidateBacking, RejectsOffsetPlusSizeThatOverflows) {
 	PlaneInfo p = xrgb(32, 32); // size 4096
 	p.offset = std::numeric_limits<uint64_t>::max() - 10;
-	expect_rejected(validate_backing(p, 1 << 20), "offset", {"18446744073709551605", "size 4096", "1048576-byte buffer"});
+	expect_rejected(validate_backing(p, 1 << 20), "offset",
+	                {"18446744073709551605", "size 4096", "1048576-byte buffer"});
 
 	// offset + size wraps to 4085, which a naive sum would find inside even a small buffer.
 	expect_rejected(validate_backing(p, 8192), "offset", {"18446744073709551605"});

@@ -105,7 +105,9 @@ public:
 		if (len == 4) std::memcpy(&v, buf, 4);
 		if (offset == offsetof(vfio_region_gfx_edid, link_state) && len == 4) {
 			edid_regs.link_state = v;
-			edid_ops.push_back(v == VFIO_DEVICE_GFX_LINK_STATE_DOWN ? "down" : v == VFIO_DEVICE_GFX_LINK_STATE_UP ? "up" : "?");
+			edid_ops.push_back(v == VFIO_DEVICE_GFX_LINK_STATE_DOWN ? "down"
+			                   : v == VFIO_DEVICE_GFX_LINK_STATE_UP ? "up"
+			                                                        : "?");
 		} else if (offset == offsetof(vfio_region_gfx_edid, edid_size) && len == 4) {
 			if (v > edid_regs.edid_max_size) return EINVAL;
 			edid_regs.edid_size = v;
@@ -172,8 +174,10 @@ TEST(VfioSource, DeviceWithoutDisplayIsAClearError) {
 	for (bool enotty : {true, false}) {
 		auto d = std::make_unique<FakeDevice>();
 		d->name_ = "0000:00:02.0";
-		if (enotty) d->no_display = true;
-		else d->dmabuf = d->region = false;
+		if (enotty)
+			d->no_display = true;
+		else
+			d->dmabuf = d->region = false;
 		std::vector<std::unique_ptr<VfioDevice>> v;
 		v.push_back(std::move(d));
 		auto s = VfioSource::create(std::move(v), 60);
@@ -369,7 +373,7 @@ TEST(VfioSource, DriverIgnoringThePlaneTypeHasNoCursor) {
 	auto s = make(d, [](FakeDevice &f) {
 		f.dmabuf = false;
 		f.region = true;
-		f.cursor = true; // the probe says yes...
+		f.cursor = true;                               // the probe says yes...
 		f.steady = [](vfio_device_gfx_plane_info &i) { // ...but every answer is the primary (mdpy)
 			fill_primary(i);
 			i.region_index = 16;
@@ -414,7 +418,7 @@ bool settle(VfioSource &s, int timeout_ms = 2000) {
 	const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
 	while (s.edid_busy()) {
 		const auto left =
-			std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count();
+		    std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count();
 		if (left <= 0) return false;
 		pollfd p{fd, POLLIN, 0};
 		if (::poll(&p, 1, static_cast<int>(left)) == 1) s.dispatch(fd);
@@ -440,7 +444,7 @@ TEST(VfioEdid, AResizeBurstWritesOnceAfterItSettles) {
 	EXPECT_TRUE(d->edid_ops.empty()) << "nothing is written while the size still moves";
 	ASSERT_TRUE(settle(*s));
 	EXPECT_EQ(d->edid_ops, (std::vector<std::string>{"down", "blob", "size", "up"}))
-		<< "the <linux/vfio.h> protocol: link down, blob and size, link up";
+	    << "the <linux/vfio.h> protocol: link down, blob and size, link up";
 	EXPECT_EQ(d->edid_regs.link_state, uint32_t{VFIO_DEVICE_GFX_LINK_STATE_UP});
 	EXPECT_EQ(d->edid_regs.edid_size, 128u);
 	EXPECT_EQ(preferred_of(d->written_edid()), "1280x800");
@@ -482,10 +486,13 @@ TEST(VfioEdid, ASourceGoingAwayLeavesTheLinkUp) {
 	VfioSourceOptions o = quick();
 	o.edid_link_down_ms = 10000;
 	std::vector<std::string> ops;
-	auto s = make(d, [&](FakeDevice &f) {
-		f.edid_region = true;
-		f.edid_ops_at_exit = &ops;
-	}, sized, o);
+	auto s = make(
+	    d,
+	    [&](FakeDevice &f) {
+		    f.edid_region = true;
+		    f.edid_ops_at_exit = &ops;
+	    },
+	    sized, o);
 	EXPECT_EQ(d->edid_ops, (std::vector<std::string>{"down", "blob", "size"})) << "size= is written at start";
 	EXPECT_EQ(d->edid_regs.link_state, uint32_t{VFIO_DEVICE_GFX_LINK_STATE_DOWN});
 	s.reset(); // vscanout exits within the link-down interval
@@ -506,11 +513,14 @@ TEST(VfioEdid, TheWrittenBlobParsesWithThePreferredModeAskedFor) {
 
 TEST(VfioEdid, TheSizeIsClampedToTheDevicesLargestMode) {
 	FakeDevice *d;
-	auto s = make(d, [](FakeDevice &f) {
-		f.edid_region = true;
-		f.edid_regs.max_xres = 1920; // mbochs "medium"
-		f.edid_regs.max_yres = 1440;
-	}, {}, quick());
+	auto s = make(
+	    d,
+	    [](FakeDevice &f) {
+		    f.edid_region = true;
+		    f.edid_regs.max_xres = 1920; // mbochs "medium"
+		    f.edid_regs.max_yres = 1440;
+	    },
+	    {}, quick());
 	s->window_resized(0, 2560, 1600);
 	ASSERT_TRUE(settle(*s));
 	EXPECT_EQ(preferred_of(d->written_edid()), "1920x1440");
@@ -580,18 +590,24 @@ TEST(VfioEdid, ASizeInTheSpecIsWrittenAtStart) {
 
 TEST(VfioEdid, ARegionTooSmallOrFailingIsGivenUp) {
 	FakeDevice *d;
-	auto s = make(d, [](FakeDevice &f) {
-		f.edid_region = true;
-		f.edid_regs.edid_max_size = 64;
-	}, {}, quick());
+	auto s = make(
+	    d,
+	    [](FakeDevice &f) {
+		    f.edid_region = true;
+		    f.edid_regs.edid_max_size = 64;
+	    },
+	    {}, quick());
 	EXPECT_FALSE(s->has_edid(0));
 	s->window_resized(0, 1280, 720);
 	EXPECT_TRUE(d->edid_ops.empty());
 
-	auto t = make(d, [](FakeDevice &f) {
-		f.edid_region = true;
-		f.edid_write_error = EACCES;
-	}, {}, quick());
+	auto t = make(
+	    d,
+	    [](FakeDevice &f) {
+		    f.edid_region = true;
+		    f.edid_write_error = EACCES;
+	    },
+	    {}, quick());
 	t->window_resized(0, 1280, 720);
 	ASSERT_TRUE(settle(*t));
 	EXPECT_FALSE(t->has_edid(0)) << "a failed write turns EDID updates off for the head";

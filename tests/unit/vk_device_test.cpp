@@ -179,7 +179,8 @@ protected:
 		write(pf + "/drm/renderD128/dev", "226:128\n");
 		write(pf + "/drm/card0/card0-HDMI-A-1/status", "connected\n");
 		write(pf + "/" + kUuid + "/mdev_type/name", "GVTg_V5_4\n");
-		link("../../../devices/pci0000:00/0000:00:02.0/" + std::string(kUuid), "bus/mdev/devices/" + std::string(kUuid));
+		link("../../../devices/pci0000:00/0000:00:02.0/" + std::string(kUuid),
+		     "bus/mdev/devices/" + std::string(kUuid));
 		write("devices/pci0000:00/0000:00:02.1/vendor", "0x8086\n");
 		link("../0000:00:02.0", "devices/pci0000:00/0000:00:02.1/physfn");
 		link("../../../devices/pci0000:00/0000:00:02.1", "bus/pci/devices/0000:00:02.1");
@@ -274,7 +275,7 @@ TEST(VkDeviceContext, IndexOutOfRangeFails) {
 TEST(VkDeviceContext, UnmatchedDrmDeviceFallsBackWithAReason) {
 	// 1:3 is /dev/null: no Vulkan device has it as a DRM node.
 	auto c = render::VulkanContext::create(
-		render::ContextOptions{.drm_device = makedev(1, 3), .drm_reason = "the KMS device"});
+	    render::ContextOptions{.drm_device = makedev(1, 3), .drm_reason = "the KMS device"});
 	ASSERT_TRUE(c.ok()) << c.error();
 	EXPECT_NE((*c)->device_reason().find("the KMS device 1:3"), std::string::npos) << (*c)->device_reason();
 }
