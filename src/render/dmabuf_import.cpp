@@ -10,6 +10,38 @@
 #include "base/unique_fd.hpp"
 
 namespace vscanout::render {
+namespace {
+
+// Imports a dup of the dma-buf `fd` as req.size bytes of memory of a type that suits both the
+// resource (req) and the dma-buf; `dedicated` (or nullptr) names the image or buffer it is for.
+// The caller keeps its own fd.
+Result<Memory> import_memory(const VulkanContext &ctx, int fd, const VkMemoryRequirements &req,
+                             const VkMemoryDedicatedAllocateInfo *dedicated) {
+	VkDevice dev = ctx.device();
+	UniqueFd dup(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+	if (!dup) return fail("cannot duplicate the dma-buf fd");
+	VkMemoryFdPropertiesKHR fdp{VK_STRUCTURE_TYPE_MEMORY_FD_PROPERTIES_KHR};
+	if (VkResult r = ctx.get_memory_fd_properties(dev, VK_EXTERNAL_MEMORY_HANDLE_TYPE_DMA_BUF_BIT_EXT, dup.get(), &fdp);
+	    r != VK_SUCCESS)
+		return fail(std::string("vkGetMemoryFdPropertiesKHR failed: ") + vk_result_name(r));
+	int type = ctx.find_memory_type(req.memoryTypeBits & fdp.memoryTypeBits, 0);
+	if (type < 0) return fail("no Vulkan memory type can hold this dma-buf");
+	VkImportMemoryFdInfoKHR imp{VK_STRUCTURE_TYPE_IMPORT_MEMORY_FD_INFO_KHR};
+	imp.pNext = dedicated;
+	imp.handleType = VK_EXTERNAL_MEMORY_HANDLE_TYPE_DMA_BUF_BIT_EXT;
+	imp.fd = dup.get();
+	VkMemoryAllocateInfo mai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+	mai.pNext = &imp;
+	mai.allocationSize = req.size;
+	mai.memoryTypeIndex = static_cast<uint32_t>(type);
+	VkDeviceMemory mem;
+	if (VkResult r = vkAllocateMemory(dev, &mai, nullptr, &mem); r != VK_SUCCESS)
+		return fail(std::string("importing the dma-buf failed: ") + vk_result_name(r));
+	dup.release(); // a successful import owns the fd
+	return Memory(dev, mem);
+}
+
+} // namespace
 
 VkFormat vk_format_for_fourcc(uint32_t fourcc) {
 	// DRM fourccs name packed little-endian words; Vulkan's *_UNORM_PACK/byte formats name bytes.
@@ -112,33 +144,14 @@ Result<DmabufImage> import_dmabuf_image(const VulkanContext &ctx, const DmabufIm
 		return fail(std::string("vkCreateImage for the dma-buf failed: ") + vk_result_name(r));
 	DmabufImage out{Image(dev, img), {}};
 
-	UniqueFd dup(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
-	if (!dup) return fail("cannot duplicate the dma-buf fd");
-	VkMemoryFdPropertiesKHR fdp{VK_STRUCTURE_TYPE_MEMORY_FD_PROPERTIES_KHR};
-	if (VkResult r = ctx.get_memory_fd_properties(dev, VK_EXTERNAL_MEMORY_HANDLE_TYPE_DMA_BUF_BIT_EXT, dup.get(), &fdp);
-	    r != VK_SUCCESS)
-		return fail(std::string("vkGetMemoryFdPropertiesKHR failed: ") + vk_result_name(r));
 	VkMemoryRequirements req;
 	vkGetImageMemoryRequirements(dev, img, &req);
-	int type = ctx.find_memory_type(req.memoryTypeBits & fdp.memoryTypeBits, 0);
-	if (type < 0) return fail("no Vulkan memory type can hold this dma-buf");
-
 	VkMemoryDedicatedAllocateInfo ded{VK_STRUCTURE_TYPE_MEMORY_DEDICATED_ALLOCATE_INFO};
 	ded.image = img;
-	VkImportMemoryFdInfoKHR imp{VK_STRUCTURE_TYPE_IMPORT_MEMORY_FD_INFO_KHR};
-	imp.pNext = &ded;
-	imp.handleType = VK_EXTERNAL_MEMORY_HANDLE_TYPE_DMA_BUF_BIT_EXT;
-	imp.fd = dup.get();
-	VkMemoryAllocateInfo mai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
-	mai.pNext = &imp;
-	mai.allocationSize = req.size;
-	mai.memoryTypeIndex = static_cast<uint32_t>(type);
-	VkDeviceMemory mem;
-	if (VkResult r = vkAllocateMemory(dev, &mai, nullptr, &mem); r != VK_SUCCESS)
-		return fail(std::string("importing the dma-buf failed: ") + vk_result_name(r));
-	dup.release(); // a successful import owns the fd
-	out.memory = Memory(dev, mem);
-	if (VkResult r = vkBindImageMemory(dev, img, mem, 0); r != VK_SUCCESS)
+	auto mem = import_memory(ctx, fd, req, &ded);
+	if (!mem) return mem.take_error();
+	out.memory = std::move(*mem);
+	if (VkResult r = vkBindImageMemory(dev, img, out.memory.get(), 0); r != VK_SUCCESS)
 		return fail(std::string("vkBindImageMemory failed: ") + vk_result_name(r));
 	return out;
 }
@@ -169,12 +182,6 @@ Result<DmabufBuffer> import_dmabuf_buffer(const VulkanContext &ctx, int fd, VkDe
 		return fail(std::string("vkCreateBuffer for the dma-buf failed: ") + vk_result_name(r));
 	DmabufBuffer out{Buffer(dev, buf), {}, size, false};
 
-	UniqueFd dup(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
-	if (!dup) return fail("cannot duplicate the dma-buf fd");
-	VkMemoryFdPropertiesKHR fdp{VK_STRUCTURE_TYPE_MEMORY_FD_PROPERTIES_KHR};
-	if (VkResult r = ctx.get_memory_fd_properties(dev, VK_EXTERNAL_MEMORY_HANDLE_TYPE_DMA_BUF_BIT_EXT, dup.get(), &fdp);
-	    r != VK_SUCCESS)
-		return fail(std::string("vkGetMemoryFdPropertiesKHR failed: ") + vk_result_name(r));
 	VkMemoryDedicatedRequirements dr{VK_STRUCTURE_TYPE_MEMORY_DEDICATED_REQUIREMENTS};
 	VkMemoryRequirements2 req2{VK_STRUCTURE_TYPE_MEMORY_REQUIREMENTS_2};
 	req2.pNext = &dr;
@@ -182,33 +189,20 @@ Result<DmabufBuffer> import_dmabuf_buffer(const VulkanContext &ctx, int fd, VkDe
 	rqi.buffer = buf;
 	vkGetBufferMemoryRequirements2(dev, &rqi, &req2);
 	const VkMemoryRequirements &req = req2.memoryRequirements;
-	auto dmabuf_size = fd_byte_size(dup.get());
+	auto dmabuf_size = fd_byte_size(fd);
 	if (!dmabuf_size) return dmabuf_size.take_error();
 	// The buffer's requirement (its size rounded to the driver's alignment) must fit inside the
 	// dma-buf; that much of it is what the memory object covers.
 	if (req.size > *dmabuf_size)
 		return fail("the buffer needs " + std::to_string(req.size) + " bytes, the dma-buf has " +
 		            std::to_string(*dmabuf_size));
-	int type = ctx.find_memory_type(req.memoryTypeBits & fdp.memoryTypeBits, 0);
-	if (type < 0) return fail("no Vulkan memory type can hold this dma-buf");
-
 	out.dedicated = needs_dedicated || dr.prefersDedicatedAllocation || dr.requiresDedicatedAllocation;
 	VkMemoryDedicatedAllocateInfo ded{VK_STRUCTURE_TYPE_MEMORY_DEDICATED_ALLOCATE_INFO};
 	ded.buffer = buf;
-	VkImportMemoryFdInfoKHR imp{VK_STRUCTURE_TYPE_IMPORT_MEMORY_FD_INFO_KHR};
-	imp.pNext = out.dedicated ? &ded : nullptr;
-	imp.handleType = VK_EXTERNAL_MEMORY_HANDLE_TYPE_DMA_BUF_BIT_EXT;
-	imp.fd = dup.get();
-	VkMemoryAllocateInfo mai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
-	mai.pNext = &imp;
-	mai.allocationSize = req.size;
-	mai.memoryTypeIndex = static_cast<uint32_t>(type);
-	VkDeviceMemory mem;
-	if (VkResult r = vkAllocateMemory(dev, &mai, nullptr, &mem); r != VK_SUCCESS)
-		return fail(std::string("importing the dma-buf failed: ") + vk_result_name(r));
-	dup.release(); // a successful import owns the fd
-	out.memory = Memory(dev, mem);
-	if (VkResult r = vkBindBufferMemory(dev, buf, mem, 0); r != VK_SUCCESS)
+	auto mem = import_memory(ctx, fd, req, out.dedicated ? &ded : nullptr);
+	if (!mem) return mem.take_error();
+	out.memory = std::move(*mem);
+	if (VkResult r = vkBindBufferMemory(dev, buf, out.memory.get(), 0); r != VK_SUCCESS)
 		return fail(std::string("vkBindBufferMemory failed: ") + vk_result_name(r));
 	return out;
 }
