@@ -10,9 +10,8 @@
 #include "compositor/keyboard.hpp"
 #include "compositor/pointer.hpp"
 #include "core/stats.hpp"
-#include "vgpu/qemu_source.hpp"
-#include "vgpu/sim.hpp"
-#include "vgpu/vfio_source.hpp"
+#include "vgpu/source_factory.hpp"
+#include "vgpu/vfio_device.hpp"
 
 namespace vscanout::compositor {
 
@@ -52,52 +51,23 @@ render::ImportPolicy Server::import_policy(uint64_t *copy_counter, bool cursor) 
 }
 
 Status Server::init_source() {
-	std::vector<std::string> specs = options_.sources;
-	if (specs.empty()) specs.push_back("sim");
-	const std::string &spec = specs.front();
-	if (spec.rfind("vfio", 0) == 0) {
-		vgpu::VfioSourceOptions vfio_options;
-		vfio_options.edid = options_.edid;
-		auto vfio = vgpu::open_vfio_source(specs, options_.poll_hz, vfio_options);
-		if (!vfio) return fail("--source " + vfio.error());
-		source_ = std::move(*vfio);
-		return Ok{};
-	}
-	if (specs.size() > 1 && spec.rfind("qemu", 0) != 0)
-		return fail("--source " + specs[1] + ": only vfio sources can be combined");
-	if (spec == "sim" || spec.rfind("sim:", 0) == 0) {
-		auto opts = vgpu::parse_sim_options(spec.size() > 4 ? std::string_view(spec).substr(4) : std::string_view());
-		if (!opts) return fail("--source " + spec + ": " + opts.error());
-		auto sim = vgpu::SimSource::create(std::move(*opts));
-		if (!sim) return fail("--source " + spec + ": " + sim.error());
-		source_ = std::move(*sim);
-		return Ok{};
-	}
-	if (spec == "qemu" || spec.rfind("qemu:", 0) == 0) {
-		if (specs.size() > 1)
-			return fail("--source " + specs[1] + ": a qemu source shows every console of its VM alone");
-		auto opts = vgpu::parse_qemu_spec(spec);
-		if (!opts) return fail("--source " + spec + ": " + opts.error());
-		opts->once = options_.once;
-		auto qemu = vgpu::QemuSource::create(std::move(*opts));
-		if (!qemu) return fail("--source " + spec + ": " + qemu.error());
-		source_ = std::move(*qemu);
-		return Ok{};
-	}
-	return fail("--source " + spec +
-	            ": unknown source; use sim[:key=value,...], vfio:<device>, vfio-fd:<n> or qemu[:<D-Bus address>]");
+	auto plan = vgpu::plan_sources(options_.sources);
+	if (!plan) return plan.take_error();
+	if (plan->kind == vgpu::SourcePlan::Kind::vfio && !plan->vfio.empty()) vfio_device_ = plan->vfio.front().device;
+	vgpu::SourceSettings settings;
+	settings.poll_hz = options_.poll_hz;
+	settings.once = options_.once;
+	settings.vfio.edid = options_.edid;
+	auto source = vgpu::open_source(std::move(*plan), settings);
+	if (!source) return source.take_error();
+	source_ = std::move(*source);
+	return Ok{};
 }
 
 void Server::choose_drm_device(render::ContextOptions &vo) const {
 	// The vGPU's parent first: only its GPU reads the guest's buffers (tiled, in VRAM) zero-copy.
-	const std::string spec = options_.sources.empty() ? std::string() : options_.sources.front();
-	std::string vfio_dev;
-	if (spec.rfind("vfio:", 0) == 0)
-		vfio_dev = spec.substr(5);
-	else if (spec.rfind("vfio-fd:", 0) == 0 && spec.find(':', 8) != std::string::npos)
-		vfio_dev = spec.substr(spec.find(':', 8) + 1);
-	if (!vfio_dev.empty()) {
-		if (auto path = vgpu::resolve_vfio_device(vfio_dev)) {
+	if (!vfio_device_.empty()) {
+		if (auto path = vgpu::resolve_vfio_device(vfio_device_)) {
 			if (auto dev = render::drm_device_of_vfio(*path)) {
 				vo.drm_device = *dev;
 				vo.drm_reason = "the vGPU's parent device";

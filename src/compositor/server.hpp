@@ -50,6 +50,7 @@ private:
 	Status init_source();
 	// Where VK_EXT_physical_device_drm can tell: the DRM device whose GPU should render.
 	void choose_drm_device(render::ContextOptions &vo) const;
+	std::string vfio_device_; // the first VFIO device named on the command line, if any
 	void add_head(uint32_t id);
 	void remove_head(uint32_t id);
 	bool create_output();

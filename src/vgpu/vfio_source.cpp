@@ -432,13 +432,13 @@ Result<VfioSpec> parse_vfio_spec(const std::string &spec) {
 	return out;
 }
 
-Result<std::unique_ptr<VfioSource>> open_vfio_source(const std::vector<std::string> &specs, int poll_hz,
+Result<std::unique_ptr<VfioSource>> open_vfio_source(const std::vector<VfioSpec> &specs, int poll_hz,
                                                      VfioSourceOptions options) {
 	std::vector<std::unique_ptr<VfioDevice>> devices;
 	std::vector<VfioHeadOptions> per_head;
-	for (const std::string &text : specs) {
-		auto spec = parse_vfio_spec(text);
-		if (!spec) return spec.take_error();
+	for (const VfioSpec &one : specs) {
+		const VfioSpec *spec = &one;
+		const std::string text = spec->by_fd ? "vfio-fd:" + std::to_string(spec->fd) : "vfio:" + spec->device;
 		if (spec->by_fd) {
 			auto d = KernelVfioDevice::adopt(spec->fd, spec->device);
 			if (!d) return fail(text + ": " + d.error());
@@ -451,6 +451,17 @@ Result<std::unique_ptr<VfioSource>> open_vfio_source(const std::vector<std::stri
 		per_head.push_back(spec->options);
 	}
 	return VfioSource::create(std::move(devices), poll_hz, std::move(per_head), options);
+}
+
+Result<std::unique_ptr<VfioSource>> open_vfio_source(const std::vector<std::string> &specs, int poll_hz,
+                                                     VfioSourceOptions options) {
+	std::vector<VfioSpec> parsed;
+	for (const std::string &text : specs) {
+		auto spec = parse_vfio_spec(text);
+		if (!spec) return spec.take_error();
+		parsed.push_back(std::move(*spec));
+	}
+	return open_vfio_source(parsed, poll_hz, options);
 }
 
 } // namespace vscanout::vgpu

@@ -108,7 +108,11 @@ struct VfioSpec {
 };
 Result<VfioSpec> parse_vfio_spec(const std::string &spec);
 
-// Parses "vfio:<spec>" / "vfio-fd:<n>" source arguments and opens the devices.
+// Opens the devices of parsed "vfio:<spec>" / "vfio-fd:<n>" source arguments (vgpu::open_source
+// parses them), one head each.
+Result<std::unique_ptr<VfioSource>> open_vfio_source(const std::vector<VfioSpec> &specs, int poll_hz,
+                                                     VfioSourceOptions options = {});
+// The same from the arguments as given (parsed here, once).
 Result<std::unique_ptr<VfioSource>> open_vfio_source(const std::vector<std::string> &specs, int poll_hz,
                                                      VfioSourceOptions options = {});
 
