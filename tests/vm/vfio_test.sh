@@ -3,7 +3,9 @@
 # guest_driver.py's ABI constants, rebuilds vscanout (ninja -C build src/vscanout), builds the VM
 # (build.sh), boots it and runs vfio_checks.py in the guest: vscanout showing one mbochs and one
 # mdpy mdev through VFIO (frames, flips, import counts, region redraws, mode change, display off,
-# a device opened by vscanout itself, removal of a device while it is shown, a clean exit).
+# a device opened by vscanout itself, removal of a device while it is shown, a clean exit, and
+# the EDID: `size=` given to the guest through mbochs' EDID region, and vscanout nested in a
+# sway inside the VM whose window size becomes the guest's mode).
 #
 # Prints every check's `RESULT: PASS|FAIL <check>: <reason>` line as the guest prints it, then the
 # time of each step, and last a line CI can count:
