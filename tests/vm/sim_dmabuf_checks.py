@@ -9,12 +9,14 @@ sim's control FIFO. Checks: lavapipe imports them as dma-bufs (import_path dmabu
 the frames are pixel-exact, before and after a flip; with vgem, a write fence attached to the
 buffer of the next flip holds that frame back (the old frame stays on screen, no render) until
 the fence is signalled; a fence never signalled is logged once as late on its head while the
-other head keeps flipping. Each check prints one `RESULT: PASS|FAIL <check>: <reason>` line; the
+other head keeps flipping; the zero-copy unit tests pass on the guest's lavapipe (a dma-buf it
+exported is imported as the same memory, and frames are drawn straight into one). Each check prints one `RESULT: PASS|FAIL <check>: <reason>` line; the
 last line is `sim dmabuf checks: N passed, M failed`.
 """
 
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -182,6 +184,22 @@ def run_kind(binary, kind):
         t.vs.cleanup()
 
 
+def zero_copy_unit_tests(unit_tests):
+    """The zero-copy unit tests (tests/unit/zero_copy_test.cpp) on this VM's lavapipe, which can
+    export dma-bufs here (through /dev/udmabuf): pixels written into an exported buffer after its
+    import show in the next frame only if the import is the same memory."""
+    if not os.access(unit_tests, os.X_OK):
+        raise Fail("%s is missing (ninja -C build tests/unit_tests)" % unit_tests)
+    p = subprocess.run([unit_tests, "--gtest_filter=ZeroCopy.*"], capture_output=True, text=True, timeout=300)
+    out = p.stdout + p.stderr
+    passed = re.search(r"^\[  PASSED  \] (\d+) test", out, re.M)
+    skipped = re.search(r"^\[  SKIPPED \] (\d+) test", out, re.M)
+    form = re.search(r"guest import form: (.+)$", out, re.M)
+    if p.returncode != 0 or skipped or not passed or int(passed.group(1)) < 3:
+        raise Fail("exit %d:\n%s" % (p.returncode, "\n".join(out.splitlines()[-25:])))
+    return "%s tests passed (guest import form %s)" % (passed.group(1), form.group(1) if form else "?")
+
+
 def main():
     src = guest_args(__doc__, os.path.dirname(os.path.dirname(HERE)), OUT)
     try:
@@ -191,6 +209,8 @@ def main():
         return R.finish("sim dmabuf checks")
     for kind in ("udmabuf", "vgem"):
         run_kind(binary, kind)
+    R.run("zero copy: a dma-buf lavapipe exported is imported as the same memory, in and out",
+          zero_copy_unit_tests, os.path.join(os.path.dirname(os.path.dirname(src)), "tests", "unit_tests"))
     R.run("no kernel warnings", kernel_warnings, os.path.join(OUT, "sim-dmabuf-dmesg.txt"))
     return R.finish("sim dmabuf checks")
 

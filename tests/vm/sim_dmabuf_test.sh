@@ -3,7 +3,8 @@
 # rebuilds vscanout (ninja -C build src/vscanout), builds the VM (build.sh), boots it with the
 # udmabuf and vgem modules and runs sim_dmabuf_checks.py in the guest: the sim's udmabuf and vgem
 # buffers imported by lavapipe as dma-bufs, pixel-exact frames, and vgem write fences holding a
-# frame back until they signal (a late one logged on its own head while the other flips).
+# frame back until they signal (a late one logged on its own head while the other flips); and the
+# zero-copy unit tests (tests/unit/zero_copy_test.cpp) on the guest's lavapipe.
 #
 # Prints every check's `RESULT: PASS|FAIL <check>: <reason>` line, then a line CI can count:
 #   sim dmabuf vm: N passed, M failed
@@ -15,6 +16,10 @@ vm_test_init sim-dmabuf-test "sim dmabuf vm"
 
 vm_setup
 vm_vscanout build
+# The zero-copy unit tests run in the guest too (sim_dmabuf_checks.py): lavapipe exports dma-bufs
+# there, through /dev/udmabuf.
+[ -n "${VSCANOUT_BIN:-}" ] || nice ninja -C "$repo/build" tests/unit_tests > /dev/null ||
+	echo "warning: ninja -C build tests/unit_tests failed; the zero-copy check will say so"
 vm_build show
 vm_out out-sim-dmabuf
 
