@@ -21,6 +21,7 @@
 
 #include "base/fd_util.hpp"
 #include "base/mapping.hpp"
+#include "render/dmabuf_export.hpp"
 #include "render/head_renderer.hpp"
 #include "render/import.hpp"
 
@@ -176,6 +177,47 @@ void line(const char *what, const Stats &s, const Stats *pixman) {
 	std::printf("\n");
 }
 
+// The guest frame and an output of ow x oh in device memory: exported dma-bufs, the guest's
+// filled by drawing the host-memory guest into it 1:1. Null (and why) where the device cannot.
+struct DeviceLocal {
+	render::ExportedBuffer guest_mem, out_mem;
+	std::shared_ptr<render::GuestImport> guest;
+	std::unique_ptr<render::OutputTarget> out;
+};
+constexpr VkBufferUsageFlags kExportUsage =
+    VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT | VK_BUFFER_USAGE_STORAGE_BUFFER_BIT;
+Result<std::unique_ptr<DeviceLocal>> device_local(const render::VulkanContext &vk, render::HeadRenderer &hr,
+                                                  const Guest &g, uint32_t ow, uint32_t oh) {
+	auto d = std::make_unique<DeviceLocal>();
+	auto target_on = [&](const render::ExportedBuffer &e, uint32_t w, uint32_t h) {
+		render::TargetDesc desc{nullptr, w * 4, w, h, DRM_FORMAT_XRGB8888};
+		desc.dmabuf_fd = e.fd.get();
+		desc.modifier = DRM_FORMAT_MOD_LINEAR;
+		return render::OutputTarget::create(vk, desc);
+	};
+	auto gm = render::export_dmabuf_buffer(vk, g.plane.size, kExportUsage);
+	if (!gm) return gm.take_error();
+	d->guest_mem = std::move(*gm);
+	auto fill = target_on(d->guest_mem, g.plane.width, g.plane.height);
+	if (!fill) return fill.take_error();
+	if (auto r = hr.draw(render::FrameDesc{g.import.get(), std::nullopt}, **fill); !r) return r.take_error();
+	vgpu::GuestBuffer b;
+	b.fd = UniqueFd(::fcntl(d->guest_mem.fd.get(), F_DUPFD_CLOEXEC, 0));
+	b.kind = vgpu::BufferKind::dmabuf;
+	b.byte_size = d->guest_mem.size;
+	auto imp = render::GuestImport::create(vk, g.plane, std::move(b), render::ImportPolicy{});
+	if (!imp) return imp.take_error();
+	if ((*imp)->kind() != render::ImportPath::dmabuf) return fail("the exported guest did not import as a dma-buf");
+	d->guest = std::move(*imp);
+	auto om = render::export_dmabuf_buffer(vk, uint64_t{ow} * 4 * oh, kExportUsage);
+	if (!om) return om.take_error();
+	d->out_mem = std::move(*om);
+	auto out = target_on(d->out_mem, ow, oh);
+	if (!out) return out.take_error();
+	d->out = std::move(*out);
+	return d;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -199,6 +241,9 @@ int main(int argc, char **argv) {
 	            "(nearest) each frame; vscanout's CPU compose writes a buffer's bars once per geometry, so\n"
 	            "pixman without the bars is shown too.\n",
 	            N);
+
+	const std::string export_note = render::dmabuf_export_unsupported(**vk, kExportUsage);
+	if (!export_note.empty()) std::printf("(no device-memory rows: %s)\n", export_note.c_str());
 
 	struct Case {
 		const char *name;
@@ -229,6 +274,17 @@ int main(int argc, char **argv) {
 		line("  pixman without the bars", pix_nobars, nullptr);
 		line(cpu ? "vscanout (CPU compose)" : "vscanout (shader)", vs, &pix);
 		if (cpu) line("vscanout shader on this device", sh, &pix);
+		if (export_note.empty()) {
+			auto dl = device_local(**vk, **hr, g, c.ow, c.oh);
+			if (!dl) {
+				std::printf("   guest and output in device memory: %s\n", dl.error().c_str());
+				continue;
+			}
+			const render::FrameDesc dframe{(*dl)->guest.get(), render::SoftwareCursor{cur.import.get(), cx, cy}};
+			const Stats d = time_it(n, [&] { (void)(*shader)->draw(dframe, *(*dl)->out); });
+			line("vscanout shader, guest + output in device memory", d, &pix);
+			std::printf("     (guest import form: %s)\n", render::to_string((*dl)->guest->form()));
+		}
 	}
 
 	std::printf("\nno-signal frame                                      median      p99\n");

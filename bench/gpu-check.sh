@@ -11,7 +11,9 @@
 #      import and output paths use: VK_EXT_external_memory_dma_buf, VK_EXT_image_drm_format_modifier,
 #      VK_EXT_physical_device_drm, VK_EXT_external_memory_host, VK_KHR_external_semaphore_fd;
 #   4. the import bench (its dma-buf rows need /dev/udmabuf, readable and writable by this user);
-#   5. the unit tests of the import choice, the dma-buf import and the device choice.
+#   5. the unit tests of the import choice, the dma-buf import, the device choice and zero copy
+#      (tests/unit/zero_copy_test.cpp: a dma-buf the device exports, imported as the same memory).
+# A GPU machine that cannot build (no Debian packages there): bench/gpu-prebuilt.sh instead.
 # Environment: BENCH_ARGS (passed to the bench, e.g. "--seconds 2 --size 4k" or
 # "--vulkan-device 1"), MESON_ARGS (extra `meson setup` arguments).
 # Exit status: 0 when every step ran and passed; 1 when one failed; 2 when nothing could be built
@@ -77,9 +79,10 @@ if have pkg-config; then
 		"gtest:libgtest-dev" "wayland-server:libwayland-dev" "pixman-1:libpixman-1-dev" "xkbcommon:libxkbcommon-dev"; do
 		pkg-config --exists "${m%%:*}" || missing+=("${m%%:*} (Debian: ${m#*:})")
 	done
-	if ! pkg-config --exists 'wlroots >= 0.15.0' 'wlroots < 0.16.0'; then
-		found=$(pkg-config --modversion wlroots 2>/dev/null || true)
-		missing+=("wlroots 0.15.x (Debian 12: libwlroots-dev${found:+; this machine has $found})")
+	# wlroots 0.18: the system's, or the meson subproject's source that scripts/setup-wlroots.sh
+	# unpacks (meson cannot download it everywhere).
+	if ! pkg-config --exists wlroots-0.18 && ! ls -d "$repo"/subprojects/wlroots-0.18.* > /dev/null 2>&1; then
+		missing+=("wlroots 0.18 (scripts/setup-wlroots.sh; Debian 13: libwlroots-0.18-dev)")
 	fi
 fi
 built=""
@@ -150,9 +153,9 @@ else
 fi
 
 # --- 5. the unit tests of the import paths -------------------------------------------------------
-step "unit tests: Dmabuf*:ImportOrder*:VkDevice*"
+step "unit tests: Dmabuf*:ImportOrder*:VkDevice*:ZeroCopy*"
 if [ -n "$built" ]; then
-	if "$unit" --gtest_filter='Dmabuf*:ImportOrder*:VkDevice*' 2>&1 | grep -Ev '^\[ RUN +\]'; then
+	if "$unit" --gtest_filter='Dmabuf*:ImportOrder*:VkDevice*:ZeroCopy*' 2>&1 | grep -Ev '^\[ RUN +\]'; then
 		note "unit tests: ok"
 	else
 		note "unit tests: FAILED"

@@ -19,6 +19,7 @@
 //
 // Usage: vscanout_import_bench [--seconds S] [--size 1080p|4k|WxH]... [--vulkan-device DEV]
 //        vscanout_import_bench --devices
+//        vscanout_import_bench --memory [DEV]
 // Every case runs for about S seconds (default 1; BENCH_SECONDS too) after two warm-up rounds.
 // --devices lists the Vulkan devices, their DRM nodes and the extensions the import and output
 // paths use, and exits (bench/gpu-check.sh prints it).
@@ -26,6 +27,7 @@
 #include <fcntl.h>
 #include <linux/udmabuf.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -573,6 +575,82 @@ const char *type_name(VkPhysicalDeviceType t) {
 }
 
 // Every device the loader offers, with what vscanout's import and output paths need.
+// --memory: the device's memory heaps and types, the largest allocation of each type that
+// succeeds (powers of two from 64 KiB to 1 GiB, each freed at once), and the largest host-memory
+// import of an anonymous mapping and of a memfd mapping (guest buffers are memfds). A driver
+// whose allocations fail below the heap sizes shows here rather than as failed frames.
+int probe_memory(const std::string &device) {
+	render::ContextOptions opts;
+	opts.device = device;
+	auto vk = render::VulkanContext::create(opts);
+	if (!vk) {
+		std::printf("memory probe: %s\n", vk.error().c_str());
+		return 1;
+	}
+	VkPhysicalDeviceMemoryProperties mp;
+	vkGetPhysicalDeviceMemoryProperties((*vk)->physical(), &mp);
+	std::printf("memory of %s\n", (*vk)->caps().device_name.c_str());
+	for (uint32_t h = 0; h < mp.memoryHeapCount; h++)
+		std::printf("  heap %u: %.1f MiB%s\n", h, double(mp.memoryHeaps[h].size) / (1 << 20),
+		            mp.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT ? " device-local" : "");
+	auto largest = [](const std::function<bool(uint64_t)> &ok) {
+		uint64_t best = 0;
+		for (uint64_t sz = 64 << 10; sz <= (uint64_t{1} << 30); sz *= 2) {
+			if (!ok(sz)) break;
+			best = sz;
+		}
+		return best;
+	};
+	for (uint32_t t = 0; t < mp.memoryTypeCount; t++) {
+		const VkMemoryPropertyFlags f = mp.memoryTypes[t].propertyFlags;
+		const uint64_t best = largest([&](uint64_t sz) {
+			VkMemoryAllocateInfo mai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+			mai.allocationSize = sz;
+			mai.memoryTypeIndex = t;
+			VkDeviceMemory mem;
+			if (vkAllocateMemory((*vk)->device(), &mai, nullptr, &mem) != VK_SUCCESS) return false;
+			vkFreeMemory((*vk)->device(), mem, nullptr);
+			return true;
+		});
+		std::printf("  type %u (heap %u):%s%s%s%s largest allocation %.2f MiB\n", t, mp.memoryTypes[t].heapIndex,
+		            f & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT ? " device-local" : "",
+		            f & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT ? " host-visible" : "",
+		            f & VK_MEMORY_PROPERTY_HOST_COHERENT_BIT ? " coherent" : "",
+		            f & VK_MEMORY_PROPERTY_HOST_CACHED_BIT ? " cached" : "", double(best) / (1 << 20));
+	}
+	if (!(*vk)->caps().host_memory) {
+		std::printf("  host-memory import: no VK_EXT_external_memory_host\n");
+		return 0;
+	}
+	for (bool memfd : {false, true}) {
+		std::string last_error;
+		const uint64_t best = largest([&](uint64_t sz) {
+			UniqueFd fd;
+			if (memfd) {
+				auto f = make_memfd("probe", sz);
+				if (!f) return false;
+				fd = std::move(*f);
+			}
+			void *p = ::mmap(nullptr, sz, PROT_READ | PROT_WRITE, memfd ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS,
+			                 memfd ? fd.get() : -1, 0);
+			if (p == MAP_FAILED) return false;
+			std::memset(p, 1, sz);
+			bool ok;
+			{ // released before the unmap
+				auto b = (*vk)->import_host_buffer(p, sz, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT);
+				ok = b.ok();
+				if (!ok) last_error = b.error();
+			}
+			::munmap(p, sz);
+			return ok;
+		});
+		std::printf("  host-memory import of %s: largest %.2f MiB%s%s\n",
+		            memfd ? "a memfd mapping" : "anonymous memory", double(best) / (1 << 20),
+		            last_error.empty() ? "" : "; then: ", last_error.c_str());
+	}
+	return 0;
+}
+
 int list_devices() {
 	VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
 	app.pApplicationName = "vscanout-import-bench";
@@ -661,13 +739,16 @@ int main(int argc, char **argv) {
 			sizes.emplace_back(w, h);
 		} else if (a == "--devices") {
 			return list_devices();
+		} else if (a == "--memory") {
+			return probe_memory(i + 1 < argc ? argv[i + 1] : "");
 		} else if ((a == "--vulkan-device" || a == "--vk-device") && has_value) {
 			device = argv[++i];
 		} else {
 			std::fprintf(stderr,
 			             "Usage: %s [--seconds S] [--size 1080p|4k|WxH]... [--vulkan-device DEV]\n"
-			             "       %s --devices\n",
-			             argv[0], argv[0]);
+			             "       %s --devices\n"
+			             "       %s --memory [DEV]\n",
+			             argv[0], argv[0], argv[0]);
 			return 2;
 		}
 	}
