@@ -137,9 +137,12 @@ void Head::attach_output(wlr_output *o) {
 	frame_.connect(&o->events.frame, [this](void *) { on_frame(); });
 	needs_frame_.connect(&o->events.needs_frame, [this](void *) {
 		// X11 Expose: the backend lost what it showed, draw again. KMS asks for a commit after
-		// a cursor change: the frame on screen is committed again, not redrawn (on_frame).
+		// a cursor change: the frame on screen is committed again, not redrawn (on_frame). A
+		// screencopy client asks on every copy request: one that streams and has the last
+		// commit waits for damage, so that request is served by doing nothing.
+		if (!output_ || captures_served()) return;
 		if (!kms_) dirty_ = true;
-		if (output_) wlr_output_schedule_frame(output_);
+		wlr_output_schedule_frame(output_);
 	});
 	// A nested window resized by the user (the backend asks for the window's size as the mode):
 	// the next frame takes it, drawn again scaled to the new size.
@@ -158,6 +161,8 @@ void Head::attach_output(wlr_output *o) {
 	// is a window's new size (a QEMU guest may take it as its new mode).
 	commit_.connect(&o->events.commit, [this](void *data) {
 		const auto *event = static_cast<const wlr_output_event_commit *>(data);
+		// Connected before any screencopy frame's listener: runs before wlroots serves them.
+		if (output_ && (event->state->committed & WLR_OUTPUT_STATE_BUFFER)) server_.capture_demand().committed(output_);
 		if (!output_ || !(event->state->committed & WLR_OUTPUT_STATE_MODE)) return;
 		dirty_ = true;
 		wlr_output_schedule_frame(output_);
@@ -298,6 +303,7 @@ void Head::update_cursor(bool image, bool position) {
 	} else {
 		// Placed again with every change of the head (a new frame may have moved it); it takes
 		// effect with the next commit.
+		if (image || position) device_commit_ = true;
 		path.move(c, map);
 	}
 }
@@ -309,13 +315,25 @@ void Head::on_frame() {
 		draw_and_commit();
 		return;
 	}
-	if (!output_->needs_frame) return;
+	if (!output_->needs_frame || captures_served()) return;
+	device_commit_ = false;
 	// The frame on screen again, undrawn; not while a screencopy client holds a render lock
 	// (wlroots then takes rendered buffers only).
 	if (kms_ && front_ && output_->attach_render_locks == 0 && pending_.committed == 0)
 		recommit();
 	else
 		draw_and_commit();
+}
+
+bool Head::captures_served() {
+	// Only screencopy frames that wait for damage and have the last commit already (a streaming
+	// client such as wayvnc over a static guest): no commit without new content would serve them,
+	// so none is made (docs/design.md, "Screen capture and the refresh rule"). A device cursor
+	// change (KMS plane) still needs its commit, and an X11 Expose its redraw.
+	if (device_commit_ || wlr_output_is_x11(output_) || !server_.capture_demand().only_satisfied_frames_wait(output_))
+		return false;
+	output_->needs_frame = false; // asked and answered: a later request asks again
+	return true;
 }
 
 bool Head::recommit() {
@@ -492,6 +510,7 @@ bool Head::commit_frame(const wlr_output_state &state, wlr_buffer *committed) {
 	front_ = committed;
 	tracker_.stats().commits++;
 	dirty_ = false;
+	device_commit_ = false;
 	if (mode_pending_) {
 		mode_pending_ = false;
 		server_.outputs_changed();

@@ -72,6 +72,9 @@ private:
 	bool commit_frame(const wlr_output_state &state, wlr_buffer *committed);
 	void clear_pending();
 	bool recommit();
+	// True (and the output's needs_frame cleared) when the only frames waiting are screencopy
+	// frames that a commit without new content would not serve.
+	bool captures_served();
 	void forget_output();
 	// The target for an output buffer (made once per buffer); nullptr on failure, logged unless
 	// `error` takes the reason.
@@ -94,8 +97,9 @@ private:
 	std::set<std::tuple<uint32_t, uint64_t, uint32_t, uint32_t, uint32_t>> scanout_refused_;
 	bool output_dmabuf_ = true; // try drawing straight into dma-buf output buffers
 	bool dirty_ = true;
-	wlr_output_state pending_;  // what the next commit sets besides the frame (a mode, enabling)
-	bool mode_pending_ = false; // a mode set waits for the next commit
+	bool device_commit_ = false; // a device cursor path (KMS plane) changed: the next commit applies it
+	wlr_output_state pending_;   // what the next commit sets besides the frame (a mode, enabling)
+	bool mode_pending_ = false;  // a mode set waits for the next commit
 	uint32_t mode_w_ = 0, mode_h_ = 0;
 	std::unordered_map<wlr_buffer *, std::unique_ptr<Target>> targets_;
 	Listener frame_, needs_frame_, request_state_, commit_, destroy_;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "compositor/head.hpp"
@@ -63,10 +64,20 @@ void Server::init_input() {
 	// A seat, so that clients such as wtype can make a virtual keyboard on it.
 	seat_ = wlr_seat_create(display_, "seat0");
 	wlr_seat_set_capabilities(seat_, WL_SEAT_CAPABILITY_KEYBOARD | WL_SEAT_CAPABILITY_POINTER);
-	wlr_virtual_keyboard_manager_v1 *vk = wlr_virtual_keyboard_manager_v1_create(display_);
-	new_virtual_keyboard_.connect(&vk->events.new_virtual_keyboard, [this](void *data) {
+	virtual_keyboards_ = wlr_virtual_keyboard_manager_v1_create(display_);
+	new_virtual_keyboard_.connect(&virtual_keyboards_->events.new_virtual_keyboard, [this](void *data) {
 		auto *keyboard = static_cast<wlr_virtual_keyboard_v1 *>(data);
 		add_keyboard(&keyboard->keyboard.base, true);
+	});
+	// Virtual pointers (wayvnc, a test's pointer): over the output the client names, if it names
+	// one (zwlr_virtual_pointer_manager_v1 version 2), else over the focused head.
+	virtual_pointers_ = wlr_virtual_pointer_manager_v1_create(display_);
+	new_virtual_pointer_.connect(&virtual_pointers_->events.new_virtual_pointer, [this](void *data) {
+		auto *event = static_cast<wlr_virtual_pointer_v1_new_pointer_event *>(data);
+		wlr_pointer *pointer = &event->new_pointer->pointer;
+		if (event->suggested_output && !pointer->output_name)
+			pointer->output_name = strdup(event->suggested_output->name); // freed by wlroots with the pointer
+		add_pointer(&pointer->base);
 	});
 }
 
@@ -74,11 +85,15 @@ void Server::on_new_input(wlr_input_device *device) {
 	if (device->type == WLR_INPUT_DEVICE_KEYBOARD) {
 		add_keyboard(device, false);
 	} else if (device->type == WLR_INPUT_DEVICE_POINTER) {
-		std::erase_if(pointers_, [](const auto &p) { return !p->alive(); });
-		pointers_.push_back(std::make_unique<Pointer>(*this, device));
-		const char *over = wlr_pointer_from_input_device(device)->output_name;
-		wlr_log(WLR_INFO, "pointer %s%s%s", device->name, over ? " over " : "", over ? over : "");
+		add_pointer(device);
 	}
+}
+
+void Server::add_pointer(wlr_input_device *device) {
+	std::erase_if(pointers_, [](const auto &p) { return !p->alive(); });
+	pointers_.push_back(std::make_unique<Pointer>(*this, device));
+	const char *over = wlr_pointer_from_input_device(device)->output_name;
+	wlr_log(WLR_INFO, "pointer %s%s%s", device->name, over ? " over " : "", over ? over : "");
 }
 
 void Server::add_keyboard(wlr_input_device *device, bool is_virtual) {

@@ -18,6 +18,13 @@ Result<long> parse_int(const char *opt, const char *text, long lo, long hi) {
 	return v;
 }
 
+// --allow-x (yes), --allow-x=yes, --allow-x=no.
+Result<bool> parse_yes_no(const char *opt, const char *text) {
+	if (!text || std::strcmp(text, "yes") == 0) return true;
+	if (std::strcmp(text, "no") == 0) return false;
+	return fail(std::string(opt) + " takes =yes or =no, not '" + text + "'");
+}
+
 } // namespace
 
 const char *usage() {
@@ -66,6 +73,13 @@ const char *usage() {
 	       "                        frame scaled into it; guest: the guest's own mode where the\n"
 	       "                        connector lists it\n"
 	       "  -s, --allow-vt-switch kiosk: let Ctrl+Alt+F<n> switch virtual terminals (off by default)\n"
+	       "      --allow-capture[=yes|no]\n"
+	       "                        whether local Wayland clients may read the guest's screen\n"
+	       "                        (wlr-screencopy: grim, wayvnc); default: yes headless and nested,\n"
+	       "                        no in a kiosk (DRM); never for sandboxed clients (security context)\n"
+	       "      --allow-input[=yes|no]\n"
+	       "                        whether local clients may type and point into the guest (virtual\n"
+	       "                        keyboard and pointer: wtype, wayvnc); defaults as --allow-capture\n"
 	       "  -d, --debug           debug logs\n"
 	       "  -h, --help            this text\n"
 	       "  -v, --version         print the version\n"
@@ -87,7 +101,9 @@ Result<Options> parse_options(int argc, char **argv) {
 		opt_source,
 		opt_output,
 		opt_mode,
-		opt_once
+		opt_once,
+		opt_allow_capture,
+		opt_allow_input
 	};
 	static const option longopts[] = {
 	    {"source", required_argument, nullptr, opt_source},
@@ -95,6 +111,8 @@ Result<Options> parse_options(int argc, char **argv) {
 	    {"mode", required_argument, nullptr, opt_mode},
 	    {"allow-vt-switch", no_argument, nullptr, 's'},
 	    {"once", no_argument, nullptr, opt_once},
+	    {"allow-capture", optional_argument, nullptr, opt_allow_capture},
+	    {"allow-input", optional_argument, nullptr, opt_allow_input},
 	    {"cache", required_argument, nullptr, 'c'},
 	    {"refresh", required_argument, nullptr, 'r'},
 	    {"poll-hz", required_argument, nullptr, opt_poll_hz},
@@ -120,6 +138,14 @@ Result<Options> parse_options(int argc, char **argv) {
 		case opt_source: o.sources.push_back(optarg); break;
 		case 's': o.allow_vt_switch = true; break;
 		case opt_once: o.once = true; break;
+		case opt_allow_capture:
+		case opt_allow_input: {
+			const char *name = c == opt_allow_capture ? "--allow-capture" : "--allow-input";
+			auto v = parse_yes_no(name, optarg);
+			if (!v) return v.take_error();
+			(c == opt_allow_capture ? o.privileges.capture : o.privileges.input) = *v;
+			break;
+		}
 		case opt_output: {
 			const std::string arg = optarg;
 			const size_t eq = arg.find('=');

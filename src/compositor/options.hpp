@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "compositor/privilege.hpp"
 
 namespace vscanout::compositor {
 
@@ -40,6 +41,7 @@ struct Options {
 	std::map<uint32_t, std::string> output_map; // --output HEAD-<id>=<connector>
 	ModeChoice mode = ModeChoice::preferred;
 	bool allow_vt_switch = false; // kiosk: Ctrl+Alt+Fn switches VTs
+	PrivilegeOptions privileges;  // --allow-capture, --allow-input (unset: the mode's default)
 	bool edid = true;             // vfio: write the device's EDID for the size that shows it (--no-edid)
 	bool once = false;            // qemu source: exit when QEMU exits instead of waiting for the next
 	bool debug = false;

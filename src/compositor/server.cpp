@@ -23,9 +23,11 @@ Server::~Server() {
 	if (repaint_timer_) wl_event_source_remove(repaint_timer_);
 	if (display_) wl_display_destroy_clients(display_);
 	heads_.clear();
+	capture_demand_.reset();
 	new_output_.disconnect();
 	new_input_.disconnect();
 	new_virtual_keyboard_.disconnect();
+	new_virtual_pointer_.disconnect();
 	free_outputs_.clear();
 	keyboards_.clear();
 	pointers_.clear();
@@ -102,6 +104,19 @@ Status Server::init() {
 	backend_ = wlr_backend_autocreate(loop, &session_);
 	if (!backend_) return fail("no wlroots backend could start (set WLR_BACKENDS=headless to run without a display)");
 
+	// How vscanout runs decides the privileged protocols' defaults: a DRM backend is a kiosk.
+	auto find_mode = [](wlr_backend *b, void *data) {
+		auto *mode = static_cast<RunMode *>(data);
+		if (wlr_backend_is_drm(b))
+			*mode = RunMode::kiosk;
+		else if ((wlr_backend_is_wl(b) || wlr_backend_is_x11(b)) && *mode != RunMode::kiosk)
+			*mode = RunMode::nested;
+	};
+	if (wlr_backend_is_multi(backend_))
+		wlr_multi_for_each_backend(backend_, find_mode, &mode_);
+	else
+		find_mode(backend_, &mode_);
+
 	render::ContextOptions vo;
 	vo.device = options_.vk_device;
 	choose_drm_device(vo);
@@ -119,7 +134,10 @@ Status Server::init() {
 
 	layout_ = wlr_output_layout_create(display_);
 	wlr_xdg_output_manager_v1_create(display_, layout_);
-	wlr_screencopy_manager_v1_create(display_);
+	screencopy_ = wlr_screencopy_manager_v1_create(display_);
+	capture_demand_ = std::make_unique<CaptureDemand>(screencopy_);
+	// A sandbox (Flatpak) makes its clients' socket through this; they get no privileged global.
+	security_context_ = wlr_security_context_manager_v1_create(display_);
 	wlr_presentation_create(display_, backend_);
 	output_manager_ = wlr_output_manager_v1_create(display_);
 	// Head modes follow the guest: configuration requests from clients are refused.
@@ -133,6 +151,8 @@ Status Server::init() {
 	new_output_.connect(&backend_->events.new_output,
 	                    [this](void *data) { on_new_output(static_cast<wlr_output *>(data)); });
 	init_input();
+	wl_display_set_global_filter(display_, global_filter, this);
+	log_privileges();
 
 	const char *socket = nullptr;
 	if (!options_.socket.empty()) {
@@ -354,6 +374,38 @@ void Server::outputs_changed() {
 		}
 	}
 	wlr_output_manager_v1_set_configuration(output_manager_, config);
+}
+
+GlobalClass Server::global_class(const wl_global *global) const {
+	if (screencopy_ && global == screencopy_->global) return GlobalClass::capture;
+	if ((virtual_keyboards_ && global == virtual_keyboards_->global) ||
+	    (virtual_pointers_ && global == virtual_pointers_->global))
+		return GlobalClass::virtual_input;
+	if (output_manager_ && global == output_manager_->global) return GlobalClass::output_management;
+	if (security_context_ && global == security_context_->global) return GlobalClass::security_context;
+	return GlobalClass::ordinary;
+}
+
+bool Server::global_filter(const wl_client *client, const wl_global *global, void *data) {
+	const auto *self = static_cast<const Server *>(data);
+	const GlobalClass cls = self->global_class(global);
+	if (cls == GlobalClass::ordinary) return true;
+	const bool sandboxed =
+	    self->security_context_ && wlr_security_context_manager_v1_lookup_client(self->security_context_, client);
+	return client_may_bind(self->mode_, self->options_.privileges, cls, sandboxed);
+}
+
+void Server::log_privileges() const {
+	const PrivilegeOptions &p = options_.privileges;
+	auto say = [&](GlobalClass cls, const std::optional<bool> &given) {
+		const bool on = given.value_or(privileged_default(mode_, cls));
+		return std::string(on ? "allowed" : "refused") + (given ? " (by option)" : " (default)");
+	};
+	wlr_log(WLR_INFO,
+	        "%s: screen capture (wlr-screencopy) %s, virtual keyboard and pointer %s for local clients; "
+	        "never for sandboxed ones",
+	        to_string(mode_), say(GlobalClass::capture, p.capture).c_str(),
+	        say(GlobalClass::virtual_input, p.input).c_str());
 }
 
 void Server::write_stats() {

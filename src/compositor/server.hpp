@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "compositor/capture_demand.hpp"
 #include "compositor/listener.hpp"
 #include "compositor/options.hpp"
 #include "compositor/wlr.hpp"
@@ -32,6 +33,10 @@ public:
 	int run();
 
 	const Options &options() const { return options_; }
+	RunMode run_mode() const { return mode_; }
+	// Screencopy frames waiting on outputs, and which clients have what (a static guest serves a
+	// streaming client once; docs/design.md, "Screen capture and the refresh rule").
+	CaptureDemand &capture_demand() { return *capture_demand_; }
 	wl_display *display() const { return display_; }
 	wlr_renderer *renderer() const { return renderer_; }
 	wlr_allocator *allocator() const { return allocator_; }
@@ -48,6 +53,11 @@ public:
 
 private:
 	Status init_source();
+	// Privileged protocols (docs/design.md, "Privileged protocols"): which class a global is,
+	// and the filter libwayland asks for every global and client.
+	GlobalClass global_class(const wl_global *global) const;
+	static bool global_filter(const wl_client *client, const wl_global *global, void *data);
+	void log_privileges() const;
 	// Where VK_EXT_physical_device_drm can tell: the DRM device whose GPU should render.
 	void choose_drm_device(render::ContextOptions &vo) const;
 	std::string vfio_device_; // the first VFIO device named on the command line, if any
@@ -59,6 +69,7 @@ private:
 	void init_input();
 	void on_new_input(wlr_input_device *device);
 	void add_keyboard(wlr_input_device *device, bool is_virtual);
+	void add_pointer(wlr_input_device *device);
 	Head *focused_head();
 	Head *head_of_device(wlr_pointer *pointer); // a nested window's pointer, else the focus
 	// KMS: connectors no head shows yet, in the order they came.
@@ -77,6 +88,12 @@ private:
 	wlr_allocator *allocator_ = nullptr;
 	wlr_output_layout *layout_ = nullptr;
 	wlr_output_manager_v1 *output_manager_ = nullptr;
+	RunMode mode_ = RunMode::headless;
+	wlr_screencopy_manager_v1 *screencopy_ = nullptr;
+	wlr_virtual_keyboard_manager_v1 *virtual_keyboards_ = nullptr;
+	wlr_virtual_pointer_manager_v1 *virtual_pointers_ = nullptr;
+	wlr_security_context_manager_v1 *security_context_ = nullptr;
+	std::unique_ptr<CaptureDemand> capture_demand_;
 	std::unique_ptr<render::VulkanContext> vk_;
 	std::unique_ptr<render::HeadRenderer> head_renderer_;
 	std::unique_ptr<vgpu::Source> source_;
@@ -96,7 +113,7 @@ private:
 	wlr_seat *seat_ = nullptr;
 	uint32_t focus_ = UINT32_MAX; // the head keys go to (the pointer's last head); none yet: the first
 	std::map<uint32_t, render::Point> pointer_last_; // per head, in guest pixels, for relative guests
-	Listener new_output_, new_input_, new_virtual_keyboard_, output_apply_, output_test_;
+	Listener new_output_, new_input_, new_virtual_keyboard_, new_virtual_pointer_, output_apply_, output_test_;
 
 public:
 	// From a Pointer: positions 0..1 over the device's window (absolute) or deltas (relative).
