@@ -94,6 +94,18 @@ void Keyboard::on_key(const wlr_keyboard_key_event &event) {
 	// A virtual keyboard: its keycode means what its own keymap says.
 	xkb_state *state = keyboard_->xkb_state;
 	if (!state || !sink_) return;
+	if (!pressed) {
+		// A release undoes what its press sent, whatever the modifiers are now (Shift may have
+		// gone up first).
+		auto held = held_.find(event.keycode);
+		if (held == held_.end()) return;
+		const auto [code, added_shift] = held->second;
+		held_.erase(held);
+		send(code, false);
+		if (added_shift) send(KEY_LEFTSHIFT, false);
+		return;
+	}
+	if (held_.count(event.keycode)) return; // pressed already
 	const xkb_keysym_t sym = xkb_state_key_get_one_sym(state, event.keycode + kXkbOffset);
 	const auto &layout = default_layout();
 	auto it = layout.find(sym);
@@ -104,13 +116,20 @@ void Keyboard::on_key(const wlr_keyboard_key_event &event) {
 		return;
 	}
 	const auto [code, shift] = it->second;
-	if (pressed) {
-		if (shift) sink_(KEY_LEFTSHIFT, true);
-		sink_(code, true);
-	} else {
-		sink_(code, false);
-		if (shift) sink_(KEY_LEFTSHIFT, false);
-	}
+	// A client that presses Shift itself (wayvnc passes on a VNC viewer's Shift) already holds
+	// it in the guest: Shift is added only where it is not down yet.
+	const bool add_shift = shift && !guest_down_.count(KEY_LEFTSHIFT) && !guest_down_.count(KEY_RIGHTSHIFT);
+	if (add_shift) send(KEY_LEFTSHIFT, true);
+	send(code, true);
+	held_[event.keycode] = {code, add_shift};
+}
+
+void Keyboard::send(uint32_t code, bool pressed) {
+	if (pressed)
+		guest_down_.insert(code);
+	else
+		guest_down_.erase(code);
+	sink_(code, pressed);
 }
 
 } // namespace vscanout::compositor

@@ -9,6 +9,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <set>
+#include <utility>
 
 #include "compositor/listener.hpp"
 #include "compositor/wlr.hpp"
@@ -31,12 +34,17 @@ public:
 private:
 	void on_key(const wlr_keyboard_key_event &event);
 	bool vt_switch(uint32_t keycode);
+	void send(uint32_t evdev_code, bool pressed); // to the sink, counting what the guest holds
 
 	wlr_keyboard *keyboard_;
 	bool virtual_;
 	wlr_session *session_;
 	bool allow_vt_switch_;
 	KeySink sink_;
+	// Virtual keyboards: for each of the client's pressed keycodes, the guest key sent and
+	// whether Shift was added for it; and the guest keys held down now.
+	std::map<uint32_t, std::pair<uint32_t, bool>> held_;
+	std::set<uint32_t> guest_down_;
 	Listener key_, destroy_;
 };
 
