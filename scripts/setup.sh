@@ -29,6 +29,9 @@ packages=(
 	# wtype: a virtual-keyboard client, to type into a QEMU guest through vscanout; xdotool: an
 	# X11 pointer for the nested QEMU test
 	wtype xdotool
+	# wayvnc: the remote console (a head over VNC), checked by tests/integration/test_wayvnc.py
+	# and the kiosk VM test
+	wayvnc
 	# vulkaninfo: the import-path tests print the driver's capabilities
 	vulkan-tools
 )

@@ -535,6 +535,93 @@ class Run:
             raise Fail("; ".join(problems))
         return "%s; afterwards %s" % ("; ".join(shown), self.kms.summary(st2, exp))
 
+    # ---- privileged protocols and a remote console
+
+    def client_env(self, **extra):
+        m = READY_RX.search(self.vs.stdout())
+        return dict(os.environ, XDG_RUNTIME_DIR=self.vs.dir, WAYLAND_DISPLAY=m.group(3), **extra)
+
+    def capture_refused(self):
+        """A kiosk without --allow-capture/--allow-input: a local client is offered neither
+        wlr-screencopy nor the virtual keyboard and pointer; grim fails, vscanout runs on."""
+        env = self.client_env()
+        r = subprocess.run(["wayland-info"], env=env, timeout=20, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if r.returncode != 0:
+            raise Fail("wayland-info failed (%d): %s" % (r.returncode, r.stderr.decode(errors="replace").strip()))
+        seen = set(re.findall(r"interface: '([^']+)'", r.stdout.decode(errors="replace")))
+        leaked = seen & {"zwlr_screencopy_manager_v1", "zwp_virtual_keyboard_manager_v1",
+                         "zwlr_virtual_pointer_manager_v1"}
+        if leaked or "wl_output" not in seen:
+            raise Fail("a default kiosk offers %s (all: %s)" % (sorted(leaked), sorted(seen)))
+        path = os.path.join(self.vs.dir, "refused.ppm")
+        r = subprocess.run(["grim", "-t", "ppm", "-o", "HEAD-0", path], env=env, timeout=20,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if r.returncode == 0 or os.path.exists(path):
+            raise Fail("grim captured a default kiosk")
+        self.vs.check_alive()
+        return "no screencopy, virtual keyboard or pointer offered (%d globals); grim: %s; vscanout runs on" % (
+            len(seen), r.stderr.decode(errors="replace").strip())
+
+    def remote_console(self, head=0):
+        """wayvnc (--disable-input) on the kiosk's socket serves HEAD-<head> over VNC: the RFB
+        client of tests/common reads the frame on screen exact (the cursor is on its plane, not
+        in it); a static second of incremental requests brings no rectangle and no commit."""
+        from rfb_client import RfbClient
+        e = next(x for x in self.current() if x.head == head)
+        want = guest_frame(*e.guest, e.head, e.n, cursor=False)
+        path = os.path.join(self.vs.dir, "vnc.sock")
+        log_path = os.path.join(self.vs.dir, "wayvnc.log")
+        log = open(log_path, "wb")
+        proc = subprocess.Popen(["wayvnc", "-u", "--disable-input", "--output=HEAD-%d" % head, path],
+                                env=self.client_env(XDG_CONFIG_HOME=self.vs.dir), stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT)
+        client = None
+        try:
+            end = time.monotonic() + 20
+            while not os.path.exists(path):
+                if proc.poll() is not None or time.monotonic() > end:
+                    raise Fail("wayvnc did not come up (%s): %s" % (proc.poll(), open(log_path, "rb").read()[-500:]))
+                time.sleep(0.1)
+            client = RfbClient(path, timeout=20)
+            client.request(incremental=False)
+            client.read_update(timeout=20)
+            diff = describe_difference(client.image(), want)
+            while diff and time.monotonic() < end:
+                client.request(incremental=True)
+                if client.pending(0.5):
+                    client.read_update(timeout=20)
+                diff = describe_difference(client.image(), want)
+            if diff:
+                raise Fail("VNC framebuffer of HEAD-%d: %s" % (head, diff))
+            time.sleep(0.5)  # wayvnc's next frame request reaches vscanout
+            s1 = self.vs.stats()
+            rects = client.rects
+            quiet_end = time.monotonic() + 1.0
+            while time.monotonic() < quiet_end:
+                client.request(incremental=True)
+                if client.pending(0.2):
+                    client.read_message()
+            s2 = self.vs.stats()
+            problems = ["head %d %s %d -> %d" % (h, k, s1[h][k], s2[h][k]) for h in sorted(s1)
+                        for k in ("commits", "renders") if s1[h][k] != s2[h][k]]
+            if client.rects != rects:
+                problems.append("%d rectangles over a static second" % (client.rects - rects))
+            if problems:
+                raise Fail("with a VNC viewer on a static guest: " + "; ".join(problems))
+            return "HEAD-%d frame %d %dx%d exact over VNC; a static second: no rectangle, commits %s unchanged" % (
+                head, e.n, e.guest[0], e.guest[1], {h: s["commits"] for h, s in s2.items()})
+        finally:
+            if client:
+                client.close()
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+            log.close()
+
     # ---- a guest mode change
 
     def mode_change(self, head, mode, expect_mode=None, phase=None):
@@ -903,7 +990,7 @@ def main():
         return finish()
 
     # ---- run 1: --mode preferred (the default)
-    vs = Kiosk("preferred", binary, [(1024, 768), (1024, 768)])
+    vs = Kiosk("preferred", binary, [(1024, 768), (1024, 768)], ["--allow-capture"])
     run = Run(kms, host, vs, {0: Expect(0, 0, (1024, 768), (1024, 768)), 1: Expect(1, 1, (1024, 768), (1024, 768))})
 
     def cursor_off(ex):
@@ -918,8 +1005,10 @@ def main():
              "screendump, trace)", run.first_frames, "1:1 start"),
             ("1c stats: heads 1024x768, cursor_path hardware", run.stats_match),
             ("2 a static second: no framebuffer change, commits unchanged", run.static_second),
-            ("2b grim on the kiosk's socket (wlr-screencopy of the frame on screen), exact; the cursor stays on "
-             "its plane", run.screencopy),
+            ("2b grim on the kiosk's socket (wlr-screencopy of the frame on screen, --allow-capture), exact; the "
+             "cursor stays on its plane", run.screencopy),
+            ("2c wayvnc on HEAD-0 (remote console): the frame exact over VNC; a static second with the viewer "
+             "waiting: no rectangle, no commit", run.remote_console),
             ("3 'mode 0 800x480': Virtual-1 stays 1024x768, the frame scaled 1.28 and letterboxed, the cursor "
              "at the scaled hotspot", run.mode_change, 0, (800, 480), None, "letterbox 800x480 on Virtual-1"),
             ("4 'mode 0 1024x768': back to 1:1, cursor at (96,96)", run.mode_change, 0, (1024, 768), None,
@@ -942,6 +1031,8 @@ def main():
                          run.start), [
             ("8b Virtual-2 1280x800 shows HEAD-0, Virtual-1 800x600 shows HEAD-1, 1:1, cursors at (96,96)",
              run.first_frames, "guest modes, swapped"),
+            ("8b2 a default kiosk (no --allow-capture/--allow-input): no screencopy or virtual input offered, "
+             "grim fails, vscanout runs on", run.capture_refused),
             ("8c 'mode 1 640x480': Virtual-1 follows to 640x480, 1:1", run.mode_change, 1, (640, 480), (640, 480),
              "guest mode 640x480 on Virtual-1"),
             ("8d 'mode 0 1000x700' (not listed): Virtual-2 falls back to its preferred 1024x768, scaled",
