@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -20,6 +21,8 @@ from test_qemu import BusMonitor, qemu_bus, wait_same_as_qemu  # noqa: F401 (qem
 from vscanout_pixels import describe_difference
 
 WAYVNC = shutil.which("wayvnc")
+VIRTUAL_POINTER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "vm",
+                               "wl_virtual_pointer.py")
 
 
 class Wayvnc:
@@ -219,6 +222,24 @@ def test_wayvnc_keys_and_pointer_reach_qemu(vscanout, wayvnc, qemu_bus):
         (_, motion), press, release = calls()[-3:]
         assert motion == ["int32 180", "int32 100"], f"RelMotion {motion}, expected (180, 100); all {calls()}"
         assert press == ("Press", ["uint32 0"]) and release == ("Release", ["uint32 0"]), (press, release)
+
+        # A hostile virtual pointer beside wayvnc's: a position far outside its extent is clamped
+        # to the guest frame (from (350, 190) to (719, 399)), a zero extent is ignored, and a
+        # wheel of INT32_MAX-ish steps is capped; vscanout goes on.
+        vptr = subprocess.Popen([sys.executable, VIRTUAL_POINTER], env=vs.client_env(), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            assert vptr.stdout.readline().strip() == "ready", "the virtual pointer did not start"
+            for command in ("move 5000000 5000000 720 400", "move 5 5 0 0"):
+                vptr.stdin.write(command + "\n")
+                vptr.stdin.flush()
+                assert vptr.stdout.readline().strip() == "ok", command
+            wait_until(lambda: [c for c in calls() if c[0] == "RelMotion"][-1][1] == ["int32 369", "int32 209"], 10,
+                       what=f"RelMotion (369, 209) to the clamped corner; seen {calls()[-3:]}")
+        finally:
+            vptr.stdin.close()
+            vptr.wait(10)
+        vs.check_alive()
         assert all("path=/org/qemu/Display1/Console_0;" in line
                    for line in keys.lines + mouse.lines if line.startswith("method call"))
     finally:
