@@ -95,6 +95,7 @@ def wait_image(client, want, timeout=15):
         raise AssertionError(f"VNC framebuffer: {last or e}") from None
 
 
+@pytest.mark.sanitizer
 def test_wayvnc_serves_a_head_exactly_and_a_static_guest_costs_nothing(vscanout, wayvnc, tmp_path):
     fifo = str(tmp_path / "control")
     vs = vscanout(source=f"sim:heads=2,fps=0,control={fifo}")
