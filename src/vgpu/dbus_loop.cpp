@@ -76,20 +76,18 @@ const char *error_of(sd_bus_message *reply) {
 	return e ? (e->message ? e->message : e->name) : nullptr;
 }
 
-void call(sd_bus *bus, sd_bus_message *msg, std::function<void(sd_bus_message *)> on_reply_fn) {
-	sd_bus_slot *slot = nullptr;
+void call(sd_bus *bus, Message msg, std::function<void(sd_bus_message *)> on_reply_fn) {
+	Slot slot;
 	auto *p = new Pending{std::move(on_reply_fn)};
-	const int r = sd_bus_call_async(bus, &slot, msg, on_reply, p, 0);
-	sd_bus_message_unref(msg);
+	const int r = sd_bus_call_async(bus, slot.out(), msg.get(), on_reply, p, 0);
 	if (r < 0) {
 		delete p;
 		VLOG_ERROR("dbus: a call failed: %s", errno_text(r).c_str());
 		return;
 	}
 	// The connection owns the slot from now on; the Pending goes with it, answered or not.
-	sd_bus_slot_set_destroy_callback(slot, on_pending_destroy);
-	sd_bus_slot_set_floating(slot, 1);
-	sd_bus_slot_unref(slot);
+	sd_bus_slot_set_destroy_callback(slot.get(), on_pending_destroy);
+	sd_bus_slot_set_floating(slot.get(), 1);
 }
 
 Result<Loop> Loop::create() {

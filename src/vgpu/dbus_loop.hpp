@@ -13,6 +13,7 @@
 
 #include "base/result.hpp"
 #include "base/unique_fd.hpp"
+#include "vgpu/sd_bus_ref.hpp"
 
 struct sd_bus;
 struct sd_bus_message;
@@ -38,8 +39,9 @@ const char *error_of(sd_bus_message *reply);
 
 // Sends msg (taking it) and calls on_reply with the answer or error, from a later dispatch.
 // The connection owns the pending call: it is dropped, unanswered, with the connection.
-void call(sd_bus *bus, sd_bus_message *msg, std::function<void(sd_bus_message *)> on_reply);
+void call(sd_bus *bus, Message msg, std::function<void(sd_bus_message *)> on_reply);
 
+// The connections it serves are not its own: their owners add and remove them.
 class Loop {
 public:
 	static Result<Loop> create();

@@ -44,6 +44,13 @@ struct PlaneInfo {
 	bool enabled() const { return state == PlaneState::enabled; }
 };
 
+// Rows [first, end) of a plane: what a damage notice touched (docs/design.md, "Damage rows").
+struct RowSpan {
+	uint32_t first = 0, end = 0;
+	bool empty() const { return end <= first; }
+	bool operator==(const RowSpan &) const = default;
+};
+
 // How a buffer reaches us.
 enum class BufferKind {
 	memfd,  // host memory (sim): mappable, no sync needed

@@ -12,6 +12,11 @@
 // the compositor's event loop through one epoll fd (QEMU's main loop waits on its listeners).
 // When QEMU exits its heads lose their planes (connected() is false: the no-signal frame) and
 // come back when a QEMU owns org.qemu again.
+//
+// The code, one concern a file: qemu_source.cpp (the bus or QMP connection, dispatch, damage
+// once a frame, input), qemu_console.cpp (consoles as heads: enumeration, the listener
+// connection and its vtable, planes), qemu_listener.cpp (each listener method's parsing and
+// handling, testable on its own), qemu_bounds.cpp (the spec, the pixel calls' bounds, formats).
 #pragma once
 
 #include <chrono>
@@ -26,13 +31,15 @@
 #include "base/unique_fd.hpp"
 #include "vgpu/dbus_loop.hpp"
 #include "vgpu/qemu_qmp.hpp"
+#include "vgpu/sd_bus_ref.hpp"
 #include "vgpu/source.hpp"
 
-struct sd_bus;
-struct sd_bus_message;
-struct sd_bus_slot;
-
 namespace vscanout::vgpu {
+
+namespace qemu {
+enum class Told;
+struct CallContext;
+} // namespace qemu
 
 // What one QEMU may make vscanout hold: QEMU (and through it the guest) is not trusted.
 struct QemuLimits {
@@ -100,6 +107,7 @@ public:
 	Result<PlaneInfo> query(uint32_t head, PlaneType type) override;
 	Result<GuestBuffer> open_buffer(const PlaneInfo &plane) override;
 	uint64_t damage_seq(uint32_t head) const override;
+	std::optional<RowSpan> damage_rows(uint32_t head, uint64_t since) override;
 	bool connected(uint32_t head) const override;
 	std::vector<int> watch_fds() const override { return {loop_.fd()}; }
 	void dispatch(int fd) override;
@@ -114,9 +122,11 @@ public:
 	bool pointer_absolute(uint32_t head) const override;
 	void window_resized(uint32_t head, uint32_t width, uint32_t height) override;
 
-	// A listener method call as QEMU makes it; public for the sd-bus vtable's C callbacks.
+	// One console (qemu_console.hpp). Public for the listener vtable's C callbacks: a call is
+	// handled with the source's context, and answered (refusals logged) by the source.
 	struct Console;
-	int on_listener_call(Console &c, sd_bus_message *m);
+	qemu::CallContext call_context(const Console &c);
+	int answer(Console &c, sd_bus_message *m, const char *member, Result<qemu::Told> told);
 
 private:
 	explicit QemuSource(QemuOptions options) : options_(std::move(options)) {}
@@ -124,10 +134,14 @@ private:
 	void connect_p2p();
 	const char *dest() const { return options_.qmp.empty() ? "org.qemu" : nullptr; } // p2p: no names
 	void enumerate();
+	void console_answered(uint64_t generation, uint32_t console_id, sd_bus_message *properties);
 	void add_console(uint32_t console_id, uint32_t head, const std::string &label);
+	bool listen(Console &c);
+	void follow_pointer_mode(Console &c);
 	void lose_console(Console &c, const char *why);
 	void lose_all(const char *why);
-	void call(sd_bus_message *msg, std::function<void(sd_bus_message *)> on_reply);
+	void call(dbus::Message msg, std::function<void(sd_bus_message *)> on_reply);
+	dbus::Message new_call(const std::string &path, const char *iface, const char *member);
 	void call_console(uint32_t head, const char *iface, const char *member, const char *types, uint32_t a,
 	                  uint32_t b = 0);
 	Console *console(uint32_t head) const;
@@ -143,8 +157,8 @@ private:
 	std::chrono::steady_clock::time_point last_flush_{};
 	uint32_t pending_consoles_ = 0;  // console property replies still to come (this enumeration)
 	std::vector<uint32_t> left_out_; // consoles past max-heads (this enumeration)
-	sd_bus *bus_ = nullptr;
-	sd_bus_slot *owner_match_ = nullptr;
+	dbus::Bus bus_;                  // the session bus, or p2p: QEMU's connection from QMP
+	dbus::Slot owner_match_;         // NameOwnerChanged for org.qemu (on a bus)
 	struct ConsoleDeleter {
 		void operator()(Console *c) const;
 	};

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,13 @@ public:
 	// Damage notices: a counter that advances when the guest says it drew into the buffer
 	// it is showing. Sources with no such notices return 0 forever.
 	virtual uint64_t damage_seq(uint32_t head) const { return 0; }
+
+	// The primary's rows the damage notices after count `since` touched (the union of them; an
+	// empty span: none), for the copy import to copy only those (docs/design.md, "Damage rows").
+	// Nothing: unknown, the whole frame. Sources that cannot tell answer nothing (VFIO, sim). A
+	// source may forget what came before `since` (its one reader, the head's tracker, asks from
+	// later counts only): asked from before that again, it answers nothing.
+	virtual std::optional<RowSpan> damage_rows(uint32_t head, uint64_t since) { return std::nullopt; }
 
 	// Whether content can change in place without a new buffer id or a damage notice
 	// (VFIO region planes): the core then hashes the plane each poll.
