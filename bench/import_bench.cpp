@@ -432,7 +432,7 @@ int bench_size(render::VulkanContext &vk, render::HeadRenderer &hr, uint32_t w, 
 		}
 		Stats s = measure([&](std::string *err) -> std::optional<double> {
 			const auto t0 = Clock::now();
-			(*imp)->content_changed();
+			(*imp)->content_changed(std::nullopt);
 			auto r = hr.draw({imp->get(), std::nullopt}, guest_out);
 			const double ms = ms_since(t0);
 			if (!r) {

@@ -56,7 +56,7 @@ Head::Head(Server &server, uint32_t id, core::TrackerOptions options)
           id, server.source(),
           [this](const vgpu::PlaneInfo &plane,
                  vgpu::GuestBuffer buffer) -> Result<std::shared_ptr<render::GuestImport>> {
-	          auto policy = server_.import_policy(&tracker_.stats().copies, plane.type == vgpu::PlaneType::cursor);
+	          auto policy = server_.import_policy(tracker_.stats(), plane.type == vgpu::PlaneType::cursor);
 	          return render::GuestImport::create(server_.vulkan(), plane, std::move(buffer), policy);
           },
           options),

@@ -43,12 +43,13 @@ Server::~Server() {
 	if (display_) wl_display_destroy(display_);
 }
 
-render::ImportPolicy Server::import_policy(uint64_t *copy_counter, bool cursor) const {
+render::ImportPolicy Server::import_policy(core::HeadStats &stats, bool cursor) const {
 	render::ImportPolicy p;
 	// The cursor needs CPU-readable pixels for a hardware cursor; it is small, so map it.
 	p.allow_dmabuf = !cursor && options_.import == ImportChoice::automatic;
 	p.allow_host = options_.import != ImportChoice::copy;
-	p.copy_counter = copy_counter;
+	p.copy_counter = &stats.copies;
+	p.copy_bytes_counter = &stats.copy_bytes;
 	return p;
 }
 

@@ -43,7 +43,7 @@ public:
 	vgpu::Source &source() { return *source_; }
 	render::VulkanContext &vulkan() { return *vk_; }
 	render::HeadRenderer &head_renderer() { return *head_renderer_; }
-	render::ImportPolicy import_policy(uint64_t *copy_counter, bool cursor) const;
+	render::ImportPolicy import_policy(core::HeadStats &stats, bool cursor) const; // copies counted in stats
 
 	// The output set changed (added, removed, resized): tell output-management clients.
 	void outputs_changed();

@@ -31,8 +31,9 @@ public:
 	virtual const uint8_t *cpu_data() const { return nullptr; }
 	// "dmabuf", "host" or "copy".
 	virtual const char *path() const = 0;
-	// Content may have changed under the same key; a copy import refreshes its copy here.
-	virtual void content_changed() {}
+	// Content may have changed under the same key: in `rows` (all of them when not known); a copy
+	// import refreshes its copy of those rows here.
+	virtual void content_changed(const std::optional<vgpu::RowSpan> &rows) {}
 	// The guest's dma-buf while this import lives, or -1 (the fences are read from it).
 	virtual int dmabuf_fd() const { return -1; }
 };
@@ -142,6 +143,7 @@ private:
 	Result<std::shared_ptr<Import>> import_opened(const vgpu::PlaneInfo &plane, vgpu::GuestBuffer buffer);
 	Result<std::shared_ptr<Import>> lookup_or_import(const vgpu::PlaneInfo &plane);
 	std::optional<uint64_t> content_hash() const;
+	std::optional<vgpu::RowSpan> rows_since_copy();
 
 	uint32_t head_;
 	vgpu::Source &source_;
@@ -152,6 +154,7 @@ private:
 	HeadStats stats_;
 	uint64_t cursor_generation_ = 0;
 	uint64_t last_damage_ = 0;
+	uint64_t copied_damage_ = 0; // the damage count the shown buffer was last refreshed at
 	std::optional<uint64_t> last_hash_;
 	std::optional<PendingFrame> pending_;
 	// Per plane (index 0 primary, 1 cursor): the last bad plane, so it is logged once per bad
@@ -263,7 +266,7 @@ template <Imported Import> void BasicHeadTracker<Import>::resolve_pending(Change
 	PendingFrame done = std::move(p);
 	pending_.reset();
 	if (done.content_only) {
-		primary_.buffer->content_changed();
+		primary_.buffer->content_changed(rows_since_copy());
 		changes.frame = true;
 		return;
 	}
@@ -319,9 +322,9 @@ void BasicHeadTracker<Import>::show_primary(const vgpu::PlaneInfo &plane, std::s
 	const vgpu::PlaneInfo old = shown.info;
 	shown.info = plane;
 	shown.buffer = std::move(buffer);
-	// A buffer seen before may have been drawn into since: a copy import must refresh.
-	shown.buffer->content_changed();
-	last_damage_ = source_.damage_seq(head_);
+	// A buffer seen before may have been drawn into since: a copy import must refresh, all of it.
+	shown.buffer->content_changed(std::nullopt);
+	last_damage_ = copied_damage_ = source_.damage_seq(head_);
 	last_hash_.reset();
 	if (options_.watch_content || source_.needs_content_watch(head_)) last_hash_ = content_hash();
 	changes.frame = true;
@@ -335,6 +338,17 @@ void BasicHeadTracker<Import>::show_primary(const vgpu::PlaneInfo &plane, std::s
 template <Imported Import> std::optional<uint64_t> BasicHeadTracker<Import>::content_hash() const {
 	if (!primary_.visible() || !primary_.buffer->cpu_data()) return std::nullopt;
 	return hash_plane(primary_.buffer->cpu_data() + primary_.info.offset, primary_.info);
+}
+
+// The primary's rows drawn into since it was last refreshed, as the source tells them (docs/design.md,
+// "Damage rows"); all of them when it cannot, or when content is found by hashing.
+template <Imported Import> std::optional<vgpu::RowSpan> BasicHeadTracker<Import>::rows_since_copy() {
+	const uint64_t damage = source_.damage_seq(head_);
+	std::optional<vgpu::RowSpan> rows;
+	if (!options_.watch_content && !source_.needs_content_watch(head_))
+		rows = source_.damage_rows(head_, copied_damage_);
+	copied_damage_ = damage;
+	return rows;
 }
 
 template <Imported Import> void BasicHeadTracker<Import>::poll_plane(vgpu::PlaneType type, Changes &changes) {
@@ -398,7 +412,7 @@ template <Imported Import> void BasicHeadTracker<Import>::poll_plane(vgpu::Plane
 		if (!content) return;
 		PendingFrame frame{plane, key, shown.buffer, std::nullopt, true};
 		if (wait_for_fences(shown.buffer->dmabuf_fd(), frame)) return;
-		shown.buffer->content_changed();
+		shown.buffer->content_changed(rows_since_copy());
 		changes.frame = true;
 		return;
 	}

@@ -19,6 +19,7 @@ struct HeadStats {
 	uint64_t rejected = 0;
 	uint64_t buffer_opens = 0;  // GET_GFX_DMABUF-style calls
 	uint64_t copies = 0;        // frames that took the counted-copy import path
+	uint64_t copy_bytes = 0;    // bytes those copies moved (only the damaged rows, where the source tells them)
 	uint64_t cursor_images = 0; // cursor image updates
 	uint64_t cursor_moves = 0;
 	uint64_t query_errors = 0;

@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -79,7 +80,7 @@ Result<std::shared_ptr<GuestImport>> GuestImport::create(const VulkanContext &ct
 		            " is tiled and the Vulkan device cannot import it; the CPU paths read LINEAR only");
 	std::string why;
 	for (ImportForm form : order) {
-		Status s = imp->try_form(ctx, form, policy.copy_counter);
+		Status s = imp->try_form(ctx, form, policy);
 		if (s) {
 			imp->form_ = form;
 			if (!why.empty())
@@ -94,12 +95,12 @@ Result<std::shared_ptr<GuestImport>> GuestImport::create(const VulkanContext &ct
 	return fail(why);
 }
 
-Status GuestImport::try_form(const VulkanContext &ctx, ImportForm form, uint64_t *counter) {
+Status GuestImport::try_form(const VulkanContext &ctx, ImportForm form, const ImportPolicy &policy) {
 	switch (form) {
 	case ImportForm::dmabuf_image: return try_dmabuf_image(ctx);
 	case ImportForm::dmabuf_linear: return try_dmabuf_linear(ctx);
 	case ImportForm::host: return try_host(ctx);
-	case ImportForm::copy: return try_copy(ctx, counter);
+	case ImportForm::copy: return try_copy(ctx, policy);
 	}
 	return fail("unknown import form");
 }
@@ -162,7 +163,7 @@ Status GuestImport::try_host(const VulkanContext &ctx) {
 	return Ok{};
 }
 
-Status GuestImport::try_copy(const VulkanContext &ctx, uint64_t *counter) {
+Status GuestImport::try_copy(const VulkanContext &ctx, const ImportPolicy &policy) {
 	if (Status s = try_map(); !s) return s;
 	// The shader reads whole 32-bit words: a 16-bit plane's last pixel may sit in a partial word.
 	const VkDeviceSize size = align_up(uint64_t{plane_.stride} * plane_.height, 4);
@@ -171,9 +172,10 @@ Status GuestImport::try_copy(const VulkanContext &ctx, uint64_t *counter) {
 	if (!mb) return mb.take_error();
 	staging_ = std::move(*mb);
 	buffer_size_ = size;
-	copy_counter_ = counter;
+	copy_counter_ = policy.copy_counter;
+	copy_bytes_counter_ = policy.copy_bytes_counter;
 	form_ = ImportForm::copy;
-	content_changed();
+	content_changed(std::nullopt);
 	return Ok{};
 }
 
@@ -198,12 +200,23 @@ VkBuffer GuestImport::buffer() const {
 	return VK_NULL_HANDLE;
 }
 
-void GuestImport::content_changed() {
+// Only the rows the source says changed, once a frame (docs/design.md, "Damage rows"); the whole
+// plane when it cannot say, and the first time.
+void GuestImport::content_changed(const std::optional<vgpu::RowSpan> &rows) {
 	if (form_ != ImportForm::copy) return;
+	uint32_t first = 0, end = plane_.height;
+	if (rows && copied_) {
+		first = std::min(rows->first, plane_.height);
+		end = std::min(rows->end, plane_.height);
+	}
+	if (first >= end) return; // no row of the plane changed
+	const uint64_t at = uint64_t{first} * plane_.stride, bytes = uint64_t{end - first} * plane_.stride;
 	begin_read();
-	std::memcpy(staging_.data, map_.data() + plane_.offset, uint64_t{plane_.stride} * plane_.height);
+	std::memcpy(static_cast<uint8_t *>(staging_.data) + at, map_.data() + plane_.offset + at, bytes);
 	end_read();
+	copied_ = true;
 	if (copy_counter_) (*copy_counter_)++;
+	if (copy_bytes_counter_) *copy_bytes_counter_ += bytes;
 }
 
 void GuestImport::begin_read() const {

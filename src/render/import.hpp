@@ -11,6 +11,7 @@
 #include <vulkan/vulkan.h>
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "base/mapping.hpp"
@@ -34,7 +35,8 @@ ImportPath path_of(ImportForm f);
 struct ImportPolicy {
 	bool allow_dmabuf = true;
 	bool allow_host = true;
-	uint64_t *copy_counter = nullptr; // incremented for every counted copy
+	uint64_t *copy_counter = nullptr;       // incremented for every counted copy
+	uint64_t *copy_bytes_counter = nullptr; // the bytes each copied
 };
 
 // The forms worth trying for this plane on a device with these capabilities, best first. A
@@ -51,7 +53,8 @@ public:
 
 	const char *path() const override { return to_string(kind()); }
 	const uint8_t *cpu_data() const override;
-	void content_changed() override;
+	// The copy form copies `rows` (all of them when not known, or before its first copy).
+	void content_changed(const std::optional<vgpu::RowSpan> &rows) override;
 
 	ImportPath kind() const { return path_of(form_); }
 	ImportForm form() const { return form_; }
@@ -77,12 +80,12 @@ private:
 	GuestImport(const vgpu::PlaneInfo &plane, vgpu::GuestBuffer buffer)
 	    : plane_(plane), fd_(std::move(buffer.fd)), kind_(buffer.kind), map_offset_(buffer.map_offset),
 	      byte_size_(buffer.byte_size) {}
-	Status try_form(const VulkanContext &ctx, ImportForm form, uint64_t *counter);
+	Status try_form(const VulkanContext &ctx, ImportForm form, const ImportPolicy &policy);
 	Status try_dmabuf_image(const VulkanContext &ctx);
 	Status try_dmabuf_linear(const VulkanContext &ctx);
 	Status try_map() const;
 	Status try_host(const VulkanContext &ctx);
-	Status try_copy(const VulkanContext &ctx, uint64_t *counter);
+	Status try_copy(const VulkanContext &ctx, const ImportPolicy &policy);
 
 	vgpu::PlaneInfo plane_;
 	UniqueFd fd_;
@@ -98,7 +101,8 @@ private:
 	DmabufBuffer dmabuf_buffer_;
 	ImageView view_;
 	VkDeviceSize buffer_size_ = 0;
-	uint64_t *copy_counter_ = nullptr;
+	uint64_t *copy_counter_ = nullptr, *copy_bytes_counter_ = nullptr;
+	bool copied_ = false; // the copy form has copied the whole plane once
 };
 
 // A head tracker (core/head_tracker.hpp) that keeps this layer's imports as what they are: its

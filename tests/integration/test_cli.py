@@ -133,7 +133,7 @@ def test_sigterm_exits_0_and_writes_stats(vscanout):
     stats = vs.stop(signal.SIGTERM)
     assert stats is not None and sorted(stats) == [0]
     keys = {"head", "generation", "imports", "cache_hits", "evictions", "renders", "commits", "scanouts", "rejected",
-            "buffer_opens", "copies", "cursor_images", "cursor_moves", "query_errors", "width", "height",
+            "buffer_opens", "copies", "copy_bytes", "cursor_images", "cursor_moves", "query_errors", "width", "height",
             "fence_waits", "fence_timeouts", "import_path", "output_path", "cursor_path", "connected"}
     assert set(stats[0]) == keys, set(stats[0]) ^ keys
     assert stats[0]["scanouts"] == 0, "headless outputs are always composed"

@@ -89,12 +89,28 @@ public:
 	}
 
 	uint64_t damage_seq(uint32_t head) const override { return head == kHead ? damage : 0; }
+
+	// Rows by damage count (unset: the source cannot tell, like VFIO and sim); the tracker's
+	// questions are kept.
+	std::map<uint64_t, vgpu::RowSpan> damaged_rows;
+	bool tells_rows = false;
+	std::vector<uint64_t> rows_asked;
+	std::optional<vgpu::RowSpan> damage_rows(uint32_t, uint64_t since) override {
+		rows_asked.push_back(since);
+		if (!tells_rows) return std::nullopt;
+		vgpu::RowSpan out;
+		for (const auto &[seq, r] : damaged_rows)
+			if (seq > since)
+				out = out.empty() ? r : vgpu::RowSpan{std::min(out.first, r.first), std::max(out.end, r.end)};
+		return out;
+	}
 };
 
 struct ImportCounters {
 	int live = 0;
 	int created = 0;
 	int content_changed = 0;
+	std::vector<std::optional<vgpu::RowSpan>> rows; // what each content_changed was told
 };
 
 // Keeps the guest buffer (so its fd stays open while cached) and, when asked, a mapping of it.
@@ -114,7 +130,10 @@ public:
 
 	const uint8_t *cpu_data() const override { return map_ ? map_.data() : nullptr; }
 	const char *path() const override { return "host"; }
-	void content_changed() override { counters_.content_changed++; }
+	void content_changed(const std::optional<vgpu::RowSpan> &rows) override {
+		counters_.content_changed++;
+		counters_.rows.push_back(rows);
+	}
 	int dmabuf_fd() const override { return buffer_.kind == vgpu::BufferKind::dmabuf ? buffer_.fd.get() : -1; }
 
 	uint8_t *pixels() { return map_.data(); }
@@ -391,6 +410,44 @@ TEST_F(HeadTrackerTest, DamageNoticeIsAFrameWithoutImport) {
 	EXPECT_TRUE(t().poll().frame);
 	EXPECT_EQ(t().generation(), 3u);
 	EXPECT_EQ(source.open_calls, 1);
+}
+
+// The rows a source says were drawn into reach the import, as the union since its last refresh;
+// a buffer shown anew is refreshed whole (docs/design.md, "Damage rows").
+TEST_F(HeadTrackerTest, DamagedRowsReachTheImport) {
+	source.tells_rows = true;
+	source.set(primary(10));
+	t().poll();
+	ASSERT_EQ(counters.rows.size(), 1u);
+	EXPECT_FALSE(counters.rows[0].has_value()); // shown first: whole
+	source.damage = 1;
+	source.damaged_rows[1] = {5, 6};
+	EXPECT_TRUE(t().poll().frame);
+	ASSERT_EQ(counters.rows.size(), 2u);
+	EXPECT_EQ(counters.rows[1], (vgpu::RowSpan{5, 6}));
+	// Two notices between polls: their union, asked from the count of the last refresh.
+	source.damage = 3;
+	source.damaged_rows[2] = {1, 2};
+	source.damaged_rows[3] = {40, 41};
+	source.rows_asked.clear();
+	EXPECT_TRUE(t().poll().frame);
+	ASSERT_EQ(counters.rows.size(), 3u);
+	EXPECT_EQ(counters.rows[2], (vgpu::RowSpan{1, 41}));
+	EXPECT_EQ(source.rows_asked, std::vector<uint64_t>{1});
+	// A flip to another buffer and back: each is refreshed whole.
+	source.set(primary(11));
+	t().poll();
+	source.set(primary(10));
+	t().poll();
+	ASSERT_EQ(counters.rows.size(), 5u);
+	EXPECT_FALSE(counters.rows[3].has_value());
+	EXPECT_FALSE(counters.rows[4].has_value());
+	// A source that cannot tell: the whole frame.
+	source.tells_rows = false;
+	source.damage = 4;
+	EXPECT_TRUE(t().poll().frame);
+	ASSERT_EQ(counters.rows.size(), 6u);
+	EXPECT_FALSE(counters.rows[5].has_value());
 }
 
 TEST_F(HeadTrackerTest, DamageBeforeAFlipIsNotCountedTwice) {
@@ -926,6 +983,26 @@ TEST_F(HeadTrackerWatchTest, ChangedBytesInThePlaneAreAFrame) {
 	EXPECT_FALSE(c.any()) << "bytes outside the plane: " << describe(c);
 	EXPECT_EQ(source.open_calls, opens);
 	EXPECT_EQ(t().stats().imports, 1u);
+}
+
+TEST_F(HeadTrackerWatchTest, HashedContentIsRefreshedWhole) {
+	map_imports = true;
+	make_tracker(TrackerOptions{.watch_content = true});
+	source.tells_rows = true;
+	source.set(padded_primary(10));
+	t().poll();
+	// A notice for row 0, and bytes changed in row 40: the whole plane is refreshed.
+	source.damage = 1;
+	source.damaged_rows[1] = {0, 1};
+	pixel(3, 40)[0] ^= 0xff;
+	EXPECT_TRUE(t().poll().frame);
+	ASSERT_EQ(counters.rows.size(), 2u);
+	EXPECT_FALSE(counters.rows[1].has_value()); // a watched plane changes where no notice says
+	// Without a notice too.
+	pixel(3, 41)[0] ^= 0xff;
+	EXPECT_TRUE(t().poll().frame);
+	ASSERT_EQ(counters.rows.size(), 3u);
+	EXPECT_FALSE(counters.rows[2].has_value());
 }
 
 TEST_F(HeadTrackerWatchTest, WithoutWatchingChangedBytesAreNoFrame) {

@@ -1231,14 +1231,62 @@ TEST_P(RenderTest, CopyImportIsCountedAndRefreshedOnlyWhenTold) {
 	EXPECT_TRUE(frame_matches(*t, expect_pattern(10)));
 	EXPECT_EQ(copies, 1u);
 
-	imp->content_changed();
+	imp->content_changed(std::nullopt);
 	EXPECT_EQ(copies, 2u);
 	t->poison();
 	draw(f, *t);
 	EXPECT_TRUE(frame_matches(*t, expect_pattern(11)));
 
-	imp->content_changed();
+	imp->content_changed(std::nullopt);
 	EXPECT_EQ(copies, 3u);
+}
+
+// Damage rows (docs/design.md, "Damage rows"): told which rows changed, the copy import copies
+// those and no others; the rest of the frame stays as it was copied before.
+TEST_P(RenderTest, CopyImportCopiesOnlyTheDamagedRows) {
+	const uint32_t stride = 64 * 4 + 64;
+	Guest g = make_guest(DRM_FORMAT_XRGB8888, 64, 64, stride, 128);
+	fill_pattern(g, 10);
+	uint64_t copies = 0, bytes = 0;
+	ImportPolicy policy{true, false, &copies};
+	policy.copy_bytes_counter = &bytes;
+	auto imp = import(ctx(), g, policy);
+	ASSERT_TRUE(imp);
+	ASSERT_EQ(imp->kind(), ImportPath::copy);
+	EXPECT_EQ(copies, 1u);
+	EXPECT_EQ(bytes, uint64_t{stride} * 64); // the first copy: whole
+	auto t = make_target(ctx(), 64, 64);
+	ASSERT_TRUE(t);
+	FrameDesc f;
+	f.primary = imp.get();
+
+	// The guest redraws everything but says rows 10..12: only they are copied.
+	fill_pattern(g, 11);
+	imp->content_changed(vgpu::RowSpan{10, 13});
+	EXPECT_EQ(copies, 2u);
+	EXPECT_EQ(bytes, uint64_t{stride} * (64 + 3));
+	t->poison();
+	draw(f, *t);
+	EXPECT_TRUE(
+	    frame_matches(*t, [](uint32_t x, uint32_t y) { return pattern(int(x), int(y), y >= 10 && y < 13 ? 11 : 10); }));
+	// Rows past the plane are cut off; none of its rows, nothing copied.
+	imp->content_changed(vgpu::RowSpan{60, 100000});
+	EXPECT_EQ(bytes, uint64_t{stride} * (64 + 3 + 4));
+	imp->content_changed(vgpu::RowSpan{64, 80});
+	imp->content_changed(vgpu::RowSpan{});
+	EXPECT_EQ(copies, 3u);
+	EXPECT_EQ(bytes, uint64_t{stride} * (64 + 3 + 4));
+	t->poison();
+	draw(f, *t);
+	EXPECT_TRUE(frame_matches(
+	    *t, [](uint32_t x, uint32_t y) { return pattern(int(x), int(y), (y >= 10 && y < 13) || y >= 60 ? 11 : 10); }));
+	// Unknown rows: the whole plane.
+	imp->content_changed(std::nullopt);
+	EXPECT_EQ(copies, 4u);
+	EXPECT_EQ(bytes, uint64_t{stride} * (64 + 3 + 4 + 64));
+	t->poison();
+	draw(f, *t);
+	EXPECT_TRUE(frame_matches(*t, expect_pattern(11)));
 }
 
 TEST_P(RenderTest, WithoutHostMemoryEverythingIsCopiedAndStaged) {
@@ -1283,7 +1331,7 @@ TEST_P(RenderTest, WithoutHostMemoryEverythingIsCopiedAndStaged) {
 		EXPECT_EQ(big->rgb(x, 191), (Rgb{0, 0, 0}));
 	}
 	g.fill32([](uint32_t, uint32_t) { return xrgb(200, 100, 50); });
-	imp->content_changed();
+	imp->content_changed(std::nullopt);
 	rep = (*hr)->draw(f, *big->out);
 	ASSERT_TRUE(rep.ok()) << rep.error();
 	EXPECT_TRUE(frame_matches(*big, [](uint32_t, uint32_t y) {
