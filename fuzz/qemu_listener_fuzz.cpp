@@ -75,7 +75,7 @@ uint32_t pick_format(FuzzedDataProvider &in) {
 // The pixel bytes of a call: about as many as the rectangle needs (a little short or long, or
 // what the input has left), capped so one input stays cheap.
 std::vector<uint8_t> pick_bytes(FuzzedDataProvider &in, uint64_t need) {
-	constexpr uint64_t kCap = 4u << 20;
+	constexpr uint64_t kCap = 512u << 10;
 	uint64_t n = need;
 	switch (in.ConsumeIntegralInRange<int>(0, 3)) {
 	case 0: n = need ? need - 1 : 0; break;
@@ -84,7 +84,7 @@ std::vector<uint8_t> pick_bytes(FuzzedDataProvider &in, uint64_t need) {
 	default: break;
 	}
 	n = std::min(n, kCap);
-	std::vector<uint8_t> v(n, in.ConsumeIntegral<uint8_t>());
+	std::vector<uint8_t> v(n, in.ConsumeIntegral<uint8_t>() ^ 0x5a); // not the zeroes of a new frame
 	const std::string some = in.ConsumeBytesAsString(std::min<size_t>(n, in.ConsumeIntegralInRange<size_t>(0, 64)));
 	if (!some.empty()) std::memcpy(v.data(), some.data(), some.size());
 	return v;
@@ -357,6 +357,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 		case 9: run.copy(); break;
 		}
 		check(run.d, run.limits);
+		if (in.ConsumeBool()) run.copy(); // a frame: the tracker copies what was damaged
 	}
+	run.copy();
+	check(run.d, run.limits);
 	return 0;
 }
