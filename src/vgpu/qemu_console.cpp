@@ -17,6 +17,12 @@
 namespace vscanout::vgpu {
 namespace {
 
+// stride * height in 64 bits, saturated: a hostile stride must not wrap the plane's size into a
+// small one (validate_plane then refuses a size that does not cover the rows).
+uint32_t plane_bytes(uint32_t stride, uint32_t height) {
+	return static_cast<uint32_t>(std::min<uint64_t>(uint64_t{stride} * height, UINT32_MAX));
+}
+
 using dbus::errno_text;
 using dbus::error_of;
 using dbus::Prop;
@@ -319,7 +325,7 @@ Result<PlaneInfo> QemuSource::query(uint32_t head, PlaneType type) {
 			p.stride = c->display.picture.stride;
 			p.buffer_id = c->display.picture.id;
 		}
-		p.size = p.stride * p.height;
+		p.size = plane_bytes(p.stride, p.height);
 		return p;
 	}
 	if (!c->display.cursor.fd || !c->display.mouse_on) return p;
@@ -329,7 +335,7 @@ Result<PlaneInfo> QemuSource::query(uint32_t head, PlaneType type) {
 	p.width = c->display.cursor.width;
 	p.height = c->display.cursor.height;
 	p.stride = c->display.cursor.stride;
-	p.size = p.stride * p.height;
+	p.size = plane_bytes(p.stride, p.height);
 	p.buffer_id = c->display.cursor.id;
 	// MouseSet gives the image's top-left, as the guest placed its cursor plane: virtio-gpu
 	// passes the plane's CRTC position on unchanged (Linux virtgpu_plane.c: pos = crtc_x, the
