@@ -37,7 +37,7 @@ struct PlaneInfo {
 	int32_t y_pos = 0;
 	uint32_t x_hot = kNoHotspot;
 	uint32_t y_hot = kNoHotspot;
-	uint64_t buffer_id = 0;    // VFIO dmabuf_id; 0 where the plane has none (region planes)
+	uint64_t buffer_id = 0;    // VFIO dmabuf_id; region planes: the source's id for the configuration
 	uint64_t offset = 0;       // byte offset of pixel (0,0) in the buffer (0 for VFIO)
 	uint32_t region_index = 0; // VFIO region planes: the region holding the plane
 
@@ -55,7 +55,8 @@ struct RowSpan {
 enum class BufferKind {
 	memfd,  // host memory (sim): mappable, no sync needed
 	dmabuf, // a dma-buf: importable by a GPU with its modifier; mmap needs DMA_BUF_IOCTL_SYNC
-	region, // a VFIO region: mappable at region_offset, content changes in place
+	region, // a device region mapped at map_offset (no source hands these out now: a VFIO region
+	        // plane comes as a memfd snapshot, docs/design.md "VFIO")
 };
 
 struct GuestBuffer {

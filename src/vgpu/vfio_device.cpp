@@ -130,7 +130,27 @@ Result<RegionInfo> KernelVfioDevice::region_info(uint32_t index) {
 	ri.index = index;
 	if (::ioctl(device_.get(), VFIO_DEVICE_GET_REGION_INFO, &ri) < 0)
 		return fail("VFIO_DEVICE_GET_REGION_INFO(" + std::to_string(index) + ") failed: " + errstr(errno));
-	return RegionInfo{ri.offset, ri.size, (ri.flags & VFIO_REGION_INFO_FLAG_MMAP) != 0};
+	return RegionInfo{ri.offset, ri.size, (ri.flags & VFIO_REGION_INFO_FLAG_MMAP) != 0,
+	                  (ri.flags & VFIO_REGION_INFO_FLAG_READ) != 0};
+}
+
+Result<uint32_t> KernelVfioDevice::num_regions() {
+	vfio_device_info info{};
+	info.argsz = sizeof info;
+	if (::ioctl(device_.get(), VFIO_DEVICE_GET_INFO, &info) < 0)
+		return fail(std::string("VFIO_DEVICE_GET_INFO failed: ") + errstr(errno));
+	return info.num_regions;
+}
+
+Result<Mapping> KernelVfioDevice::map_region(uint32_t index, size_t len) {
+	auto r = region_info(index);
+	if (!r) return r.take_error();
+	if (!r->mappable) return fail("region " + std::to_string(index) + " cannot be mmap()ed");
+	if (len == 0 || len > r->size)
+		return fail("region " + std::to_string(index) + " is smaller than the mapping asked");
+	void *p = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, device_.get(), static_cast<off_t>(r->offset));
+	if (p == MAP_FAILED) return fail("mmap of region " + std::to_string(index) + " failed: " + errstr(errno));
+	return Mapping(p, len);
 }
 
 int KernelVfioDevice::get_region_info(uint32_t index, std::vector<uint8_t> &buf) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "base/mapping.hpp"
 #include "base/result.hpp"
 #include "base/unique_fd.hpp"
 
@@ -20,7 +21,8 @@ namespace vscanout::vgpu {
 struct RegionInfo {
 	uint64_t offset = 0; // mmap offset of the region in the device fd
 	uint64_t size = 0;
-	bool mappable = false;
+	bool mappable = false; // VFIO_REGION_INFO_FLAG_MMAP
+	bool readable = true;  // VFIO_REGION_INFO_FLAG_READ: pread at offset works
 };
 
 class VfioDevice {
@@ -31,7 +33,13 @@ public:
 	// VFIO_DEVICE_GET_GFX_DMABUF: a new dma-buf fd each call.
 	virtual Result<UniqueFd> get_dmabuf(uint32_t dmabuf_id) = 0;
 	virtual Result<RegionInfo> region_info(uint32_t index) = 0;
-	// A new descriptor of the device itself, to mmap a region from.
+	// How many regions the device has (VFIO_DEVICE_GET_INFO's num_regions): a plane's
+	// region_index is checked against it. An error where the device cannot tell.
+	virtual Result<uint32_t> num_regions() { return fail("the device does not say how many regions it has"); }
+	// The first len bytes of a mappable region, mapped read-only. A device reset or removal can
+	// revoke the mapping under us: read it only with guarded_copy_changed (base/guarded_copy.hpp).
+	virtual Result<Mapping> map_region(uint32_t index, size_t len) { return fail("regions cannot be mapped"); }
+	// A new descriptor of the device itself.
 	virtual Result<UniqueFd> dup_fd() = 0;
 	// The index of the region whose capability chain names this type and subtype
 	// (VFIO_REGION_INFO_CAP_TYPE), or -1 when the device has none. A device without regions of
@@ -58,6 +66,8 @@ public:
 	int query_plane(vfio_device_gfx_plane_info &info) override;
 	Result<UniqueFd> get_dmabuf(uint32_t dmabuf_id) override;
 	Result<RegionInfo> region_info(uint32_t index) override;
+	Result<uint32_t> num_regions() override;
+	Result<Mapping> map_region(uint32_t index, size_t len) override;
 	Result<UniqueFd> dup_fd() override;
 	int find_region(uint32_t type, uint32_t subtype) override;
 	int region_read(uint32_t index, uint64_t offset, void *buf, size_t len) override;

@@ -1,5 +1,6 @@
 #include "vgpu/vfio_source.hpp"
 
+#include <fcntl.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cstring>
 
 #include "base/fd_util.hpp"
+#include "base/guarded_copy.hpp"
 #include "base/log.hpp"
 #include "vgpu/edid.hpp"
 
@@ -73,6 +75,13 @@ Result<std::unique_ptr<VfioSource>> VfioSource::create(std::vector<std::unique_p
 		}
 		VLOG_INFO("vfio: head %zu is %s: primary plane as %s, %s cursor plane", s->heads_.size(), dev->name().c_str(),
 		          h.transport == PlaneTransport::dmabuf ? "dma-buf" : "region", h.cursor ? "a" : "no");
+		if (h.transport == PlaneTransport::region) {
+			if (auto n = dev->num_regions())
+				h.num_regions = *n;
+			else
+				VLOG_DEBUG("vfio: %s: %s; region indexes are checked by asking for each region", dev->name().c_str(),
+				           n.error().c_str());
+		}
 		h.device = std::move(dev);
 		s->heads_.push_back(std::move(h));
 	}
@@ -241,10 +250,7 @@ std::vector<uint32_t> VfioSource::heads() const {
 	return ids;
 }
 
-bool VfioSource::needs_content_watch(uint32_t head) const {
-	// A region plane has no id: the guest draws in place.
-	return head < heads_.size() && heads_[head].transport == PlaneTransport::region;
-}
+uint64_t VfioSource::damage_seq(uint32_t head) const { return head < heads_.size() ? heads_[head].damage : 0; }
 
 Result<PlaneInfo> VfioSource::query(uint32_t head, PlaneType type) {
 	if (head >= heads_.size()) return fail("no head " + std::to_string(head));
@@ -277,7 +283,137 @@ Result<PlaneInfo> VfioSource::query(uint32_t head, PlaneType type) {
 		return disabled;
 	}
 	if (e) return fail(std::string("QUERY_GFX_PLANE failed: ") + std::strerror(e));
-	return convert(head, type, info);
+	auto plane = convert(head, type, info);
+	if (plane && h.transport == PlaneTransport::region) {
+		if (plane->enabled())
+			refresh_region(head, *plane);
+		else
+			h.planes[type == PlaneType::cursor ? 1 : 0].drop();
+		if (h.lost) return disabled;
+	}
+	return plane;
+}
+
+void VfioSource::refresh_region(uint32_t head, PlaneInfo &plane) {
+	Head &h = heads_[head];
+	RegionPlane &rp = h.planes[plane.type == PlaneType::cursor ? 1 : 0];
+	const RegionPlane::Config config{plane.drm_format, plane.drm_format_mod, plane.width,       plane.height,
+	                                 plane.stride,     plane.size,           plane.region_index};
+	if (!rp.configured || rp.config != config) {
+		// A new configuration: a new id, so the tracker validates and opens it (open_region makes
+		// the snapshot). An old import keeps its own memfd and is never refreshed again.
+		rp.drop();
+		rp.configured = true;
+		rp.config = config;
+		rp.id = next_region_id_++;
+		plane.buffer_id = rp.id;
+		return;
+	}
+	plane.buffer_id = rp.id;
+	if (!rp.snapshot) return; // not opened yet (or refused): nothing to refresh
+	auto changed = read_region(h, rp);
+	if (h.lost) return;
+	if (!changed) {
+		h.region_failures++;
+		if (!rp.failing)
+			VLOG_ERROR("vfio: head %u: reading its %s plane from region %u failed: %s; keeping the last frame", head,
+			           to_string(plane.type), rp.region_index, changed.error().c_str());
+		rp.failing = true;
+		return;
+	}
+	if (rp.failing) VLOG_INFO("vfio: head %u: its %s plane reads again", head, to_string(plane.type));
+	rp.failing = false;
+	if (!*changed) return;
+	if (plane.type == PlaneType::primary) {
+		h.damage++; // a damage notice: the import (a mapping of the snapshot) shows it as it is
+	} else {
+		// Cursors take no damage notices: a new id makes a new image (and a snapshot of its own).
+		rp.id = next_region_id_++;
+		plane.buffer_id = rp.id;
+		rp.snapshot.reset();
+		rp.snapshot_view.reset();
+		rp.source.reset();
+	}
+}
+
+Result<bool> VfioSource::read_region(Head &h, RegionPlane &rp) {
+	if (rp.use_pread) {
+		if (int e = h.device->region_read(rp.region_index, 0, rp.scratch.data(), rp.bytes)) {
+			if (device_gone(e) && e != EIO) lose(static_cast<uint32_t>(&h - heads_.data()), std::strerror(e));
+			return fail(std::string("pread: ") + std::strerror(e));
+		}
+		return guarded_copy_changed(rp.snapshot_view.data(), rp.scratch.data(), rp.bytes);
+	}
+	if (rp.remap || !rp.source) {
+		// A mapping that faulted stays revoked: after a device reset a new one may work.
+		rp.source.reset();
+		auto m = h.device->map_region(rp.region_index, align_up(rp.bytes, static_cast<uint64_t>(::getpagesize())));
+		if (!m) return m.take_error();
+		rp.source = std::move(*m);
+		rp.remap = false;
+	}
+	auto changed = guarded_copy_changed(rp.snapshot_view.data(), rp.source.data(), rp.bytes);
+	if (!changed) rp.remap = true;
+	return changed;
+}
+
+Result<GuestBuffer> VfioSource::open_region(uint32_t head, const PlaneInfo &plane) {
+	Head &h = heads_[head];
+	RegionPlane &rp = h.planes[plane.type == PlaneType::cursor ? 1 : 0];
+	if (!rp.configured || plane.buffer_id != rp.id)
+		return fail("the plane changed since it was queried (buffer id " + std::to_string(plane.buffer_id) + ")");
+	const uint32_t index = plane.region_index;
+	if (h.num_regions && index >= *h.num_regions)
+		return fail("region_index " + std::to_string(index) + " is not a region of the device (it has " +
+		            std::to_string(*h.num_regions) + ")");
+	auto region = h.device->region_info(index);
+	if (!region) return fail("region_index " + std::to_string(index) + ": " + region.error());
+	// The plane starts at byte 0 of its region; every byte it names must be inside.
+	if (uint64_t{plane.size} > region->size)
+		return fail("the plane (" + std::to_string(plane.size) + " bytes) is larger than region " +
+		            std::to_string(index) + " (" + std::to_string(region->size) + " bytes)");
+	const size_t bytes = std::min<uint64_t>(uint64_t{plane.stride} * plane.height, plane.size);
+	if (!bytes) return fail("the plane has no bytes");
+	RegionPlane fresh;
+	fresh.configured = true;
+	fresh.config = rp.config;
+	fresh.id = rp.id;
+	fresh.region_index = index;
+	fresh.bytes = bytes;
+	if (region->mappable) {
+		auto m = h.device->map_region(index, align_up(bytes, static_cast<uint64_t>(::getpagesize())));
+		if (m) {
+			fresh.source = std::move(*m);
+		} else if (region->readable) {
+			VLOG_DEBUG("vfio: head %u: %s; reading region %u instead", head, m.error().c_str(), index);
+			fresh.use_pread = true;
+		} else {
+			return fail(m.error());
+		}
+	} else if (region->readable) {
+		fresh.use_pread = true;
+	} else {
+		return fail("region " + std::to_string(index) + " can be neither mapped nor read");
+	}
+	if (fresh.use_pread) fresh.scratch.resize(bytes);
+	auto memfd = make_memfd("vscanout-region", plane.size);
+	if (!memfd) return memfd.take_error();
+	auto view = Mapping::map(memfd->get(), plane.size, PROT_READ | PROT_WRITE);
+	if (!view) return view.take_error();
+	fresh.snapshot = std::move(*memfd);
+	fresh.snapshot_view = std::move(*view);
+	if (auto first = read_region(h, fresh); !first) {
+		if (h.lost) return fail("the device is gone");
+		return fail("reading region " + std::to_string(index) + " failed: " + first.error());
+	}
+	const int dup = ::fcntl(fresh.snapshot.get(), F_DUPFD_CLOEXEC, 0);
+	if (dup < 0) return fail(std::string("dup failed: ") + std::strerror(errno));
+	rp = std::move(fresh);
+	GuestBuffer b;
+	b.fd = UniqueFd(dup);
+	b.kind = BufferKind::memfd;
+	b.byte_size = plane.size;
+	return b;
 }
 
 bool VfioSource::removal_started(const Head &h) const {
@@ -291,7 +427,8 @@ void VfioSource::lose(uint32_t head, const char *why) {
 	Head &h = heads_[head];
 	VLOG_ERROR("vfio: head %u (%s) went away (%s); showing no signal", head, h.device->name().c_str(), why);
 	h.lost = true;
-	// Closing our fds lets the kernel finish removing the device.
+	// Closing our fds (and mappings) lets the kernel finish removing the device.
+	for (RegionPlane &rp : h.planes) rp.drop();
 	h.device.reset();
 }
 
@@ -361,16 +498,7 @@ Result<GuestBuffer> VfioSource::open_buffer(const PlaneInfo &plane) {
 		b.byte_size = *size;
 		return b;
 	}
-	auto region = h.device->region_info(plane.region_index);
-	if (!region) return region.take_error();
-	if (!region->mappable) return fail("region " + std::to_string(plane.region_index) + " cannot be mmap()ed");
-	auto fd = h.device->dup_fd();
-	if (!fd) return fd.take_error();
-	b.fd = std::move(*fd);
-	b.kind = BufferKind::region;
-	b.map_offset = region->offset;
-	b.byte_size = region->size;
-	return b;
+	return open_region(plane.head_id, plane);
 }
 
 namespace {

@@ -6,11 +6,16 @@
 // for the write and comes up 100 ms later, so the guest notices and reads it again.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <memory>
+#include <optional>
+#include <tuple>
 #include <string>
 #include <vector>
 
+#include "base/mapping.hpp"
+#include "base/unique_fd.hpp"
 #include "vgpu/source.hpp"
 #include "vgpu/vfio_device.hpp"
 
@@ -46,7 +51,9 @@ public:
 	std::vector<uint32_t> heads() const override;
 	Result<PlaneInfo> query(uint32_t head, PlaneType type) override;
 	Result<GuestBuffer> open_buffer(const PlaneInfo &plane) override;
-	bool needs_content_watch(uint32_t head) const override;
+	bool needs_content_watch(uint32_t head) const override { return false; }
+	// Region planes: advances when a poll's read of the plane found new content.
+	uint64_t damage_seq(uint32_t head) const override;
 	bool connected(uint32_t head) const override { return head < heads_.size() && !heads_[head].lost; }
 	int poll_hz() const override { return poll_hz_; }
 	// The guest's preferred mode follows the window (the EDID region), once the size settles.
@@ -64,13 +71,41 @@ public:
 	// An EDID write or a link-up is still to come.
 	bool edid_busy() const;
 
+	// Region planes read so far with a failure (tests: the cause is logged once per failing run).
+	uint64_t region_read_failures(uint32_t head) const { return heads_.at(head).region_failures; }
+
 private:
+	// A region plane (docs/design.md, "VFIO"): the guest draws in place into a device region
+	// that a reset or removal can revoke. It is never handed out as a mapping: each poll copies
+	// the plane's bytes (stride x height, never the whole region) into a memfd of ours, which the
+	// import maps, through a guarded copy (a revoked mapping is an error, not SIGBUS) or pread
+	// where the region cannot be mapped; the copy itself tells whether anything changed.
+	struct RegionPlane {
+		using Config = std::tuple<uint32_t, uint64_t, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t>;
+		Config config{};
+		bool configured = false;
+		uint64_t id = 0;        // the buffer id this configuration goes by (a new one per config)
+		UniqueFd snapshot;      // the memfd the import maps
+		Mapping snapshot_view;  // our writable view of it
+		Mapping source;         // the region's first bytes, for mappable regions
+		bool use_pread = false; // the region is read, not mapped
+		bool remap = false;     // the last read failed: map again before the next
+		uint32_t region_index = 0;
+		size_t bytes = 0;             // stride x height: what each poll reads
+		std::vector<uint8_t> scratch; // pread's landing place
+		bool failing = false;         // logged that reading fails; cleared by a good read
+		void drop() { *this = RegionPlane{}; }
+	};
 	struct Head {
 		std::unique_ptr<VfioDevice> device;
 		PlaneTransport transport = PlaneTransport::dmabuf;
 		bool cursor = false;
 		bool lost = false;
-		bool quiet_zero = false; // logged that the driver answered without filling the struct
+		bool quiet_zero = false;             // logged that the driver answered without filling the struct
+		std::optional<uint32_t> num_regions; // VFIO_DEVICE_GET_INFO, where the device tells
+		std::array<RegionPlane, 2> planes;   // region transport: primary, cursor
+		uint64_t damage = 0;                 // region primary: new content seen
+		uint64_t region_failures = 0;
 		struct Edid {
 			int region = -1; // the EDID region's index; -1: none, turned off, or failed
 			vfio_region_gfx_edid regs{};
@@ -84,6 +119,12 @@ private:
 	};
 	VfioSource() = default;
 	Result<PlaneInfo> convert(uint32_t head, PlaneType type, const vfio_device_gfx_plane_info &info) const;
+	// Region planes: names the configuration (a new id when it changed) and, when a snapshot
+	// exists, reads the plane into it.
+	void refresh_region(uint32_t head, PlaneInfo &plane);
+	Result<GuestBuffer> open_region(uint32_t head, const PlaneInfo &plane);
+	// Reads the plane's bytes into the snapshot; whether they changed.
+	Result<bool> read_region(Head &h, RegionPlane &rp);
 	bool removal_started(const Head &h) const;
 	void lose(uint32_t head, const char *why);
 	void probe_edid(uint32_t head, const VfioHeadOptions &options);
@@ -96,6 +137,7 @@ private:
 	int poll_hz_ = 60;
 	VfioSourceOptions options_;
 	UniqueFd edid_timer_; // timerfd: the next settled resize is due
+	uint64_t next_region_id_ = 1;
 };
 
 // One --source spec split: "vfio:<device>" or "vfio-fd:<n>[:<device>]", then ",key=value" options

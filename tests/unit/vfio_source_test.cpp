@@ -15,10 +15,14 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/fd_util.hpp"
+#include "base/log.hpp"
+#include "base/mapping.hpp"
+#include "core/head_tracker.hpp"
 #include "edid_check.hpp"
 #include "vgpu/vfio_source.hpp"
 
@@ -65,9 +69,41 @@ public:
 		if (!fd) return fd.take_error();
 		return std::move(*fd);
 	}
+	// Region 0 holds the region plane: a memfd of region_size bytes the test writes into and can
+	// truncate (a revoked mapping: touching it raises SIGBUS, as after a device reset).
+	uint64_t region_size = 2 << 20;
+	bool region_mappable = true, region_readable = true;
+	std::optional<uint32_t> regions; // num_regions; nullopt: the device cannot tell
+	int plane_read_error = 0;        // answer reads of region 0 with this errno
+	int plane_reads = 0, plane_maps = 0;
+	UniqueFd region_mem;
+	void make_region() {
+		region_mem = UniqueFd(::memfd_create("fake-region", MFD_CLOEXEC));
+		ASSERT_TRUE(region_mem);
+		ASSERT_EQ(::ftruncate(region_mem.get(), static_cast<off_t>(region_size)), 0);
+	}
+	void poke(uint64_t offset, uint32_t value) {
+		ASSERT_EQ(::pwrite(region_mem.get(), &value, sizeof value, static_cast<off_t>(offset)),
+		          static_cast<ssize_t>(sizeof value));
+	}
+	void revoke() { ASSERT_EQ(::ftruncate(region_mem.get(), 0), 0); }
+	void restore() { ASSERT_EQ(::ftruncate(region_mem.get(), static_cast<off_t>(region_size)), 0); }
+
 	Result<RegionInfo> region_info(uint32_t index) override {
 		if (index != 0) return fail("no region " + std::to_string(index));
-		return RegionInfo{0x10000000000ull, 1 << 20, true};
+		return RegionInfo{0x10000000000ull, region_size, region_mappable, region_readable};
+	}
+	Result<uint32_t> num_regions() override {
+		if (!regions) return fail("cannot tell");
+		return *regions;
+	}
+	Result<Mapping> map_region(uint32_t index, size_t len) override {
+		if (index != 0 || !region_mappable || !region_mem) return fail("cannot map region " + std::to_string(index));
+		if (len > region_size) return fail("past the region");
+		plane_maps++;
+		auto m = Mapping::map(region_mem.get(), len, PROT_READ);
+		if (!m) return m.take_error();
+		return std::move(*m);
 	}
 	Result<UniqueFd> dup_fd() override {
 		auto fd = make_memfd("fake-device", 4096);
@@ -94,6 +130,12 @@ public:
 		return edid_region && type == VFIO_REGION_TYPE_GFX && subtype == VFIO_REGION_SUBTYPE_GFX_EDID ? kEdidIndex : -1;
 	}
 	int region_read(uint32_t index, uint64_t offset, void *buf, size_t len) override {
+		if (index == 0 && region_mem) {
+			plane_reads++;
+			if (plane_read_error) return plane_read_error;
+			const ssize_t n = ::pread(region_mem.get(), buf, len, static_cast<off_t>(offset));
+			return n == static_cast<ssize_t>(len) ? 0 : EIO;
+		}
 		if (index != kEdidIndex || !edid_region || offset + len > sizeof edid_regs) return EINVAL;
 		std::memcpy(buf, reinterpret_cast<const uint8_t *>(&edid_regs) + offset, len);
 		return 0;
@@ -166,7 +208,7 @@ TEST(VfioSource, ProbePicksDmabufThenRegion) {
 		f.region = true;
 	});
 	EXPECT_EQ(r->transport(0), PlaneTransport::region);
-	EXPECT_TRUE(r->needs_content_watch(0)) << "region planes have no id: their content must be hashed";
+	EXPECT_FALSE(r->needs_content_watch(0)) << "the source tells region changes itself (damage), nothing hashes";
 	EXPECT_EQ(r->poll_hz(), 60);
 }
 
@@ -293,28 +335,218 @@ TEST(VfioSource, DmabufOpenedByIdOnlyWhenAsked) {
 	EXPECT_EQ(b->byte_size, 8192u);
 }
 
-TEST(VfioSource, RegionPlaneMapsTheRegionAtItsOffset) {
-	FakeDevice *d;
-	auto s = make(d, [](FakeDevice &f) {
+namespace {
+
+// A region device (mdpy): the primary plane in region 0, no cursor.
+std::unique_ptr<VfioSource> make_region_source(FakeDevice *&d, std::function<void(FakeDevice &)> more = {}) {
+	auto s = make(d, [&](FakeDevice &f) {
 		f.dmabuf = false;
 		f.region = true;
 		f.cursor = false;
+		f.regions = 3;
+		f.make_region();
+		if (more) more(f);
 	});
 	d->steady = [](vfio_device_gfx_plane_info &i) {
 		fill_primary(i);
 		i.region_index = 0; // shares the union with dmabuf_id
 		return 0;
 	};
+	return s;
+}
+
+uint32_t pixel(const Mapping &m, uint32_t x, uint32_t y) {
+	uint32_t v;
+	std::memcpy(&v, m.data() + y * 2560 + x * 4, 4);
+	return v;
+}
+
+std::vector<std::string> g_vfio_errors;
+void capture_errors(log::Level level, const char *fmt, va_list args) {
+	if (level != log::Level::error) return;
+	char buf[512];
+	std::vsnprintf(buf, sizeof buf, fmt, args);
+	g_vfio_errors.emplace_back(buf);
+}
+struct CaptureErrors {
+	CaptureErrors() {
+		g_vfio_errors.clear();
+		log::set_sink(capture_errors);
+	}
+	~CaptureErrors() { log::set_sink(nullptr); }
+	size_t count(const std::string &part) const {
+		return static_cast<size_t>(std::count_if(g_vfio_errors.begin(), g_vfio_errors.end(), [&](const std::string &e) {
+			return e.find(part) != std::string::npos;
+		}));
+	}
+};
+
+} // namespace
+
+TEST(VfioSource, RegionPlaneIsASnapshotOfThePlaneBytesAndChangesAreDamage) {
+	FakeDevice *d;
+	auto s = make_region_source(d);
+	d->poke(0, 0x00112233);
+	d->poke(479 * 2560 + 639 * 4, 0x00445566); // the plane's last pixel
 	auto p = s->query(0, PlaneType::primary);
 	ASSERT_TRUE(p.ok());
-	EXPECT_EQ(p->buffer_id, 0u) << "region planes have no id";
+	EXPECT_NE(p->buffer_id, 0u) << "a region plane goes by an id of the source's, one per configuration";
+	EXPECT_EQ(s->query(0, PlaneType::primary)->buffer_id, p->buffer_id) << "same configuration, same id";
 	auto b = s->open_buffer(*p);
 	ASSERT_TRUE(b.ok()) << b.error();
-	EXPECT_EQ(b->kind, BufferKind::region);
-	EXPECT_EQ(b->map_offset, 0x10000000000ull);
-	EXPECT_EQ(b->byte_size, 1u << 20);
+	EXPECT_EQ(b->kind, BufferKind::memfd) << "never a mapping of the region itself: a reset would revoke it";
+	EXPECT_EQ(b->byte_size, p->size);
 	EXPECT_EQ(d->dmabuf_calls, 0);
+	auto view = Mapping::map(b->fd.get(), b->byte_size, PROT_READ);
+	ASSERT_TRUE(view.ok()) << view.error();
+	EXPECT_EQ(pixel(*view, 0, 0), 0x00112233u);
+	EXPECT_EQ(pixel(*view, 639, 479), 0x00445566u);
+
+	const uint64_t damage = s->damage_seq(0);
+	ASSERT_TRUE(s->query(0, PlaneType::primary).ok());
+	EXPECT_EQ(s->damage_seq(0), damage) << "nothing changed: no damage";
+	d->poke(100 * 2560 + 10 * 4, 0x00abcdef);
+	ASSERT_TRUE(s->query(0, PlaneType::primary).ok());
+	EXPECT_EQ(s->damage_seq(0), damage + 1) << "the guest drew in place";
+	EXPECT_EQ(pixel(*view, 10, 100), 0x00abcdefu) << "the import's memory holds the new pixels";
+	// Bytes past the plane (stride x height) are never read: the work per poll is the plane's.
+	d->poke(480 * 2560 + 4, 0x00ffffff);
+	ASSERT_TRUE(s->query(0, PlaneType::primary).ok());
+	EXPECT_EQ(s->damage_seq(0), damage + 1) << "a change outside the plane is no change";
+
+	// Another configuration is another buffer: a new id, opened (and validated) again.
+	d->steady = [](vfio_device_gfx_plane_info &i) {
+		fill_primary(i);
+		i.width = 320;
+		return 0;
+	};
+	auto q = s->query(0, PlaneType::primary);
+	ASSERT_TRUE(q.ok());
+	EXPECT_NE(q->buffer_id, p->buffer_id);
+	EXPECT_FALSE(s->open_buffer(*p).ok()) << "the old configuration's id is not opened any more";
 }
+
+TEST(VfioSource, RegionIndexIsCheckedAgainstTheDevice) {
+	FakeDevice *d;
+	auto s = make_region_source(d);
+	d->steady = [](vfio_device_gfx_plane_info &i) {
+		fill_primary(i);
+		i.region_index = 7; // the device has 3
+		return 0;
+	};
+	auto p = s->query(0, PlaneType::primary);
+	ASSERT_TRUE(p.ok());
+	auto b = s->open_buffer(*p);
+	ASSERT_FALSE(b.ok());
+	EXPECT_NE(b.error().find("region_index 7 is not a region of the device (it has 3)"), std::string::npos)
+	    << b.error();
+	EXPECT_EQ(d->plane_maps + d->plane_reads, 0) << "nothing read from a region the device does not have";
+
+	// A device that cannot tell how many: the region's own info decides.
+	FakeDevice *e;
+	auto t = make_region_source(e, [](FakeDevice &f) { f.regions.reset(); });
+	e->steady = d->steady;
+	auto pe = t->query(0, PlaneType::primary);
+	ASSERT_TRUE(pe.ok());
+	auto be = t->open_buffer(*pe);
+	ASSERT_FALSE(be.ok());
+	EXPECT_NE(be.error().find("no region 7"), std::string::npos) << be.error();
+}
+
+TEST(VfioSource, RegionSmallerThanThePlaneIsRefused) {
+	FakeDevice *d;
+	auto s = make_region_source(d, [](FakeDevice &f) { f.region_size = 1 << 20; }); // the plane is 1.2 MB
+	auto p = s->query(0, PlaneType::primary);
+	ASSERT_TRUE(p.ok());
+	auto b = s->open_buffer(*p);
+	ASSERT_FALSE(b.ok());
+	EXPECT_NE(b.error().find("larger than region 0"), std::string::npos) << b.error();
+	EXPECT_EQ(d->plane_maps + d->plane_reads, 0);
+}
+
+TEST(VfioSource, RegionNeitherMappableNorReadableIsRefused) {
+	FakeDevice *d;
+	auto s = make_region_source(d, [](FakeDevice &f) { f.region_mappable = f.region_readable = false; });
+	auto p = s->query(0, PlaneType::primary);
+	ASSERT_TRUE(p.ok());
+	auto b = s->open_buffer(*p);
+	ASSERT_FALSE(b.ok());
+	EXPECT_NE(b.error().find("neither mapped nor read"), std::string::npos) << b.error();
+}
+
+namespace {
+
+// Keeps the snapshot's fd and a read-only view of it, as the real import does.
+class SnapshotImport : public core::ImportedBuffer {
+public:
+	explicit SnapshotImport(GuestBuffer b) : buffer_(std::move(b)) {
+		auto m = Mapping::map(buffer_.fd.get(), buffer_.byte_size, PROT_READ);
+		EXPECT_TRUE(m.ok());
+		if (m) view_ = std::move(*m);
+	}
+	const uint8_t *cpu_data() const override { return view_.data(); }
+	const char *path() const override { return "host"; }
+	GuestBuffer buffer_;
+	Mapping view_;
+};
+
+// A revoked mapping (or a failing read) through the tracker: no crash, the last frame kept, the
+// cause logged once for the whole failing run, and the head shows new content once reads work.
+void revoked_region_keeps_the_last_frame(bool mappable) {
+	CaptureErrors errors;
+	FakeDevice *d;
+	auto s = make_region_source(d, [&](FakeDevice &f) { f.region_mappable = mappable; });
+	d->poke(0, 0x00010203);
+	core::HeadTracker tracker(
+	    0, *s,
+	    [](const PlaneInfo &, GuestBuffer b) -> Result<std::shared_ptr<core::ImportedBuffer>> {
+		    return std::shared_ptr<core::ImportedBuffer>(std::make_shared<SnapshotImport>(std::move(b)));
+	    },
+	    core::TrackerOptions{});
+	ASSERT_TRUE(tracker.poll().frame);
+	ASSERT_TRUE(tracker.primary().visible());
+	const uint8_t *shown = tracker.primary().buffer->cpu_data();
+	auto at0 = [&] {
+		uint32_t v;
+		std::memcpy(&v, shown, 4);
+		return v;
+	};
+	EXPECT_EQ(at0(), 0x00010203u);
+
+	d->poke(0, 0x00040506);
+	EXPECT_TRUE(tracker.poll().frame) << "drawn in place: a new frame";
+	EXPECT_EQ(at0(), 0x00040506u);
+
+	if (mappable)
+		d->revoke(); // the device reset: the mapping now raises SIGBUS
+	else
+		d->plane_read_error = EFAULT;
+	for (int i = 0; i < 5; i++) {
+		const core::Changes c = tracker.poll();
+		EXPECT_FALSE(c.any()) << "a failing read is no new frame";
+	}
+	EXPECT_TRUE(tracker.primary().visible()) << "the head keeps its last frame";
+	EXPECT_EQ(at0(), 0x00040506u) << "the last good pixels";
+	EXPECT_GE(s->region_read_failures(0), 5u);
+	EXPECT_EQ(errors.count("reading its primary plane from region 0 failed"), 1u) << "logged once, not per poll";
+	EXPECT_EQ(tracker.stats().rejected, 0u);
+
+	// The device is back: a mapping made again (or a read) works, and new content shows.
+	if (mappable)
+		d->restore();
+	else
+		d->plane_read_error = 0;
+	d->poke(0, 0x00070809);
+	EXPECT_TRUE(tracker.poll().frame);
+	EXPECT_EQ(at0(), 0x00070809u);
+	EXPECT_EQ(errors.count("reading its primary plane"), 1u);
+}
+
+} // namespace
+
+TEST(VfioSource, RevokedRegionMappingKeepsTheLastFrameAndIsLoggedOnce) { revoked_region_keeps_the_last_frame(true); }
+
+TEST(VfioSource, FailingRegionReadKeepsTheLastFrameAndIsLoggedOnce) { revoked_region_keeps_the_last_frame(false); }
 
 TEST(VfioSource, SpecsAreParsed) {
 	auto bad = open_vfio_source({"vfio-fd:abc"}, 60);

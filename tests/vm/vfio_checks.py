@@ -516,7 +516,7 @@ class Test:
         if changed:
             raise Fail("; ".join(changed))
         return "head 0 commits %d renders %d, head 1 commits %d renders %d: unchanged over 1.2 s (the mdpy " \
-               "region is hashed each poll)" % (b[0]["commits"], b[0]["renders"], b[1]["commits"], b[1]["renders"])
+               "region is copied and compared each poll)" % (b[0]["commits"], b[0]["renders"], b[1]["commits"], b[1]["renders"])
 
     # 6 ---------------------------------------------------------------------------------------
     def mode_change(self):
