@@ -23,7 +23,17 @@ log="$out/vscanout.log"
 XDG_RUNTIME_DIR=$rt WLR_BACKENDS=headless WLR_LIBINPUT_NO_DEVICES=1 \
 	"$bin" --stats "$out/stats.json" --socket vscanout-demo "$@" >"$out/stdout.txt" 2>"$log" &
 pid=$!
-trap 'kill $pid 2>/dev/null || true; rm -rf "$rt"' EXIT
+# Every way this script ends says why vscanout stopped (its log names the signal and this
+# script's pid as the sender).
+on_exit() {
+	local status=$?
+	if kill -0 $pid 2>/dev/null; then
+		echo "run.sh: stopping early (status $status): sending SIGTERM to vscanout (pid $pid) from pid $$" >&2
+		kill -TERM $pid 2>/dev/null || true
+	fi
+	rm -rf "$rt"
+}
+trap on_exit EXIT
 for _ in $(seq 100); do
 	grep -q WAYLAND_DISPLAY "$out/stdout.txt" 2>/dev/null && break
 	kill -0 $pid 2>/dev/null || { cat "$log" >&2; echo "vscanout failed to start" >&2; exit 1; }
@@ -36,7 +46,10 @@ for h in $heads; do
 	XDG_RUNTIME_DIR=$rt WAYLAND_DISPLAY=vscanout-demo grim -o "$h" "$out/$h.png"
 	echo "saved $out/$h.png"
 done
+echo "run.sh: the demo's ${seconds} s are over: sending SIGTERM to vscanout (pid $pid) from pid $$"
 kill -TERM $pid
-wait $pid
+status=0
+wait $pid || status=$?
+echo "vscanout: $(grep -o 'exiting (status.*' "$log" | tail -1) [exit status $status]"
 echo "counters per head: $out/stats.json"
 cat "$out/stats.json"

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "base/log.hpp"
+#include "base/signals.hpp"
 #include "compositor/options.hpp"
 #include "compositor/server.hpp"
 #include "compositor/wlr.hpp"
@@ -23,7 +24,7 @@ int main(int argc, char **argv) {
 	auto options = compositor::parse_options(argc, argv);
 	if (!options) {
 		std::fprintf(stderr, "vscanout: %s\n", options.error().c_str());
-		return 2;
+		return compositor::kExitUsage;
 	}
 	if (options->help) {
 		std::fputs(compositor::usage(), stdout);
@@ -37,10 +38,13 @@ int main(int argc, char **argv) {
 	}
 	// Block the signals the event loop handles before any thread exists (Vulkan drivers start
 	// threads): a signalfd only sees signals that no thread would take with the default action.
+	// Each one that ends vscanout is logged with its sender (docs/design.md, "Exit causes").
 	sigset_t handled;
 	sigemptyset(&handled);
-	for (int sig : {SIGINT, SIGTERM, SIGUSR1}) sigaddset(&handled, sig);
+	for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) sigaddset(&handled, sig);
 	pthread_sigmask(SIG_BLOCK, &handled, nullptr);
+	// A fault still ends the process, but not without a line saying so.
+	install_fatal_signal_logger();
 
 	wlr_log_init(options->debug ? WLR_DEBUG : WLR_INFO, nullptr);
 	log::set_sink(to_wlr_log);
@@ -48,7 +52,8 @@ int main(int argc, char **argv) {
 	compositor::Server server(std::move(*options));
 	if (Status s = server.init(); !s) {
 		std::fprintf(stderr, "vscanout: %s\n", s.error().c_str());
-		return 1;
+		std::fprintf(stderr, "vscanout: exiting (status %d): could not start\n", compositor::kExitStartFailed);
+		return compositor::kExitStartFailed;
 	}
 	return server.run();
 }

@@ -56,8 +56,11 @@ Head::Head(Server &server, uint32_t id, core::TrackerOptions options)
           id, server.source(),
           [this](const vgpu::PlaneInfo &plane,
                  vgpu::GuestBuffer buffer) -> Result<std::shared_ptr<render::GuestImport>> {
+	          if (!server_.vulkan_ready()) return fail("no Vulkan device (the last one was lost)");
 	          auto policy = server_.import_policy(tracker_.stats(), plane.type == vgpu::PlaneType::cursor);
-	          return render::GuestImport::create(server_.vulkan(), plane, std::move(buffer), policy);
+	          auto imported = render::GuestImport::create(server_.vulkan(), plane, std::move(buffer), policy);
+	          if (!imported && server_.vulkan().lost()) server_.device_lost();
+	          return imported;
           },
           options),
       fence_watch_(wl_display_get_event_loop(server.display()), [this] { poll(); }) {
@@ -271,6 +274,23 @@ void Head::repaint() {
 	wlr_output_schedule_frame(output_);
 }
 
+void Head::redraw() { repaint(); }
+
+void Head::drop_gpu_state() {
+	tracker_.reset_imports();
+	fence_watch_.update(tracker_);
+	drop_scanout_buffers();
+	targets_.clear();
+	repaint();
+}
+
+void Head::gpu_state_back() {
+	output_dmabuf_ = true;    // the new device may take the output's dma-bufs again
+	tracker_.reset_imports(); // imports refused while there was no device are tried again
+	poll();
+	repaint();
+}
+
 void Head::cursor_path_changed(bool redraw) {
 	if (redraw) dirty_ = true; // the frame starts or stops drawing the cursor
 	tracker_.stats().cursor_path = cursors_.current().name();
@@ -420,7 +440,34 @@ bool Head::try_direct_scanout() {
 	return true;
 }
 
+bool Head::draw_without_device() {
+	CommitState commit(pending_, nullptr);
+	wlr_buffer *bb = nullptr;
+	if (wlr_output_configure_primary_swapchain(output_, &commit.state, &output_->swapchain))
+		bb = wlr_swapchain_acquire(output_->swapchain, nullptr);
+	if (!bb) return false;
+	void *data = nullptr;
+	uint32_t format = 0;
+	size_t stride = 0;
+	if (!wlr_buffer_begin_data_ptr_access(bb, WLR_BUFFER_DATA_PTR_ACCESS_WRITE, &data, &format, &stride)) {
+		wlr_buffer_unlock(bb);
+		return false;
+	}
+	// The no-signal background, RGB (32, 32, 48), without its text (the font is the shader's).
+	const bool bgr = format == DRM_FORMAT_XBGR8888 || format == DRM_FORMAT_ABGR8888;
+	const uint32_t px = bgr ? 0xff302020u : 0xff202030u;
+	for (int y = 0; y < bb->height; y++) {
+		auto *row = reinterpret_cast<uint32_t *>(static_cast<uint8_t *>(data) + static_cast<size_t>(y) * stride);
+		std::fill(row, row + bb->width, px);
+	}
+	wlr_buffer_end_data_ptr_access(bb);
+	wlr_output_state_set_buffer(&commit.state, bb);
+	if (!kms_) wlr_buffer_unlock(bb);
+	return commit_frame(commit.state, kms_ ? bb : nullptr);
+}
+
 bool Head::draw_and_commit() {
+	if (!server_.vulkan_ready()) return draw_without_device();
 	if (try_direct_scanout()) return true;
 	// A buffer of the output's swapchain, sized for the mode the commit sets (if it sets one).
 	CommitState commit(pending_, nullptr);
@@ -481,13 +528,14 @@ bool Head::draw_and_commit() {
 		auto drawn = server_.head_renderer().draw(frame, *target);
 		if (drawn)
 			ok = true;
-		else
+		else if (!server_.vulkan().lost()) // a loss is logged once by the context
 			wlr_log(WLR_ERROR, "%s: drawing failed: %s", output_->name, drawn.error().c_str());
 		tracker_.stats().output_path = render::to_string(target->path());
 	}
 	if (mapped) wlr_buffer_end_data_ptr_access(bb);
 	if (!ok) {
 		wlr_buffer_unlock(bb);
+		if (server_.vulkan().lost()) server_.device_lost();
 		return false;
 	}
 	tracker_.stats().renders++;

@@ -52,6 +52,13 @@ public:
 	// Forces a repaint (refresh=poll).
 	void repaint();
 
+	// Device loss (docs/design.md, "Device loss"): every import and output target goes with the
+	// lost device; the head shows no signal until gpu_state_back() imports its planes again.
+	void drop_gpu_state();
+	void gpu_state_back();
+	// Draws again at the next frame.
+	void redraw();
+
 private:
 	struct Target {
 		std::unique_ptr<render::OutputTarget> target;
@@ -66,6 +73,8 @@ private:
 	void update_cursor(bool image, bool position);
 	void cursor_path_changed(bool redraw);
 	bool draw_and_commit();
+	// No Vulkan device (lost, a new one not made yet): the no-signal background, on the CPU.
+	bool draw_without_device();
 	bool try_direct_scanout();
 	wlr_buffer *scanout_buffer(const std::shared_ptr<render::GuestImport> &buffer);
 	void drop_scanout_buffers();

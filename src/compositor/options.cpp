@@ -85,7 +85,16 @@ const char *usage() {
 	       "  -v, --version         print the version\n"
 	       "\n"
 	       "The wlroots backend follows WLR_BACKENDS (headless, wayland, x11, drm); without it, vscanout\n"
-	       "nests in WAYLAND_DISPLAY or DISPLAY when set, else runs on DRM/KMS.\n";
+	       "nests in WAYLAND_DISPLAY or DISPLAY when set, else runs on DRM/KMS.\n"
+	       "\n"
+	       "Every exit logs its cause (\"exiting (status N): ...\", a signal with its sender's pid). Exit status:\n"
+	       "  0    SIGINT, SIGTERM or SIGHUP; the sim's quit command; the last window closed (nested);\n"
+	       "       the source ended (qemu with --once)\n"
+	       "  1    could not start (the message says why)\n"
+	       "  2    a bad command line\n"
+	       "  3    the display went away: a wlroots backend was destroyed (the parent compositor or\n"
+	       "       X server hung up, the session ended)\n"
+	       "  128+N  a fatal signal N (SIGSEGV, SIGBUS, SIGABRT, ...), after one line on stderr\n";
 }
 
 Result<Options> parse_options(int argc, char **argv) {

@@ -1,11 +1,17 @@
 #include "compositor/server.hpp"
 
+#include <sys/signalfd.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "base/log.hpp"
+#include "base/signals.hpp"
 #include "compositor/head.hpp"
 #include "compositor/keyboard.hpp"
 #include "compositor/pointer.hpp"
@@ -18,8 +24,12 @@ namespace vscanout::compositor {
 Server::Server(Options options) : options_(std::move(options)) {}
 
 Server::~Server() {
+	backend_destroy_.clear(); // destroying the backend below is no exit cause
+	if (signal_source_) wl_event_source_remove(signal_source_);
+	if (signal_fd_ >= 0) ::close(signal_fd_);
 	for (wl_event_source *s : event_sources_) wl_event_source_remove(s);
 	if (poll_timer_) wl_event_source_remove(poll_timer_);
+	if (vk_retry_) wl_event_source_remove(vk_retry_);
 	if (repaint_timer_) wl_event_source_remove(repaint_timer_);
 	if (display_) wl_display_destroy_clients(display_);
 	heads_.clear();
@@ -104,6 +114,7 @@ Status Server::init() {
 	wl_event_loop *loop = wl_display_get_event_loop(display_);
 	backend_ = wlr_backend_autocreate(loop, &session_);
 	if (!backend_) return fail("no wlroots backend could start (set WLR_BACKENDS=headless to run without a display)");
+	watch_backend_destroy();
 
 	// How vscanout runs decides the privileged protocols' defaults: a DRM backend is a kiosk.
 	auto find_mode = [](wlr_backend *b, void *data) {
@@ -118,9 +129,10 @@ Status Server::init() {
 	else
 		find_mode(backend_, &mode_);
 
-	render::ContextOptions vo;
+	render::ContextOptions &vo = vk_options_;
 	vo.device = options_.vk_device;
 	choose_drm_device(vo);
+	if (const char *n = std::getenv("VSCANOUT_FAIL_DEVICE_RECREATE")) vk_fail_recreates_ = std::atoi(n);
 	auto vk = render::VulkanContext::create(vo);
 	if (!vk) return vk.take_error();
 	vk_ = std::move(*vk);
@@ -181,7 +193,13 @@ Status Server::init() {
 		// A head whose output was closed is left alone: nothing would show what it finds.
 		if (auto it = heads_.find(h); it != heads_.end() && it->second->output()) it->second->poll();
 	};
-	events.ended = [this] { wl_display_terminate(display_); };
+	events.ended = [this] {
+		const std::string why = source_->end_reason();
+		exit_with(kExitOk, "the source (" + source_->name() + ") ended" + (why.empty() ? "" : ": " + why));
+	};
+	events.inject = [](const std::string &what) {
+		if (what == "lose-device") render::arm_device_loss();
+	};
 	source_->set_events(std::move(events));
 	for (int fd : source_->watch_fds())
 		event_sources_.push_back(wl_event_loop_add_fd(loop, fd, WL_EVENT_READABLE, on_watch_fd, this));
@@ -356,11 +374,122 @@ void Server::output_closed(Head &head) {
 	outputs_changed();
 	for (auto &[id, h] : heads_)
 		if (h->output()) return;
-	// Nested, the windows are the session: closing the last one ends vscanout (status 0).
-	if (nested_ && !options_.keep_running) {
-		wlr_log(WLR_INFO, "the last window was closed; exiting");
-		wl_display_terminate(display_);
+	// Nested, the windows are the session: closing the last one ends vscanout (status 0). Decided
+	// once this dispatch is over: a parent compositor hanging up destroys every window first and
+	// the backend after, and that exit has its own cause and status.
+	if (nested_ && !options_.keep_running)
+		wl_event_loop_add_idle(wl_display_get_event_loop(display_), on_last_output_check, this);
+}
+
+void Server::on_last_output_check(void *data) {
+	auto *self = static_cast<Server *>(data);
+	if (self->exit_status_ >= 0) return;
+	for (auto &[id, h] : self->heads_)
+		if (h->output()) return;
+	self->exit_with(kExitOk, "the last window was closed");
+}
+
+void Server::watch_backend_destroy() {
+	auto watch = [this](wlr_backend *b, const char *kind) {
+		auto l = std::make_unique<Listener>();
+		Listener *raw = l.get();
+		const bool top = b == backend_;
+		l->connect(&b->events.destroy, [this, kind, top, raw](void *) {
+			raw->disconnect();           // the signal goes with the backend
+			if (top) backend_ = nullptr; // gone: not ours to destroy any more
+			exit_with(kExitBackendGone, std::string("the ") + kind +
+			                                " backend was destroyed (its display went away: the parent compositor or X "
+			                                "server hung up, or the session ended)");
+		});
+		backend_destroy_.push_back(std::move(l));
+	};
+	auto kind_of = [](wlr_backend *b) {
+		return wlr_backend_is_wl(b)         ? "wayland"
+		       : wlr_backend_is_x11(b)      ? "x11"
+		       : wlr_backend_is_drm(b)      ? "drm"
+		       : wlr_backend_is_headless(b) ? "headless"
+		       : wlr_backend_is_libinput(b) ? "libinput"
+		                                    : "wlroots";
+	};
+	if (wlr_backend_is_multi(backend_)) {
+		struct Ctx {
+			decltype(watch) *w;
+			decltype(kind_of) *k;
+		} ctx{&watch, &kind_of};
+		wlr_multi_for_each_backend(
+		    backend_,
+		    [](wlr_backend *b, void *data) {
+			    auto *c = static_cast<Ctx *>(data);
+			    (*c->w)(b, (*c->k)(b));
+		    },
+		    &ctx);
+		watch(backend_, "multi");
+	} else {
+		watch(backend_, kind_of(backend_));
 	}
+}
+
+void Server::exit_with(int status, const std::string &cause) {
+	if (exit_status_ >= 0) {
+		wlr_log(WLR_DEBUG, "exiting already; also: %s", cause.c_str());
+		return;
+	}
+	exit_status_ = status;
+	exit_cause_ = cause;
+	wlr_log(WLR_INFO, "exiting (status %d): %s", status, cause.c_str());
+	if (display_) wl_display_terminate(display_);
+}
+
+void Server::device_lost() {
+	if (!vk_retry_) vk_retry_ = wl_event_loop_add_timer(wl_display_get_event_loop(display_), on_vulkan_retry, this);
+	// Not from inside a draw or an import: at once, on the event loop.
+	if (!vk_dropped_ && vk_backoff_ms_ == 0) wl_event_source_timer_update(vk_retry_, 1);
+}
+
+int Server::on_vulkan_retry(void *data) {
+	static_cast<Server *>(data)->recreate_vulkan();
+	return 0;
+}
+
+void Server::recreate_vulkan() {
+	if (!vk_dropped_) {
+		// Everything made with the lost device goes first: imports (their fds close; the guest's
+		// buffers are opened again), output targets, the renderer, the context.
+		for (auto &[id, head] : heads_) head->drop_gpu_state();
+		head_renderer_.reset();
+		vk_.reset();
+		vk_dropped_ = true;
+	}
+	std::string error;
+	if (vk_fail_recreates_ > 0) {
+		vk_fail_recreates_--;
+		error = "failure injected (VSCANOUT_FAIL_DEVICE_RECREATE)";
+	} else if (auto vk = render::VulkanContext::create(vk_options_); !vk) {
+		error = vk.error();
+	} else if (auto hr = render::HeadRenderer::create(**vk); !hr) {
+		error = hr.error();
+	} else {
+		vk_ = std::move(*vk);
+		head_renderer_ = std::move(*hr);
+	}
+	if (!error.empty()) {
+		const bool first = vk_backoff_ms_ == 0;
+		vk_backoff_ms_ = first ? 250 : std::min(vk_backoff_ms_ * 2, 30000);
+		if (first)
+			wlr_log(WLR_ERROR, "vulkan: a new device cannot be made (%s); showing no signal, retrying with backoff",
+			        error.c_str());
+		else
+			wlr_log(WLR_DEBUG, "vulkan: a new device cannot be made (%s); next try in %d ms", error.c_str(),
+			        vk_backoff_ms_);
+		for (auto &[id, head] : heads_) head->redraw();
+		wl_event_source_timer_update(vk_retry_, vk_backoff_ms_);
+		return;
+	}
+	vk_dropped_ = false;
+	vk_backoff_ms_ = 0;
+	wlr_log(WLR_INFO, "vulkan: a new device (%s) replaces the lost one; every head's buffers are imported again",
+	        vk_->caps().device_name.c_str());
+	for (auto &[id, head] : heads_) head->gpu_state_back();
 }
 
 void Server::outputs_changed() {
@@ -417,26 +546,44 @@ void Server::write_stats() {
 		wlr_log(WLR_ERROR, "cannot write stats to %s", options_.stats_path.c_str());
 }
 
+int Server::on_signal(int fd, uint32_t, void *data) {
+	auto *self = static_cast<Server *>(data);
+	signalfd_siginfo si;
+	while (::read(fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+		const std::string who =
+		    describe_signal(static_cast<int>(si.ssi_signo), si.ssi_code, static_cast<pid_t>(si.ssi_pid), si.ssi_uid);
+		if (si.ssi_signo == SIGUSR1) {
+			wlr_log(WLR_DEBUG, "%s: writing the stats", who.c_str());
+			self->write_stats();
+			continue;
+		}
+		self->exit_with(kExitOk, who);
+	}
+	return 0;
+}
+
 int Server::run() {
 	wl_event_loop *loop = wl_display_get_event_loop(display_);
-	auto terminate = [](int, void *data) {
-		wl_display_terminate(static_cast<wl_display *>(data));
-		return 0;
-	};
-	auto usr1 = [](int, void *data) {
-		static_cast<Server *>(data)->write_stats();
-		return 0;
-	};
-	wl_event_source *sigint = wl_event_loop_add_signal(loop, SIGINT, terminate, display_);
-	wl_event_source *sigterm = wl_event_loop_add_signal(loop, SIGTERM, terminate, display_);
-	wl_event_source *sigusr1 = wl_event_loop_add_signal(loop, SIGUSR1, usr1, this);
-	wl_display_run(display_);
-	wlr_log(WLR_INFO, "shutting down");
+	// main() blocked these before any thread started; a signalfd reads them with their sender.
+	sigset_t mask;
+	sigemptyset(&mask);
+	for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) sigaddset(&mask, sig);
+	signal_fd_ = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (signal_fd_ < 0) {
+		wlr_log(WLR_ERROR, "signalfd failed: %s", std::strerror(errno));
+		exit_with(kExitStartFailed, std::string("cannot watch for signals: signalfd failed: ") + std::strerror(errno));
+		return exit_status_;
+	}
+	signal_source_ = wl_event_loop_add_fd(loop, signal_fd_, WL_EVENT_READABLE, on_signal, this);
+	if (exit_status_ < 0) wl_display_run(display_);
+	if (exit_status_ < 0) {
+		exit_status_ = kExitNoCause;
+		exit_cause_ = "the event loop ended with no exit cause recorded";
+		wlr_log(WLR_ERROR, "exiting (status %d): %s", exit_status_, exit_cause_.c_str());
+	}
+	wlr_log(WLR_INFO, "shutting down (%s)", exit_cause_.c_str());
 	write_stats();
-	wl_event_source_remove(sigint);
-	wl_event_source_remove(sigterm);
-	wl_event_source_remove(sigusr1);
-	return 0;
+	return exit_status_;
 }
 
 } // namespace vscanout::compositor

@@ -22,6 +22,20 @@ class Head;
 class Keyboard;
 class Pointer;
 
+// vscanout's exit statuses (docs/design.md, "Exit causes"; README, --help). Every exit logs its
+// cause in one line: "exiting (status N): <cause>".
+enum ExitStatus : int {
+	kExitOk = 0,          // a signal (SIGINT, SIGTERM, SIGHUP), the sim's quit command, the last
+	                      // window closed (nested), the source ended (QEMU gone with --once)
+	kExitStartFailed = 1, // could not start (the message says why)
+	kExitUsage = 2,       // a bad command line
+	kExitBackendGone = 3, // the display went away under vscanout: a wlroots backend was destroyed
+	                      // (the parent compositor or X server hung up, the session ended)
+	kExitNoCause = 70,    // the event loop ended with no cause recorded (a bug)
+};
+// A fatal signal (SIGSEGV, SIGBUS, SIGABRT, ...) ends the process with 128 + N after one line on
+// stderr (base/signals.hpp).
+
 class Server {
 public:
 	explicit Server(Options options);
@@ -29,8 +43,11 @@ public:
 
 	// Builds everything; an error says what is missing.
 	Status init();
-	// Runs until SIGINT/SIGTERM; returns the exit status.
+	// Runs until an exit cause (a signal, the source ending, the last window closed, the backend
+	// gone); returns the exit status (ExitStatus).
 	int run();
+	// Ends the event loop with this status, logging the cause; the first cause wins.
+	void exit_with(int status, const std::string &cause);
 
 	const Options &options() const { return options_; }
 	RunMode run_mode() const { return mode_; }
@@ -43,6 +60,12 @@ public:
 	vgpu::Source &source() { return *source_; }
 	render::VulkanContext &vulkan() { return *vk_; }
 	render::HeadRenderer &head_renderer() { return *head_renderer_; }
+	// A Vulkan device to draw and import with: false from its loss until a new one is made.
+	bool vulkan_ready() const { return vk_ && head_renderer_ && !vk_->lost(); }
+	// The Vulkan device was lost (VulkanContext::lost()): every head's imports and targets go,
+	// and a new context is made on the event loop, retried with backoff while that fails
+	// (docs/design.md, "Device loss").
+	void device_lost();
 	render::ImportPolicy import_policy(core::HeadStats &stats, bool cursor) const; // copies counted in stats
 
 	// The output set changed (added, removed, resized): tell output-management clients.
@@ -52,6 +75,13 @@ public:
 	void write_stats();
 
 private:
+	// Signals (SIGINT, SIGTERM, SIGHUP, SIGUSR1) read from a signalfd on the event loop, so the
+	// sender's pid is known (wl_event_loop_add_signal drops it).
+	static int on_signal(int fd, uint32_t mask, void *data);
+	static void on_last_output_check(void *data);
+	static int on_vulkan_retry(void *data);
+	void recreate_vulkan();
+	void watch_backend_destroy();
 	Status init_source();
 	// Privileged protocols (docs/design.md, "Privileged protocols"): which class a global is,
 	// and the filter libwayland asks for every global and client.
@@ -114,6 +144,16 @@ private:
 	uint32_t focus_ = UINT32_MAX; // the head keys go to (the pointer's last head); none yet: the first
 	std::map<uint32_t, render::Point> pointer_last_; // per head, in guest pixels, for relative guests
 	Listener new_output_, new_input_, new_virtual_keyboard_, new_virtual_pointer_, output_apply_, output_test_;
+	std::vector<std::unique_ptr<Listener>> backend_destroy_; // the backend and each sub-backend
+	int exit_status_ = -1;                                   // -1: no exit cause yet
+	std::string exit_cause_;
+	render::ContextOptions vk_options_; // what the first context was made with, for the next ones
+	wl_event_source *vk_retry_ = nullptr;
+	bool vk_dropped_ = false;   // the lost context and everything made with it are gone
+	int vk_backoff_ms_ = 0;     // the wait before the next attempt (0: none failed yet)
+	int vk_fail_recreates_ = 0; // fault injection: VSCANOUT_FAIL_DEVICE_RECREATE=N
+	int signal_fd_ = -1;
+	wl_event_source *signal_source_ = nullptr;
 
 public:
 	// From a Pointer: positions 0..1 over the device's window (absolute) or deltas (relative).

@@ -104,6 +104,11 @@ public:
 	// The device went away: show nothing and release every import.
 	Changes disconnect();
 
+	// The renderer's device was lost (docs/design.md, "Device loss"): every import goes (fds
+	// closed, memory freed) and nothing is shown or refused any more, so the next poll opens and
+	// imports what the guest shows as new. Counters stay.
+	void reset_imports();
+
 	const ShownPlane &primary() const { return primary_; }
 	const ShownPlane &cursor() const { return cursor_; }
 	uint32_t head() const { return head_; }
@@ -199,6 +204,16 @@ template <Imported Import> Changes BasicHeadTracker<Import>::disconnect() {
 	if (changes.any()) stats_.generation++;
 	if (changes.cursor_image) cursor_generation_++;
 	return changes;
+}
+
+template <Imported Import> void BasicHeadTracker<Import>::reset_imports() {
+	primary_ = {};
+	cursor_ = {};
+	pending_.reset();
+	cache_.clear();
+	last_hash_.reset();
+	last_bad_[0].reset();
+	last_bad_[1].reset();
 }
 
 template <Imported Import>

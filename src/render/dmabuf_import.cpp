@@ -35,7 +35,8 @@ Result<Memory> import_memory(const VulkanContext &ctx, int fd, const VkMemoryReq
 	mai.allocationSize = req.size;
 	mai.memoryTypeIndex = static_cast<uint32_t>(type);
 	VkDeviceMemory mem;
-	if (VkResult r = vkAllocateMemory(dev, &mai, nullptr, &mem); r != VK_SUCCESS)
+	if (VkResult r = ctx.check(vkAllocateMemory(dev, &mai, nullptr, &mem), "vkAllocateMemory (dma-buf import)");
+	    r != VK_SUCCESS)
 		return fail(std::string("importing the dma-buf failed: ") + vk_result_name(r));
 	dup.release(); // a successful import owns the fd
 	return Memory(dev, mem);

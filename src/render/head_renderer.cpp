@@ -204,9 +204,14 @@ Status HeadRenderer::submit_and_wait() {
 	si.commandBufferCount = 1;
 	si.pCommandBuffers = &cmd_;
 	VkFence fence = fence_.get();
-	if (VkResult r = vkQueueSubmit(ctx_.queue(), 1, &si, fence); r != VK_SUCCESS)
+	if (ctx_.lost()) return fail("the Vulkan device was lost");
+	// A device loss shows at the submit or the wait (docs/design.md, "Device loss").
+	const VkResult submitted = inject_device_lost() ? VK_ERROR_DEVICE_LOST : vkQueueSubmit(ctx_.queue(), 1, &si, fence);
+	if (VkResult r = ctx_.check(submitted, "vkQueueSubmit"); r != VK_SUCCESS) {
+		vkResetCommandBuffer(cmd_, 0);
 		return fail(vk_fail("vkQueueSubmit", r));
-	VkResult r = vkWaitForFences(ctx_.device(), 1, &fence, VK_TRUE, UINT64_MAX);
+	}
+	VkResult r = ctx_.check(vkWaitForFences(ctx_.device(), 1, &fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
 	vkResetFences(ctx_.device(), 1, &fence);
 	vkResetCommandBuffer(cmd_, 0);
 	if (r != VK_SUCCESS) return fail(vk_fail("vkWaitForFences", r));

@@ -148,6 +148,29 @@ Result<dev_t> drm_device_of_vfio(const std::string &sysfs_path) {
 	return node;
 }
 
+VkResult VulkanContext::check(VkResult r, const char *what) const {
+	if (r == VK_ERROR_DEVICE_LOST && !lost_) {
+		lost_ = true;
+		VLOG_ERROR("vulkan: the device (%s) was lost: VK_ERROR_DEVICE_LOST from %s; every head keeps its last frame "
+		           "until a new device is made",
+		           caps_.device_name.c_str(), what);
+	}
+	return r;
+}
+
+namespace {
+bool g_lose_next_submit = false;
+} // namespace
+
+void arm_device_loss() { g_lose_next_submit = true; }
+
+bool inject_device_lost() {
+	if (!g_lose_next_submit) return false;
+	g_lose_next_submit = false;
+	VLOG_INFO("vulkan: this submit reports VK_ERROR_DEVICE_LOST (fault injection)");
+	return true;
+}
+
 const char *vk_result_name(VkResult r) {
 	switch (r) {
 	case VK_SUCCESS: return "VK_SUCCESS";
@@ -343,7 +366,7 @@ Result<Memory> VulkanContext::bind_memory(VkBuffer buf, VkDeviceSize size, uint3
 	mai.allocationSize = size;
 	mai.memoryTypeIndex = type;
 	VkDeviceMemory mem;
-	if (VkResult r = vkAllocateMemory(device_, &mai, nullptr, &mem); r != VK_SUCCESS)
+	if (VkResult r = check(vkAllocateMemory(device_, &mai, nullptr, &mem), "vkAllocateMemory"); r != VK_SUCCESS)
 		return fail(vk_fail("vkAllocateMemory", r));
 	Memory owner(device_, mem);
 	if (VkResult r = vkBindBufferMemory(device_, buf, mem, 0); r != VK_SUCCESS)
@@ -368,7 +391,8 @@ Result<VulkanContext::MappedBuffer> VulkanContext::create_mapped_buffer(VkDevice
 	auto mem = bind_memory(buf, req.size, static_cast<uint32_t>(type), nullptr);
 	if (!mem) return mem.take_error();
 	out.memory = std::move(*mem);
-	if (VkResult r = vkMapMemory(device_, out.memory.get(), 0, VK_WHOLE_SIZE, 0, &out.data); r != VK_SUCCESS)
+	if (VkResult r = check(vkMapMemory(device_, out.memory.get(), 0, VK_WHOLE_SIZE, 0, &out.data), "vkMapMemory");
+	    r != VK_SUCCESS)
 		return fail(vk_fail("vkMapMemory", r));
 	return out;
 }

@@ -110,6 +110,12 @@ public:
 	};
 	Result<MappedBuffer> create_mapped_buffer(VkDeviceSize size, VkBufferUsageFlags usage) const;
 
+	// Device loss (docs/design.md, "Device loss"): VK_ERROR_DEVICE_LOST from any call that was
+	// checked marks the context lost, logged once; every later use fails, and the compositor
+	// makes a new context. check() passes r through.
+	bool lost() const { return lost_; }
+	VkResult check(VkResult r, const char *what) const;
+
 	// Extension entry points (null when the extension is off).
 	PFN_vkGetMemoryHostPointerPropertiesEXT get_host_pointer_properties = nullptr;
 	PFN_vkGetMemoryFdPropertiesKHR get_memory_fd_properties = nullptr;
@@ -127,7 +133,14 @@ private:
 	std::string device_reason_;
 	bool has_foreign_family_ = false;
 	VkPhysicalDeviceMemoryProperties memory_props_{};
+	mutable bool lost_ = false;
 };
+
+// Fault injection for tests (docs/design.md, "Device loss"): after arm_device_loss() (the sim's
+// `lose-device` command), the next queue submit of the process reports VK_ERROR_DEVICE_LOST
+// instead of submitting, as a GPU hang would. inject_device_lost() is asked at each submit.
+void arm_device_loss();
+bool inject_device_lost();
 
 const char *vk_result_name(VkResult r);
 

@@ -245,6 +245,19 @@ void SimSource::apply(const ScriptEvent &ev) {
 	else
 		for (const auto &[id, h] : heads_) targets.push_back(id);
 
+	if (ev.kind == K::quit) {
+		if (!end_reason_.empty()) return; // ended already
+		end_reason_ = ev.at_ms ? "the sim script's quit command at " + std::to_string(ev.at_ms) + " ms"
+		                       : "the sim's quit command";
+		VLOG_INFO("sim: %s: the source ends", end_reason_.c_str());
+		if (events_.ended) events_.ended();
+		return;
+	}
+	if (ev.kind == K::lose_device) {
+		VLOG_INFO("sim: injecting a device loss: the next submit reports VK_ERROR_DEVICE_LOST");
+		if (events_.inject) events_.inject("lose-device");
+		return;
+	}
 	if (ev.kind == K::fps) {
 		options_.fps = ev.fps;
 		targets.clear();
@@ -330,7 +343,9 @@ void SimSource::apply(const ScriptEvent &ev) {
 			h.fences.clear();
 			continue;
 		case K::plug:
-		case K::fps: break; // no per-head part
+		case K::fps:
+		case K::quit:
+		case K::lose_device: break; // no per-head part
 		}
 		changed.push_back(id);
 	}

@@ -68,7 +68,9 @@ struct ScriptEvent {
 		fps,
 		fault,
 		fence,
-		signal
+		signal,
+		quit,       // the sim ends: vscanout exits (status 0), logging that the command asked for it
+		lose_device // fault injection beyond the source: the renderer's next submit reports a lost device
 	};
 	uint64_t at_ms = 0;
 	Kind kind = Kind::flip;
@@ -118,6 +120,7 @@ public:
 	~SimSource() override;
 
 	std::string name() const override { return "sim"; }
+	std::string end_reason() const override { return end_reason_; }
 	std::vector<uint32_t> heads() const override;
 	Result<PlaneInfo> query(uint32_t head, PlaneType type) override;
 	Result<GuestBuffer> open_buffer(const PlaneInfo &plane) override;
@@ -152,6 +155,7 @@ private:
 	uint64_t start_ms_ = 0;
 	uint64_t next_buffer_id_ = 1;
 	uint64_t buffers_opened_ = 0;
+	std::string end_reason_; // why the sim ended (the quit command), for the exit log
 };
 
 } // namespace vscanout::vgpu

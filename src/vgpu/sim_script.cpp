@@ -90,6 +90,8 @@ constexpr CommandSpec kCommands[] = {
     {"fault", ScriptEvent::Kind::fault, "<head> <class>", false, 2},
     {"fence", ScriptEvent::Kind::fence, "<head|*>", true, 1},
     {"signal", ScriptEvent::Kind::signal, "<head|*>", true, 1},
+    {"quit", ScriptEvent::Kind::quit, "", false, 0},
+    {"lose-device", ScriptEvent::Kind::lose_device, "", false, 0},
 };
 
 // One line already split into tokens, without its time; errors are completed by the caller.
@@ -108,6 +110,7 @@ Result<ScriptEvent> parse_event(const std::vector<std::string_view> &tok) {
 
 	ScriptEvent ev;
 	ev.kind = spec->kind;
+	if (spec->args == 0) return ev;
 	if (ev.kind == ScriptEvent::Kind::fps) {
 		if (!parse_fps(tok[2], ev.fps))
 			return fail("invalid frame rate '" + std::string(tok[2]) + "' (a number from 0 to 2000)");

@@ -20,8 +20,12 @@ struct SourceEvents {
 	// Something about this head may have changed (a flip, a mode set, a damage notice):
 	// query its planes now rather than at the next poll tick.
 	std::function<void(uint32_t head)> head_changed;
-	// The source is done for good (QEMU exited and --once was given): vscanout exits.
+	// The source is done for good (QEMU exited and --once was given, the sim's quit command):
+	// vscanout exits with status 0, logging end_reason() where the source gives one.
 	std::function<void()> ended;
+	// Fault injection for the layers after the source (the sim's `lose-device`: the renderer's
+	// next queue submit reports VK_ERROR_DEVICE_LOST). Tests only.
+	std::function<void(const std::string &what)> inject;
 };
 
 class Source {
@@ -29,6 +33,10 @@ public:
 	virtual ~Source() = default;
 
 	virtual std::string name() const = 0;
+
+	// Why the source ended (SourceEvents::ended), for the exit log; empty where the source logged
+	// it itself.
+	virtual std::string end_reason() const { return {}; }
 
 	// Heads present now.
 	virtual std::vector<uint32_t> heads() const = 0;

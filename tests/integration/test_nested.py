@@ -138,7 +138,7 @@ def test_sway_floating_windows_one_to_one_and_closing(vscanout, parents):
     except subprocess.TimeoutExpired:
         raise AssertionError("vscanout kept running after its last window was closed") from None
     assert rc == 0, f"vscanout exited with status {rc} after its last window was closed"
-    assert "the last window was closed; exiting" in vs.log()
+    assert "exiting (status 0): the last window was closed" in vs.log()
     sway.wait_windows(lambda ws: ws == [], what="no window left")
 
 
@@ -179,7 +179,7 @@ def test_sway_tiled_letterbox_and_keep_running(vscanout, parents):
     sway.wait_windows(lambda ws: ws == [], what="no window left")
     time.sleep(1.0)
     vs.check_alive()
-    assert "the last window was closed; exiting" not in vs.log()
+    assert "the last window was closed" not in vs.log()
     vs.stop(signal.SIGTERM)
 
 
@@ -421,3 +421,34 @@ def test_sway_exit_leaks_nothing(vscanout, parents):
     vs.settle()
     vs.stop()
 
+
+
+# --------------------------------------------------------------------------------------------
+# exit causes (docs/design.md, "Exit causes")
+
+
+@pytest.mark.parametrize("kind", ["sway", "xvfb"])
+def test_parent_gone_exits_3_naming_the_backend(vscanout, parents, kind):
+    """The parent compositor (or X server) dying destroys every window and then the backend:
+    vscanout exits with status 3 naming the backend, not "the last window was closed" (status 0),
+    though the windows went first."""
+    if kind == "sway":
+        parent = parents(Sway, config=FLOATING)
+    else:
+        parent = parents(Xvfb)
+        parent.intern_wm_atoms()
+    vs = nested(vscanout, parent, "sim:heads=2,fps=0,modes=320x200")
+    parent.wait_windows(lambda ws: len(ws) == 2, what="one window per head")
+    vs.settle()
+    parent.proc.kill()  # no goodbye: the connection just hangs up
+    parent.proc.wait(5)
+    try:
+        rc = vs.proc.wait(10 * SLOW)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("vscanout kept running after its parent died") from None
+    log = vs.log()
+    backend = "wayland" if kind == "sway" else "x11"
+    assert rc == 3, f"status {rc}: {log[-1500:]}"
+    assert f"exiting (status 3): the {backend} backend was destroyed" in log, log[-1500:]
+    assert log.count("exiting (status") == 1, log[-1500:]
+    assert "the last window was closed" not in log, log[-1500:]

@@ -204,6 +204,10 @@ def test_qemu_once_exits_0_when_qemu_exits(vscanout, qemu_bus):
     rc = vs.proc.wait(20)
     assert rc == 0, f"vscanout --once exited with {rc} after QEMU exited"
     assert time.monotonic() - t0 < 10
+    # The exit names its cause (docs/design.md, "Exit causes"), after the source's own reason.
+    log = vs.log()
+    assert "QEMU is gone and --once was given" in log, log[-2000:]
+    assert "exiting (status 0): the source (qemu) ended" in log, log[-2000:]
 
 
 def test_vscanout_waits_for_a_qemu_that_comes_later(vscanout, qemu_bus):
