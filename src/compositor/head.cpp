@@ -287,6 +287,7 @@ void Head::drop_gpu_state() {
 void Head::gpu_state_back() {
 	output_dmabuf_ = true;    // the new device may take the output's dma-bufs again
 	tracker_.reset_imports(); // imports refused while there was no device are tried again
+	if (!output_) return;     // a head without an output is polled once it has one
 	poll();
 	repaint();
 }

@@ -412,18 +412,24 @@ void Server::watch_backend_destroy() {
 		                                    : "wlroots";
 	};
 	if (wlr_backend_is_multi(backend_)) {
+		// The multi backend destroys itself when its last sub-backend goes, and may say so before
+		// that sub-backend's own destroy reaches us: it is named by what it holds ("wayland").
 		struct Ctx {
 			decltype(watch) *w;
 			decltype(kind_of) *k;
-		} ctx{&watch, &kind_of};
+			std::string kinds;
+		} ctx{&watch, &kind_of, {}};
 		wlr_multi_for_each_backend(
 		    backend_,
 		    [](wlr_backend *b, void *data) {
 			    auto *c = static_cast<Ctx *>(data);
-			    (*c->w)(b, (*c->k)(b));
+			    const char *kind = (*c->k)(b);
+			    (*c->w)(b, kind);
+			    if (std::string(kind) != "libinput") c->kinds += (c->kinds.empty() ? "" : "+") + std::string(kind);
 		    },
 		    &ctx);
-		watch(backend_, "multi");
+		multi_kinds_ = ctx.kinds.empty() ? "multi" : ctx.kinds;
+		watch(backend_, multi_kinds_.c_str());
 	} else {
 		watch(backend_, kind_of(backend_));
 	}

@@ -145,6 +145,7 @@ private:
 	std::map<uint32_t, render::Point> pointer_last_; // per head, in guest pixels, for relative guests
 	Listener new_output_, new_input_, new_virtual_keyboard_, new_virtual_pointer_, output_apply_, output_test_;
 	std::vector<std::unique_ptr<Listener>> backend_destroy_; // the backend and each sub-backend
+	std::string multi_kinds_;                                // what the multi backend holds, for the log
 	int exit_status_ = -1;                                   // -1: no exit cause yet
 	std::string exit_cause_;
 	render::ContextOptions vk_options_; // what the first context was made with, for the next ones
