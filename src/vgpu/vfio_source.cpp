@@ -363,10 +363,19 @@ Result<GuestBuffer> VfioSource::open_region(uint32_t head, const PlaneInfo &plan
 	if (!rp.configured || plane.buffer_id != rp.id)
 		return fail("the plane changed since it was queried (buffer id " + std::to_string(plane.buffer_id) + ")");
 	const uint32_t index = plane.region_index;
-	if (h.num_regions && index >= *h.num_regions)
-		return fail("region_index " + std::to_string(index) + " is not a region of the device (it has " +
-		            std::to_string(*h.num_regions) + ")");
 	auto region = h.device->region_info(index);
+	if (h.num_regions && index >= *h.num_regions) {
+		// Past num_regions. mdpy does this (its display is region 16 of 9): the index counts only
+		// if the device itself describes that region (docs/design.md, "VFIO quirks").
+		if (!region)
+			return fail("region_index " + std::to_string(index) + " is not a region of the device (it has " +
+			            std::to_string(*h.num_regions) + "): " + region.error());
+		if (!h.quiet_region_past_count)
+			VLOG_INFO("vfio: head %u: the plane's region_index %u is past the device's num_regions (%u), but the "
+			          "device describes that region: using it",
+			          head, index, *h.num_regions);
+		h.quiet_region_past_count = true;
+	}
 	if (!region) return fail("region_index " + std::to_string(index) + ": " + region.error());
 	// The plane starts at byte 0 of its region; every byte it names must be inside.
 	if (uint64_t{plane.size} > region->size)

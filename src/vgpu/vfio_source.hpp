@@ -101,10 +101,11 @@ private:
 		PlaneTransport transport = PlaneTransport::dmabuf;
 		bool cursor = false;
 		bool lost = false;
-		bool quiet_zero = false;             // logged that the driver answered without filling the struct
-		std::optional<uint32_t> num_regions; // VFIO_DEVICE_GET_INFO, where the device tells
-		std::array<RegionPlane, 2> planes;   // region transport: primary, cursor
-		uint64_t damage = 0;                 // region primary: new content seen
+		bool quiet_zero = false;              // logged that the driver answered without filling the struct
+		bool quiet_region_past_count = false; // logged that region_index is past num_regions (mdpy)
+		std::optional<uint32_t> num_regions;  // VFIO_DEVICE_GET_INFO, where the device tells
+		std::array<RegionPlane, 2> planes;    // region transport: primary, cursor
+		uint64_t damage = 0;                  // region primary: new content seen
 		uint64_t region_failures = 0;
 		struct Edid {
 			int region = -1; // the EDID region's index; -1: none, turned off, or failed

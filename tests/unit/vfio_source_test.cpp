@@ -89,8 +89,9 @@ public:
 	void revoke() { ASSERT_EQ(::ftruncate(region_mem.get(), 0), 0); }
 	void restore() { ASSERT_EQ(::ftruncate(region_mem.get(), static_cast<off_t>(region_size)), 0); }
 
+	uint32_t plane_region = 0; // the index of the region holding the plane
 	Result<RegionInfo> region_info(uint32_t index) override {
-		if (index != 0) return fail("no region " + std::to_string(index));
+		if (index != plane_region) return fail("no region " + std::to_string(index));
 		return RegionInfo{0x10000000000ull, region_size, region_mappable, region_readable};
 	}
 	Result<uint32_t> num_regions() override {
@@ -98,7 +99,8 @@ public:
 		return *regions;
 	}
 	Result<Mapping> map_region(uint32_t index, size_t len) override {
-		if (index != 0 || !region_mappable || !region_mem) return fail("cannot map region " + std::to_string(index));
+		if (index != plane_region || !region_mappable || !region_mem)
+			return fail("cannot map region " + std::to_string(index));
 		if (len > region_size) return fail("past the region");
 		plane_maps++;
 		auto m = Mapping::map(region_mem.get(), len, PROT_READ);
@@ -130,7 +132,7 @@ public:
 		return edid_region && type == VFIO_REGION_TYPE_GFX && subtype == VFIO_REGION_SUBTYPE_GFX_EDID ? kEdidIndex : -1;
 	}
 	int region_read(uint32_t index, uint64_t offset, void *buf, size_t len) override {
-		if (index == 0 && region_mem) {
+		if (index == plane_region && region_mem) {
 			plane_reads++;
 			if (plane_read_error) return plane_read_error;
 			const ssize_t n = ::pread(region_mem.get(), buf, len, static_cast<off_t>(offset));
@@ -441,6 +443,24 @@ TEST(VfioSource, RegionIndexIsCheckedAgainstTheDevice) {
 	EXPECT_NE(b.error().find("region_index 7 is not a region of the device (it has 3)"), std::string::npos)
 	    << b.error();
 	EXPECT_EQ(d->plane_maps + d->plane_reads, 0) << "nothing read from a region the device does not have";
+
+	// mdpy: its display is region 16 while it says it has 9 (VFIO_PCI_NUM_REGIONS). A region past
+	// the count that the device describes is used (logged once); one it does not is refused above.
+	FakeDevice *m;
+	auto u = make_region_source(m, [](FakeDevice &f) {
+		f.regions = 9;
+		f.plane_region = 16;
+	});
+	m->steady = [](vfio_device_gfx_plane_info &i) {
+		fill_primary(i);
+		i.region_index = 16;
+		return 0;
+	};
+	auto pm = u->query(0, PlaneType::primary);
+	ASSERT_TRUE(pm.ok());
+	auto bm = u->open_buffer(*pm);
+	ASSERT_TRUE(bm.ok()) << bm.error();
+	EXPECT_EQ(m->plane_maps, 1);
 
 	// A device that cannot tell how many: the region's own info decides.
 	FakeDevice *e;
