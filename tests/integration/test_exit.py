@@ -8,13 +8,14 @@ test_nested.py.
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
 
 import pytest
 
-from conftest import SLOW, run_cli
+from conftest import REPO, SLOW, run_cli
 
 SENDER = ("import os, signal, sys, time\n"
           "os.kill(int(sys.argv[1]), int(sys.argv[2]))\n"
@@ -107,3 +108,20 @@ def test_a_fault_still_kills_but_says_so(vscanout, sig):
     name = signal.Signals(sig).name
     assert rc == -int(sig), f"status {rc} after {name}"
     assert f"vscanout: exiting: fatal signal {name}" in vs.log(), vs.log()[-1500:]
+
+
+@pytest.mark.deadline(180)
+def test_the_demo_timer_says_why_it_stops_vscanout():
+    """scripts/run.sh without a desktop: after VSCANOUT_DEMO_SECONDS it says it stops vscanout,
+    whose exit line names run.sh's pid as the sender, and prints how vscanout ended."""
+    env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "DISPLAY", "WLR_BACKENDS")}
+    env["VSCANOUT_DEMO_SECONDS"] = "1"
+    r = subprocess.run([os.path.join(REPO, "scripts", "run.sh"), "--source", "sim:heads=1,fps=0"], env=env,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=170 * SLOW)
+    assert r.returncode == 0, (r.returncode, r.stdout[-1500:], r.stderr[-1500:])
+    m = re.search(r"run\.sh: the demo's 1 s are over: sending SIGTERM to vscanout \(pid (\d+)\) from pid (\d+)",
+                  r.stdout)
+    assert m, r.stdout[-1500:]
+    line = f"vscanout: exiting (status 0): SIGTERM from pid {m.group(2)} (bash)"  # run.sh's shell
+    assert line in r.stdout and "[exit status 0]" in r.stdout, r.stdout[-1500:]
