@@ -448,8 +448,22 @@ void Server::exit_with(int status, const std::string &cause) {
 
 void Server::device_lost() {
 	if (!vk_retry_) vk_retry_ = wl_event_loop_add_timer(wl_display_get_event_loop(display_), on_vulkan_retry, this);
-	// Not from inside a draw or an import: at once, on the event loop.
-	if (!vk_dropped_ && vk_backoff_ms_ == 0) wl_event_source_timer_update(vk_retry_, 1);
+	if (vk_dropped_ || vk_loss_pending_) return; // being made again already
+	vk_loss_pending_ = true;
+	// Not from inside a draw or an import: on the event loop, at once; but a device lost again
+	// within 5 s of being made waits 250 ms, doubling to 30 s, so a GPU that keeps failing does
+	// not keep the loop busy making devices (no signal meanwhile).
+	const uint64_t now = core::monotonic_ms();
+	int delay = 1;
+	if (vk_made_ms_ && now - vk_made_ms_ < 5000) {
+		vk_relost_ms_ = vk_relost_ms_ ? std::min(vk_relost_ms_ * 2, 30000) : 250;
+		delay = vk_relost_ms_;
+		wlr_log(WLR_DEBUG, "vulkan: lost again %llu ms after it was made; a new one in %d ms",
+		        static_cast<unsigned long long>(now - vk_made_ms_), delay);
+	} else {
+		vk_relost_ms_ = 0;
+	}
+	wl_event_source_timer_update(vk_retry_, delay);
 }
 
 int Server::on_vulkan_retry(void *data) {
@@ -458,6 +472,7 @@ int Server::on_vulkan_retry(void *data) {
 }
 
 void Server::recreate_vulkan() {
+	vk_loss_pending_ = false;
 	if (!vk_dropped_) {
 		// Everything made with the lost device goes first: imports (their fds close; the guest's
 		// buffers are opened again), output targets, the renderer, the context.
@@ -493,6 +508,7 @@ void Server::recreate_vulkan() {
 	}
 	vk_dropped_ = false;
 	vk_backoff_ms_ = 0;
+	vk_made_ms_ = core::monotonic_ms();
 	wlr_log(WLR_INFO, "vulkan: a new device (%s) replaces the lost one; every head's buffers are imported again",
 	        vk_->caps().device_name.c_str());
 	for (auto &[id, head] : heads_) head->gpu_state_back();

@@ -150,9 +150,12 @@ private:
 	std::string exit_cause_;
 	render::ContextOptions vk_options_; // what the first context was made with, for the next ones
 	wl_event_source *vk_retry_ = nullptr;
-	bool vk_dropped_ = false;   // the lost context and everything made with it are gone
-	int vk_backoff_ms_ = 0;     // the wait before the next attempt (0: none failed yet)
-	int vk_fail_recreates_ = 0; // fault injection: VSCANOUT_FAIL_DEVICE_RECREATE=N
+	bool vk_dropped_ = false;      // the lost context and everything made with it are gone
+	int vk_backoff_ms_ = 0;        // the wait before the next attempt (0: none failed yet)
+	int vk_fail_recreates_ = 0;    // fault injection: VSCANOUT_FAIL_DEVICE_RECREATE=N
+	bool vk_loss_pending_ = false; // a new device is due on the timer
+	uint64_t vk_made_ms_ = 0;      // when the last new device was made (0: none yet)
+	int vk_relost_ms_ = 0;         // the wait after a device lost again soon after it was made
 	int signal_fd_ = -1;
 	wl_event_source *signal_source_ = nullptr;
 
