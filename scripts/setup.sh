@@ -34,6 +34,9 @@ packages=(
 	wayvnc
 	# vulkaninfo: the import-path tests print the driver's capabilities
 	vulkan-tools
+	# the man page (scdoc) and the Debian package: built with debhelper, checked with lintian,
+	# its page rendered by man (tests/package/package_test.sh)
+	scdoc debhelper dpkg-dev fakeroot lintian man-db
 )
 backports=(mesa-vulkan-drivers libdrm-dev)
 bpo_suite=bookworm-backports

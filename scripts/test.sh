@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine: set up, build (warnings are errors),
 # unit tests, the same unit tests and a headless subset under AddressSanitizer +
-# UndefinedBehaviorSanitizer, then the headless integration tests against real clients.
+# UndefinedBehaviorSanitizer, then the headless integration tests against real clients, the Debian
+# package (built, installed, run, removed), and the VM tests.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -74,6 +75,9 @@ vm_test() { # SCRIPT LOG LABEL
 	passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
 	if [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then failed=$((failed + 1)); fi
 }
+
+step "The Debian package: built from a copy of the tree (dpkg-buildpackage), lintian, installed, run, removed"
+vm_test tests/package/package_test.sh package.log "package"
 
 step "VFIO in a VM: Debian's kernel under QEMU with the mbochs and mdpy sample vGPUs"
 vm_test tests/vm/vfio_test.sh vm.log "vfio vm"
