@@ -82,7 +82,7 @@ fi
 
 deb=$work/vscanout_${version}_${arch}.deb
 changes=$work/vscanout_${version}_${arch}.changes
-[ -f "$deb" ] || abort "package file" "no $(basename "$deb"); made: $(cd "$work" && ls -- *.deb 2>/dev/null | tr '\n' ' ')"
+[ -f "$deb" ] || abort "package file" "no $(basename "$deb"); made: $(cd "$work" && echo *.deb)"
 deb_version=$(dpkg-deb -f "$deb" Version)
 if [ "$deb_version" = "$version" ]; then
 	pass "version is meson's ($version)"
@@ -100,7 +100,7 @@ for f in /usr/bin/vscanout /usr/share/man/man1/vscanout.1.gz /usr/share/doc/vsca
 done
 if [ ${#missing[@]} -eq 0 ]; then pass "file list has the binary, man page and unit"; else fail "file list" "missing ${missing[*]}"; fi
 stray=$(grep -E '^/usr/include/|\.pc$|\.a$|wlroots|^/usr/lib/[^/]+/lib' <<< "$files" || true)
-if [ -z "$stray" ]; then pass "no wlroots files in the package"; else fail "no wlroots files in the package" "$(echo $stray)"; fi
+if [ -z "$stray" ]; then pass "no wlroots files in the package"; else fail "no wlroots files in the package" "$(tr '\n' ' ' <<< "$stray")"; fi
 
 # 5. Run-time dependencies: the shared libraries (shlibs) and the Vulkan driver, which is loaded at
 #    run time and not linked.
@@ -214,8 +214,8 @@ sed "s|^ExecStart=/usr/bin/vscanout|ExecStart=$bin|" "$unit" > "$work/vscanout-k
 # Installed, its Documentation=man:vscanout(1) is checked too; unpacked, it cannot be.
 man_opt=--man=yes
 [ -z "$root" ] || man_opt=--man=no
-err=$(systemd-analyze verify $man_opt "$work/vscanout-kiosk.service" 2>&1)
-if [ $? -eq 0 ] && [ -z "$err" ]; then pass "systemd-analyze verify the example unit"
+if err=$(systemd-analyze verify $man_opt "$work/vscanout-kiosk.service" 2>&1) && [ -z "$err" ]; then
+	pass "systemd-analyze verify the example unit"
 else fail "systemd-analyze verify the example unit" "$err"; fi
 
 # 11. Remove it: nothing of it stays.
