@@ -9,7 +9,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -34,21 +36,60 @@ struct QmpLine {
 };
 QmpLine classify_qmp_line(std::string_view line, uint64_t want_id);
 
-// Lines from a byte stream, each at most max_line bytes (a longer one is an error).
+// Lines from a byte stream, each at most max_line bytes (a longer one is an error, found where
+// it starts however the stream was split). Each byte is looked at once, however it arrives.
 class QmpLineReader {
 public:
 	explicit QmpLineReader(size_t max_line = 64 * 1024) : max_line_(max_line) {}
-	// Takes more bytes; fails once a line grows past the limit.
-	Status feed(const char *data, size_t n);
-	// The next complete line (without its newline), if any.
-	bool next(std::string &line);
+	// Takes more bytes; they wait until next() reads their lines.
+	void feed(const char *data, size_t n) { buf_.append(data, n); }
+	// The next complete line (without its newline, or a CR before that): true; false while it is
+	// not complete. Fails when the next line, complete or not, is longer than max_line.
+	Result<bool> next(std::string &line);
 
 private:
 	size_t max_line_;
 	std::string buf_;
+	size_t start_ = 0;   // where the next line starts in buf_
+	size_t scanned_ = 0; // buf_[start_, scanned_) holds no newline
 };
 
-// One request for a D-Bus display connection, from connect() to add_client's reply.
+// The QMP side of asking for a D-Bus display connection, without the socket: bytes as they
+// arrive in, commands to send out (through `send`, which the caller backs with the socket). Pure,
+// so every byte stream a QEMU can send is unit-tested and fuzzed against it (fuzz/qmp_fuzz.cpp).
+// The exchange: the greeting, then qmp_capabilities, getfd (which carries our fd), add_client,
+// each answered by the reply with its id; events and replies to other ids are skipped.
+class QmpHandshake {
+public:
+	enum class Progress { pending, done, failed };
+	// Sends one command line (a JSON object and a newline); pass_fd: with the socketpair end QEMU
+	// keeps (getfd). A failure fails the handshake with its text.
+	using SendFn = std::function<Status(const std::string &line, bool pass_fd)>;
+
+	explicit QmpHandshake(SendFn send, size_t max_line = 64 * 1024);
+	// Takes bytes read from QMP and acts on every complete line in them, in order. Once done or
+	// failed, it takes nothing more (later bytes are not looked at).
+	Progress feed(const char *data, size_t n);
+	// QEMU closed the connection (a read of 0 bytes).
+	Progress closed();
+	Progress progress() const;
+	const std::string &error() const { return error_; }
+
+private:
+	enum class State { greeting, capabilities, getfd, add_client, done, failed };
+	Progress failed(std::string why);
+	Status send(const std::string &command, bool pass_fd = false);
+	Progress on_line(const std::string &line);
+
+	SendFn send_;
+	QmpLineReader reader_;
+	State state_ = State::greeting;
+	uint64_t next_id_ = 1, want_id_ = 0;
+	std::string error_;
+};
+
+// One request for a D-Bus display connection, from connect() to add_client's reply: a
+// QmpHandshake on a non-blocking QMP socket.
 class QmpDisplayRequest {
 public:
 	enum class Progress { pending, done, failed };
@@ -60,24 +101,23 @@ public:
 	int fd() const { return qmp_.get(); }
 	// Whether the loop should wait for the socket to be writable (a connect in progress) rather
 	// than readable.
-	bool wants_write() const { return state_ == State::connecting; }
+	bool wants_write() const { return connecting_; }
 	// Does what can be done now without blocking. done: take_connection() has our end.
 	Progress advance();
 	const std::string &error() const { return error_; }
 	UniqueFd take_connection() { return std::move(ours_); }
 
 private:
-	enum class State { connecting, greeting, capabilities, getfd, add_client, done, failed };
-	QmpDisplayRequest() = default;
+	QmpDisplayRequest();
 	Progress failed(std::string why);
-	Status send(uint64_t id, const std::string &command, int pass_fd = -1);
-	Progress on_line(const std::string &line);
+	Progress result(QmpHandshake::Progress p);
+	Status send_line(const std::string &line, bool pass_fd);
 
 	std::string path_;
 	UniqueFd qmp_, ours_, theirs_;
-	QmpLineReader reader_;
-	State state_ = State::connecting;
-	uint64_t next_id_ = 1, want_id_ = 0;
+	bool connecting_ = true;
+	std::optional<Progress> over_; // done or failed: advance() answers this from then on
+	QmpHandshake handshake_;
 	std::string error_;
 };
 
