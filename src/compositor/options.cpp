@@ -25,6 +25,20 @@ Result<bool> parse_yes_no(const char *opt, const char *text) {
 	return fail(std::string(opt) + " takes =yes or =no, not '" + text + "'");
 }
 
+// The error for what getopt_long refused (':' or '?'). A short option is named by itself: optind
+// may still be at its cluster ("-Xd") or past it. glibc leaves optopt 0 for an unknown long option
+// and sets it to the option's value for a long option given a value it takes none of; optind has
+// passed a long option.
+std::string refused(int c, const char *shorts, const char *last) {
+	const std::string arg = last, name = arg.substr(0, arg.find('='));
+	const bool is_long = arg.rfind("--", 0) == 0;
+	if (c == ':') return "option " + (is_long ? name : std::string("-") + static_cast<char>(optopt)) + " needs a value";
+	if (optopt == 0) return "unknown option " + name + " (see --help)";
+	if (optopt < 256 && (optopt == ':' || !std::strchr(shorts, optopt)))
+		return std::string("unknown option -") + static_cast<char>(optopt) + " (see --help)";
+	return "option " + name + " takes no value";
+}
+
 } // namespace
 
 // Grouped as the man page's OPTIONS (docs/vscanout.1.scd): an option is one entry line here, with
@@ -160,10 +174,13 @@ Result<Options> parse_options(int argc, char **argv) {
 	    {nullptr, 0, nullptr, 0},
 	};
 	Options o;
-	optind = 1;
+	// 0, not 1: glibc's getopt then forgets everything of an earlier call, which may have stopped
+	// inside a cluster of short options ("-Xd") with a pointer into an argv that is gone now.
+	optind = 0;
 	opterr = 0;
 	int c;
-	while ((c = getopt_long(argc, argv, ":sc:r:dhv", longopts, nullptr)) != -1) {
+	static const char shorts[] = ":sc:r:dhv";
+	while ((c = getopt_long(argc, argv, shorts, longopts, nullptr)) != -1) {
 		switch (c) {
 		case opt_source: o.sources.push_back(optarg); break;
 		case 's': o.allow_vt_switch = true; break;
@@ -250,8 +267,7 @@ Result<Options> parse_options(int argc, char **argv) {
 		case 'd': o.debug = true; break;
 		case 'h': o.help = true; break;
 		case 'v': o.version = true; break;
-		case ':': return fail(std::string("option ") + argv[optind - 1] + " needs a value");
-		default: return fail(std::string("unknown option ") + argv[optind - 1] + " (see --help)");
+		default: return fail(refused(c, shorts, argv[optind - 1]));
 		}
 	}
 	if (optind < argc) return fail(std::string("unexpected argument '") + argv[optind] + "' (see --help)");
