@@ -121,9 +121,12 @@ std::vector<uint8_t> generate_edid(const EdidParams &p) {
 	e[20] = 0xa5; // digital, 8 bits per colour, DisplayPort
 
 	const EdidTiming pref = preferred_timing(p.width, p.height);
-	const uint32_t dpi = p.dpi ? p.dpi : 96;
-	const uint32_t width_mm = std::min<uint32_t>(4095, (pref.hactive * 254 + dpi * 5) / (dpi * 10));
-	const uint32_t height_mm = std::min<uint32_t>(4095, (pref.vactive * 254 + dpi * 5) / (dpi * 10));
+	// In 64 bits: dpi * 10 in 32 would wrap (to 0 for a dpi of 2^31: a division by zero).
+	const uint64_t dpi = p.dpi ? p.dpi : 96;
+	const auto width_mm =
+	    static_cast<uint32_t>(std::min<uint64_t>(4095, (pref.hactive * 254ull + dpi * 5) / (dpi * 10)));
+	const auto height_mm =
+	    static_cast<uint32_t>(std::min<uint64_t>(4095, (pref.vactive * 254ull + dpi * 5) / (dpi * 10)));
 	e[21] = static_cast<uint8_t>(std::clamp<uint32_t>((width_mm + 5) / 10, 1, 255));
 	e[22] = static_cast<uint8_t>(std::clamp<uint32_t>((height_mm + 5) / 10, 1, 255));
 	e[23] = 120; // gamma 2.2

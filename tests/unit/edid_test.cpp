@@ -88,6 +88,24 @@ TEST(Edid, SizesAreClampedToWhatADetailedTimingCarries) {
 	EXPECT_NEAR(preferred_timing(3840, 2160).refresh_hz(), 60.0, 0.1);
 }
 
+// Found by fuzz/edid_fuzz.cpp: the physical size divided by dpi * 10 in 32 bits, which wraps to 0
+// for a dpi of 2^31 (a division by zero) and to a few units for others (a monitor metres wide).
+TEST(Edid, AnyDpiGivesASensiblePhysicalSize) {
+	EdidParams p;
+	p.width = 1920;
+	p.height = 1080;
+	for (uint32_t dpi : {0x80000000u, 429496730u, 0xffffffffu}) {
+		p.dpi = dpi;
+		const auto e = generate_edid(p);
+		EXPECT_EQ(e[21], 1) << "dpi " << dpi; // under a centimetre, shown as the smallest size
+		EXPECT_EQ(e[22], 1) << "dpi " << dpi;
+	}
+	p.dpi = 96; // 1920 pixels at 96 dpi: 508 mm
+	const auto e = generate_edid(p);
+	EXPECT_EQ(e[21], 51);
+	EXPECT_EQ(e[66] | ((e[68] >> 4) << 8), 508);
+}
+
 TEST(Edid, OnlyModesNoLargerThanThePreferredOneAreListed) {
 	auto e = make(1024, 768);
 	EXPECT_EQ(e[35], 0x21) << "640x480 and 800x600 at 60 Hz";
