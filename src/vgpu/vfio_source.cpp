@@ -113,6 +113,13 @@ void VfioSource::probe_edid(uint32_t head, const VfioHeadOptions &opts) {
 		           regs.edid_max_size);
 		return;
 	}
+	// The blob goes at edid_offset: one on the registers would overwrite them with EDID bytes
+	// (found by fuzz/edid_fuzz.cpp; no driver does this, a broken one could).
+	if (regs.edid_offset < sizeof regs) {
+		VLOG_ERROR("vfio: head %u: its EDID region puts the EDID at offset %u, on its registers; leaving it alone",
+		           head, regs.edid_offset);
+		return;
+	}
 	h.edid.region = index;
 	h.edid.regs = regs;
 	if (regs.max_xres || regs.max_yres)
@@ -219,6 +226,7 @@ void VfioSource::write_edid(uint32_t head, uint32_t width, uint32_t height) {
 	const uint32_t down = VFIO_DEVICE_GFX_LINK_STATE_DOWN;
 	const auto size = static_cast<uint32_t>(blob.size());
 	int e = h.device->region_write(index, offsetof(vfio_region_gfx_edid, link_state), &down, sizeof down);
+	if (!e) h.edid.link_down = true;
 	if (!e) e = h.device->region_write(index, regs.edid_offset, blob.data(), blob.size());
 	if (!e) e = h.device->region_write(index, offsetof(vfio_region_gfx_edid, edid_size), &size, sizeof size);
 	if (e) {
@@ -449,11 +457,22 @@ void VfioSource::link_up(uint32_t head) {
 	if (int e = h.device->region_write(static_cast<uint32_t>(h.edid.region), offsetof(vfio_region_gfx_edid, link_state),
 	                                   &up, sizeof up))
 		edid_failed(head, e);
+	else
+		h.edid.link_down = false;
 }
 
 void VfioSource::edid_failed(uint32_t head, int error) {
 	Head &h = heads_[head];
 	VLOG_ERROR("vfio: head %u: writing its EDID failed (%s); no more EDID updates for it", head, std::strerror(error));
+	// A write that failed after the link went down (this one, or the last one's link-up still to
+	// come) must not leave the guest without a monitor: one try to bring it back up, with whatever
+	// EDID the device holds, unless the device is gone (found by fuzz/edid_fuzz.cpp).
+	if (h.edid.link_down && !device_gone(error)) {
+		const uint32_t up = VFIO_DEVICE_GFX_LINK_STATE_UP;
+		if (h.device->region_write(static_cast<uint32_t>(h.edid.region), offsetof(vfio_region_gfx_edid, link_state),
+		                           &up, sizeof up) == 0)
+			h.edid.link_down = false;
+	}
 	h.edid.region = -1;
 	h.edid.pending = false;
 	h.edid.link_up_pending = false;

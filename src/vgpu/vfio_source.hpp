@@ -115,6 +115,7 @@ private:
 			std::chrono::steady_clock::time_point due{};
 			uint32_t shown_w = 0, shown_h = 0;
 			bool link_up_pending = false; // written with the link down; up again at link_up_due
+			bool link_down = false;       // we took the link down and have not brought it up since
 			std::chrono::steady_clock::time_point link_up_due{};
 		} edid;
 	};

@@ -118,6 +118,7 @@ public:
 	bool edid_region = false;
 	int find_region_calls = 0;
 	int edid_write_error = 0; // answer every EDID region write with this errno
+	int blob_write_error = 0; // answer the blob's write (only) with this errno
 	vfio_region_gfx_edid edid_regs{0x800, 0x400, 0, 0, 0, 0};
 	std::vector<uint8_t> blob;
 	std::vector<std::string> edid_ops;
@@ -157,6 +158,7 @@ public:
 			edid_regs.edid_size = v;
 			edid_ops.push_back("size");
 		} else if (offset == edid_regs.edid_offset && len <= edid_regs.edid_max_size) {
+			if (blob_write_error) return blob_write_error;
 			blob.assign(static_cast<const uint8_t *>(buf), static_cast<const uint8_t *>(buf) + len);
 			edid_ops.push_back("blob");
 		} else {
@@ -867,6 +869,66 @@ TEST(VfioEdid, ARegionTooSmallOrFailingIsGivenUp) {
 	t->window_resized(0, 1024, 768);
 	pollfd p{t->edid_timer_fd(), POLLIN, 0};
 	EXPECT_EQ(::poll(&p, 1, 100), 0) << "nothing armed for a head without EDID";
+}
+
+// Found by fuzz/edid_fuzz.cpp: a write that failed after the link went down (the blob refused
+// here) turned EDID updates off and left the link down: the guest saw its monitor unplugged for
+// good. The link is now brought back up; a device that is gone is not written to.
+TEST(VfioEdid, AFailedWriteDoesNotLeaveTheLinkDown) {
+	for (const int error : {EINVAL, EAGAIN}) {
+		FakeDevice *d;
+		auto s = make(
+		    d,
+		    [&](FakeDevice &f) {
+			    f.edid_region = true;
+			    f.blob_write_error = error;
+		    },
+		    {}, quick());
+		s->window_resized(0, 1280, 720);
+		ASSERT_TRUE(settle(*s));
+		EXPECT_FALSE(s->has_edid(0));
+		EXPECT_EQ(d->edid_ops, (std::vector<std::string>{"down", "up"})) << std::strerror(error);
+		EXPECT_EQ(d->edid_regs.link_state, uint32_t{VFIO_DEVICE_GFX_LINK_STATE_UP});
+	}
+	// The last write's link-up still to come when the next write fails: up all the same.
+	FakeDevice *d;
+	VfioSourceOptions o = quick();
+	o.edid_link_down_ms = 10000;
+	VfioHeadOptions sized;
+	sized.width = 1280;
+	sized.height = 720;
+	auto s = make(d, with_edid, sized, o);
+	EXPECT_EQ(d->edid_ops, (std::vector<std::string>{"down", "blob", "size"}));
+	d->blob_write_error = EINVAL;
+	s->window_resized(0, 1024, 768);
+	const int fd = s->edid_timer_fd();
+	pollfd p{fd, POLLIN, 0};
+	ASSERT_EQ(::poll(&p, 1, 2000), 1);
+	s->dispatch(fd);
+	EXPECT_EQ(d->edid_ops, (std::vector<std::string>{"down", "blob", "size", "down", "up"}));
+	EXPECT_EQ(d->edid_regs.link_state, uint32_t{VFIO_DEVICE_GFX_LINK_STATE_UP});
+	EXPECT_FALSE(s->edid_busy());
+}
+
+TEST(VfioEdid, ABlobOffsetOnTheRegistersIsGivenUp) {
+	for (uint32_t offset : {0u, 8u, uint32_t{sizeof(vfio_region_gfx_edid)} - 1}) {
+		FakeDevice *d;
+		auto s = make(
+		    d,
+		    [&](FakeDevice &f) {
+			    f.edid_region = true;
+			    f.edid_regs.edid_offset = offset;
+		    },
+		    {}, quick());
+		EXPECT_FALSE(s->has_edid(0)) << offset;
+		s->window_resized(0, 1280, 720);
+		EXPECT_TRUE(d->edid_ops.empty()) << offset;
+	}
+	FakeDevice *d;
+	auto s = make(
+	    d, [](FakeDevice &f) { f.edid_region = true, f.edid_regs.edid_offset = sizeof(vfio_region_gfx_edid); }, {},
+	    quick());
+	EXPECT_TRUE(s->has_edid(0)) << "the blob right after the registers is fine";
 }
 
 TEST(VfioEdid, SpecOptionsAreParsed) {
