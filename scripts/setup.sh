@@ -37,6 +37,8 @@ packages=(
 	# the man page (scdoc) and the Debian package: built with debhelper, checked with lintian,
 	# its page rendered by man (tests/package/package_test.sh)
 	scdoc debhelper dpkg-dev fakeroot lintian man-db
+	# the fuzzers (fuzz/, -Dfuzz=true): clang, and libFuzzer with clang's sanitizer runtimes
+	clang-14 libclang-rt-14-dev
 )
 backports=(mesa-vulkan-drivers libdrm-dev)
 bpo_suite=bookworm-backports

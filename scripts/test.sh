@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine: set up, build (warnings are errors),
 # unit tests, the same unit tests and a headless subset under AddressSanitizer +
-# UndefinedBehaviorSanitizer, then the headless integration tests against real clients, the Debian
-# package (built, installed, run, removed), and the VM tests.
+# UndefinedBehaviorSanitizer, then the headless integration tests against real clients, the fuzzers
+# (a short run each), the Debian package (built, installed, run, removed), and the VM tests.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -64,6 +64,17 @@ step "headless integration tests (grim, wlr-randr, stats)"
 VSCANOUT_BIN=$root/build/src/vscanout /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 \
 	| tee "$logdir/it.log"
 count_pytest "$logdir/it.log"
+
+# The fuzzers (fuzz/): built with clang into build-fuzz, each run over its committed corpus and
+# then for 15 s more (one job each: about 2 minutes with the build on two cores). Each target
+# counts as one test; a crash, hang or leak fails it (fuzz/run.sh keeps the reproducer).
+step "fuzzers: each target over its corpus, then 15 s of fuzzing (fuzz/run.sh)"
+FUZZ_JOBS=1 fuzz/run.sh 15 2>&1 | tee "$logdir/fuzz.log"
+rc=${PIPESTATUS[0]}
+line=$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed' "$logdir/fuzz.log" | tail -1)
+p=$(echo "$line" | grep -oP '[0-9]+(?= passed)'); f=$(echo "$line" | grep -oP '[0-9]+(?= failed)')
+passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+if [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then failed=$((failed + 1)); fi
 
 # A VM test prints "<label>: N passed, M failed" last; its exit status counts as a failure too
 # when it failed without a counted check (it broke before its checks).
