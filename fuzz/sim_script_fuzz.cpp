@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 
@@ -114,8 +115,12 @@ void fuzz_options(std::string_view spec) {
 // The control FIFO's path, in a directory of this process's own.
 const std::string &fifo_path() {
 	static const std::string path = [] {
-		char dir[] = "/tmp/vscanout-fuzz-XXXXXX";
+		static char dir[] = "/tmp/vscanout-fuzz-XXXXXX";
 		if (!::mkdtemp(dir)) broken("mkdtemp");
+		std::atexit([] { // libFuzzer ends a run with exit(): nothing is left in /tmp
+			::unlink((std::string(dir) + "/control").c_str());
+			::rmdir(dir);
+		});
 		return std::string(dir) + "/control";
 	}();
 	return path;
