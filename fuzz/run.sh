@@ -17,12 +17,21 @@ seconds=${1:-60}
 jobs=${FUZZ_JOBS:-$(nproc)}
 work=${VSCANOUT_FUZZ_WORK:-$root/build-fuzz/work}
 
-if [ ! -f build-fuzz/build.ninja ]; then
-	CC=clang-14 CXX=clang++-14 meson setup build-fuzz -Dwerror=true -Dfuzz=true -Dtests=false -Dbench=false \
-		-Dbuildtype=debugoptimized > /dev/null || { echo "fuzz: meson setup build-fuzz failed"; exit 1; }
+# One build at a time: several runs (one per target, say) may start together.
+build_log=$(mktemp /tmp/vscanout-fuzz-build.XXXXXX)
+if ! (
+	flock 9
+	if [ ! -f build-fuzz/build.ninja ]; then
+		CC=clang-14 CXX=clang++-14 meson setup build-fuzz -Dwerror=true -Dfuzz=true -Dtests=false -Dbench=false \
+			-Dbuildtype=debugoptimized || exit 1
+	fi
+	ninja -C build-fuzz fuzzers
+) 9> /tmp/vscanout-fuzz-build.lock > "$build_log" 2>&1; then
+	tail -30 "$build_log"
+	echo "fuzz: building the fuzzers failed"
+	exit 1
 fi
-ninja -C build-fuzz fuzzers > /tmp/vscanout-fuzz-build.log 2>&1 \
-	|| { tail -30 /tmp/vscanout-fuzz-build.log; echo "fuzz: building the fuzzers failed"; exit 1; }
+rm -f "$build_log"
 
 targets=${FUZZ_TARGETS:-$(sed -n "s/^ *\['\([a-z_]*\)',.*/\1/p" fuzz/meson.build)}
 # Per target: the longest input (the QMP reader is fed long lines), and libFuzzer's own limits:
