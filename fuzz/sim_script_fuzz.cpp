@@ -45,12 +45,16 @@ const char *command_name(K k) {
 	case K::fault: return "fault";
 	case K::fence: return "fence";
 	case K::signal: return "signal";
+	case K::quit: return "quit";
+	case K::lose_device: return "lose-device";
 	}
 	broken("an event kind with no command");
 }
 
 std::string to_text(const ScriptEvent &ev) {
-	std::string s = std::to_string(ev.at_ms) + " " + command_name(ev.kind) + " ";
+	std::string s = std::to_string(ev.at_ms) + " " + command_name(ev.kind);
+	if (ev.kind == K::quit || ev.kind == K::lose_device) return s; // no arguments
+	s += " ";
 	if (ev.kind == K::fps) {
 		char buf[64];
 		auto [end, ec] = std::to_chars(buf, buf + sizeof buf, ev.fps); // shortest exact form
