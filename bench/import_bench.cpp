@@ -46,6 +46,7 @@
 #include "base/fd_util.hpp"
 #include "base/mapping.hpp"
 #include "base/unique_fd.hpp"
+#include "render/command_stream.hpp"
 #include "render/dmabuf_import.hpp"
 #include "render/head_renderer.hpp"
 #include "render/import.hpp"
@@ -185,23 +186,9 @@ class RawCopier {
 public:
 	explicit RawCopier(const render::VulkanContext &vk) : vk_(vk) {}
 	Status init() {
-		VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
-		pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
-		pci.queueFamilyIndex = vk_.queue_family();
-		VkCommandPool pool;
-		if (vkCreateCommandPool(vk_.device(), &pci, nullptr, &pool) != VK_SUCCESS)
-			return fail("vkCreateCommandPool failed");
-		pool_ = render::CommandPool(vk_.device(), pool);
-		VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
-		ai.commandPool = pool;
-		ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
-		ai.commandBufferCount = 1;
-		if (vkAllocateCommandBuffers(vk_.device(), &ai, &cmd_) != VK_SUCCESS)
-			return fail("vkAllocateCommandBuffers failed");
-		VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-		VkFence f;
-		if (vkCreateFence(vk_.device(), &fci, nullptr, &f) != VK_SUCCESS) return fail("vkCreateFence failed");
-		fence_ = render::Fence(vk_.device(), f);
+		auto s = render::CommandStream::create(vk_);
+		if (!s) return s.take_error();
+		stream_ = std::move(*s);
 		return Ok{};
 	}
 
@@ -235,9 +222,8 @@ public:
 	// Copies size bytes from src to dst, submits, waits. foreign_src/foreign_dst: that buffer is a
 	// dma-buf another device owns, taken and handed back around the copy, as HeadRenderer does.
 	Status copy(VkBuffer src, VkBuffer dst, VkDeviceSize size, bool foreign_src, bool foreign_dst) {
-		VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-		bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
-		vkBeginCommandBuffer(cmd_, &bi);
+		stream_.begin();
+		const VkCommandBuffer cmd = stream_.cmd();
 		std::vector<VkBufferMemoryBarrier> take, give;
 		auto ownership = [&](VkBuffer b, VkAccessFlags access) {
 			VkBufferMemoryBarrier bb{VK_STRUCTURE_TYPE_BUFFER_MEMORY_BARRIER};
@@ -255,37 +241,24 @@ public:
 		if (foreign_src) ownership(src, VK_ACCESS_TRANSFER_READ_BIT);
 		if (foreign_dst) ownership(dst, VK_ACCESS_TRANSFER_WRITE_BIT);
 		if (!take.empty())
-			vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 0, nullptr,
+			vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 0, nullptr,
 			                     static_cast<uint32_t>(take.size()), take.data(), 0, nullptr);
 		VkBufferCopy c{0, 0, size};
-		vkCmdCopyBuffer(cmd_, src, dst, 1, &c);
+		vkCmdCopyBuffer(cmd, src, dst, 1, &c);
 		if (!give.empty())
-			vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, 0, 0,
+			vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, 0, 0,
 			                     nullptr, static_cast<uint32_t>(give.size()), give.data(), 0, nullptr);
 		VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
 		mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
 		mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
-		vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, nullptr, 0,
+		vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, nullptr, 0,
 		                     nullptr);
-		vkEndCommandBuffer(cmd_);
-		VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
-		si.commandBufferCount = 1;
-		si.pCommandBuffers = &cmd_;
-		VkFence f = fence_.get();
-		if (VkResult r = vkQueueSubmit(vk_.queue(), 1, &si, f); r != VK_SUCCESS)
-			return fail(std::string("vkQueueSubmit failed: ") + render::vk_result_name(r));
-		VkResult r = vkWaitForFences(vk_.device(), 1, &f, VK_TRUE, UINT64_MAX);
-		vkResetFences(vk_.device(), 1, &f);
-		vkResetCommandBuffer(cmd_, 0);
-		if (r != VK_SUCCESS) return fail(std::string("vkWaitForFences failed: ") + render::vk_result_name(r));
-		return Ok{};
+		return stream_.submit_and_wait();
 	}
 
 private:
 	const render::VulkanContext &vk_;
-	render::CommandPool pool_;
-	VkCommandBuffer cmd_ = VK_NULL_HANDLE;
-	render::Fence fence_;
+	render::CommandStream stream_;
 };
 
 void print_row(const char *label, const Stats &s, double base) {

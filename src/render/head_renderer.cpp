@@ -43,8 +43,6 @@ struct ComposeParams {
 };
 static_assert(sizeof(ComposeParams) == 128, "ComposeParams must match shaders/compose.comp");
 
-std::string vk_fail(const char *what, VkResult r) { return std::string(what) + " failed: " + vk_result_name(r); }
-
 core::PixelLayout layout_of(uint32_t fourcc) { return core::find_format(fourcc)->layout; }
 
 // Whether a guest pixel can be copied byte for byte into the target.
@@ -172,24 +170,10 @@ Status HeadRenderer::init() {
 	if (VkResult r = vkAllocateDescriptorSets(dev, &dsa, sets_); r != VK_SUCCESS)
 		return fail(vk_fail("vkAllocateDescriptorSets", r));
 
-	VkCommandPoolCreateInfo cpci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
-	cpci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
-	cpci.queueFamilyIndex = ctx_.queue_family();
-	VkCommandPool cp;
-	if (VkResult r = vkCreateCommandPool(dev, &cpci, nullptr, &cp); r != VK_SUCCESS)
-		return fail(vk_fail("vkCreateCommandPool", r));
-	cmd_pool_ = CommandPool(dev, cp);
-	VkCommandBufferAllocateInfo cbai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
-	cbai.commandPool = cp;
-	cbai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
-	cbai.commandBufferCount = 1;
-	if (VkResult r = vkAllocateCommandBuffers(dev, &cbai, &cmd_); r != VK_SUCCESS)
-		return fail(vk_fail("vkAllocateCommandBuffers", r));
-	VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-	VkFence fence;
-	if (VkResult r = vkCreateFence(dev, &fci, nullptr, &fence); r != VK_SUCCESS)
-		return fail(vk_fail("vkCreateFence", r));
-	fence_ = Fence(dev, fence);
+	auto stream = CommandStream::create(ctx_);
+	if (!stream) return stream.take_error();
+	stream_ = std::move(*stream);
+	cmd_ = stream_.cmd();
 
 	// Bound where a frame has no cursor or no primary: descriptors must always be valid.
 	auto dummy = ctx_.create_mapped_buffer(4096, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT);
@@ -198,31 +182,7 @@ Status HeadRenderer::init() {
 	return Ok{};
 }
 
-Status HeadRenderer::submit_and_wait() {
-	if (VkResult r = vkEndCommandBuffer(cmd_); r != VK_SUCCESS) return fail(vk_fail("vkEndCommandBuffer", r));
-	VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
-	si.commandBufferCount = 1;
-	si.pCommandBuffers = &cmd_;
-	VkFence fence = fence_.get();
-	if (ctx_.lost()) return fail("the Vulkan device was lost");
-	// A device loss shows at the submit or the wait (docs/design.md, "Device loss").
-	const VkResult submitted = inject_device_lost() ? VK_ERROR_DEVICE_LOST : vkQueueSubmit(ctx_.queue(), 1, &si, fence);
-	if (VkResult r = ctx_.check(submitted, "vkQueueSubmit"); r != VK_SUCCESS) {
-		vkResetCommandBuffer(cmd_, 0);
-		return fail(vk_fail("vkQueueSubmit", r));
-	}
-	VkResult r = ctx_.check(vkWaitForFences(ctx_.device(), 1, &fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
-	vkResetFences(ctx_.device(), 1, &fence);
-	vkResetCommandBuffer(cmd_, 0);
-	if (r != VK_SUCCESS) return fail(vk_fail("vkWaitForFences", r));
-	return Ok{};
-}
-
-static void begin(VkCommandBuffer cmd) {
-	VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-	bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
-	vkBeginCommandBuffer(cmd, &bi);
-}
+Status HeadRenderer::submit_and_wait() { return stream_.submit_and_wait(); }
 
 static void barrier(VkCommandBuffer cmd, VkPipelineStageFlags src_stage, VkAccessFlags src,
                     VkPipelineStageFlags dst_stage, VkAccessFlags dst) {
@@ -530,14 +490,14 @@ Result<RenderReport> HeadRenderer::draw_no_signal(const FrameDesc &f, OutputTarg
 		NoSignal n{d.width, d.height, t.layout(), std::move(*buf)};
 		const Dst dst{
 		    n.buffer.buffer.get(), uint64_t{d.width} * 4 * d.height, d.width, d.height, d.width * 4, t.layout()};
-		begin(cmd_);
+		stream_.begin();
 		record_compose(FrameDesc{}, dst, Rect{0, 0, static_cast<int32_t>(d.width), static_cast<int32_t>(d.height)}, {});
 		if (Status s = submit_and_wait(); !s) return s.take_error();
 		no_signal_.push_back(std::move(n));
 		report.composed = {0, 0, static_cast<int32_t>(d.width), static_cast<int32_t>(d.height)};
 	}
 	const NoSignal &n = no_signal_.back();
-	begin(cmd_);
+	stream_.begin();
 	if (t.foreign()) transfer_target(cmd_, t, ctx_.foreign_queue_family(), ctx_.queue_family(), true);
 	const uint64_t row = uint64_t{d.width} * 4;
 	if (d.stride == row) {
@@ -591,7 +551,7 @@ Result<RenderReport> HeadRenderer::draw(const FrameDesc &f, OutputTarget &t) {
 
 	f.primary->begin_read();
 	if (f.cursor && f.cursor->image) f.cursor->image->begin_read();
-	begin(cmd_);
+	stream_.begin();
 	const bool foreign = f.primary->foreign();
 	if (foreign) transfer_ownership(cmd_, *f.primary, ctx_.foreign_queue_family(), ctx_.queue_family(), true);
 	if (t.foreign()) transfer_target(cmd_, t, ctx_.foreign_queue_family(), ctx_.queue_family(), true);
@@ -627,7 +587,7 @@ Result<RenderReport> HeadRenderer::draw(const FrameDesc &f, OutputTarget &t) {
 
 Status HeadRenderer::copy_only(const GuestImport &src, OutputTarget &t) {
 	forget_bars(t);
-	begin(cmd_);
+	stream_.begin();
 	const bool foreign = src.foreign();
 	if (foreign) transfer_ownership(cmd_, src, ctx_.foreign_queue_family(), ctx_.queue_family(), true);
 	if (t.foreign()) transfer_target(cmd_, t, ctx_.foreign_queue_family(), ctx_.queue_family(), true);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "render/command_stream.hpp"
 #include "render/cpu_compose.hpp"
 #include "render/frame_map.hpp"
 #include "render/geometry.hpp"
@@ -129,9 +130,8 @@ private:
 	DescriptorPool pool_;
 	VkDescriptorSet sets_[2] = {VK_NULL_HANDLE, VK_NULL_HANDLE};
 	Sampler sampler_;
-	CommandPool cmd_pool_;
-	VkCommandBuffer cmd_ = VK_NULL_HANDLE;
-	Fence fence_;
+	CommandStream stream_;
+	VkCommandBuffer cmd_ = VK_NULL_HANDLE; // stream_.cmd()
 	VulkanContext::MappedBuffer dummy_;
 };
 

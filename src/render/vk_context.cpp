@@ -24,8 +24,6 @@ bool has_extension(const std::vector<VkExtensionProperties> &exts, const char *n
 	                   [&](const auto &e) { return std::strcmp(e.extensionName, name) == 0; });
 }
 
-std::string vk_fail(const char *what, VkResult r) { return std::string(what) + " failed: " + vk_result_name(r); }
-
 std::string lower(std::string s) {
 	for (char &c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
 	return s;
@@ -396,5 +394,7 @@ Result<VulkanContext::MappedBuffer> VulkanContext::create_mapped_buffer(VkDevice
 		return fail(vk_fail("vkMapMemory", r));
 	return out;
 }
+
+std::string vk_fail(const char *what, VkResult r) { return std::string(what) + " failed: " + vk_result_name(r); }
 
 } // namespace vscanout::render

@@ -143,5 +143,7 @@ void arm_device_loss();
 bool inject_device_lost();
 
 const char *vk_result_name(VkResult r);
+// "<what> failed: VK_ERROR_...": the one wording of a failed Vulkan call.
+std::string vk_fail(const char *what, VkResult r);
 
 } // namespace vscanout::render

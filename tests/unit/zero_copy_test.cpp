@@ -26,6 +26,7 @@
 #include "base/fd_util.hpp"
 #include "base/mapping.hpp"
 #include "base/unique_fd.hpp"
+#include "render/command_stream.hpp"
 #include "render/dmabuf_export.hpp"
 #include "render/head_renderer.hpp"
 #include "render/import.hpp"
@@ -43,24 +44,12 @@ using render::ExportedBuffer;
 constexpr VkBufferUsageFlags kUsage =
     VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT | VK_BUFFER_USAGE_STORAGE_BUFFER_BIT;
 
-// One command buffer, submitted and waited for: the exporter's writes and reads.
+// The exporter's writes and reads, through a command stream of its own.
 class Transfer {
 public:
 	explicit Transfer(const VulkanContext &ctx) : ctx_(ctx) {
-		VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
-		pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
-		pci.queueFamilyIndex = ctx.queue_family();
-		VkCommandPool pool;
-		if (vkCreateCommandPool(ctx.device(), &pci, nullptr, &pool) != VK_SUCCESS) return;
-		pool_ = render::CommandPool(ctx.device(), pool);
-		VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
-		ai.commandPool = pool;
-		ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
-		ai.commandBufferCount = 1;
-		if (vkAllocateCommandBuffers(ctx.device(), &ai, &cmd_) != VK_SUCCESS) cmd_ = VK_NULL_HANDLE;
-		VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-		VkFence f;
-		if (vkCreateFence(ctx.device(), &fci, nullptr, &f) == VK_SUCCESS) fence_ = render::Fence(ctx.device(), f);
+		auto s = render::CommandStream::create(ctx);
+		if (s) stream_ = std::move(*s);
 	}
 
 	// Writes bytes into the exported memory through the exporter's buffer, then hands the buffer
@@ -111,29 +100,14 @@ public:
 
 private:
 	Status run(const std::function<void(VkCommandBuffer)> &record) {
-		if (cmd_ == VK_NULL_HANDLE || !fence_) return fail("no command buffer or fence");
-		VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-		bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
-		vkBeginCommandBuffer(cmd_, &bi);
-		record(cmd_);
-		vkEndCommandBuffer(cmd_);
-		VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
-		si.commandBufferCount = 1;
-		si.pCommandBuffers = &cmd_;
-		VkFence f = fence_.get();
-		if (VkResult r = vkQueueSubmit(ctx_.queue(), 1, &si, f); r != VK_SUCCESS)
-			return fail(std::string("vkQueueSubmit: ") + render::vk_result_name(r));
-		VkResult r = vkWaitForFences(ctx_.device(), 1, &f, VK_TRUE, UINT64_MAX);
-		vkResetFences(ctx_.device(), 1, &f);
-		vkResetCommandBuffer(cmd_, 0);
-		if (r != VK_SUCCESS) return fail(std::string("vkWaitForFences: ") + render::vk_result_name(r));
-		return Ok{};
+		if (stream_.cmd() == VK_NULL_HANDLE) return fail("no command stream");
+		stream_.begin();
+		record(stream_.cmd());
+		return stream_.submit_and_wait();
 	}
 
 	const VulkanContext &ctx_;
-	render::CommandPool pool_;
-	VkCommandBuffer cmd_ = VK_NULL_HANDLE;
-	render::Fence fence_;
+	render::CommandStream stream_;
 };
 
 // XRGB8888 words in which neighbouring pixels differ in every channel; salt changes all of them.
