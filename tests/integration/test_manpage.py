@@ -107,7 +107,13 @@ def test_parser_options_are_documented():
     --help names is one the parser accepts."""
     source = open(OPTIONS_CPP, encoding="utf-8").read()
     longs = {"--" + n for n in re.findall(r'^\s*\{"([\w-]+)", (?:no|required|optional)_argument', source, re.M)}
-    shorts_spec = re.search(r'getopt_long\(argc, argv, "([^"]*)"', source).group(1)
+    # The short options: a string literal given to getopt_long, directly or through a variable.
+    m = re.search(r'getopt_long\(argc, argv, "([^"]*)"', source)
+    if not m:
+        var = re.search(r"getopt_long\(argc, argv, (\w+),", source).group(1)
+        m = re.search(r"\b%s\[\]\s*=\s*\"([^\"]*)\"" % var, source)
+    assert m, "cannot find getopt_long's short options in " + OPTIONS_CPP
+    shorts_spec = m.group(1)
     shorts = {"-" + c for c in shorts_spec if c.isalnum()}
     assert "--source" in longs and "-s" in shorts, (longs, shorts)
     documented = {name for names, _ in help_entries() for name in names}
