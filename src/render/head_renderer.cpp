@@ -182,7 +182,17 @@ Status HeadRenderer::init() {
 	return Ok{};
 }
 
-Status HeadRenderer::submit_and_wait() { return stream_.submit_and_wait(); }
+Status HeadRenderer::submit_and_wait() {
+	Status s = stream_.submit_and_wait();
+	// A compose the batch could not record (no pipeline) fails the frame: the output would
+	// otherwise be called drawn with the old or half a picture in it.
+	if (!compose_error_.empty()) {
+		std::string e = std::move(compose_error_);
+		compose_error_.clear();
+		return fail(e);
+	}
+	return s;
+}
 
 static void barrier(VkCommandBuffer cmd, VkPipelineStageFlags src_stage, VkAccessFlags src,
                     VkPipelineStageFlags dst_stage, VkAccessFlags dst) {
@@ -366,7 +376,10 @@ void HeadRenderer::record_compose(const FrameDesc &f, const Dst &d, const Rect &
 	}
 	vkUpdateDescriptorSets(ctx_.device(), 3, w, 0, nullptr);
 	VkPipeline pipeline = pipeline_for(v, variant);
-	if (!pipeline) return;
+	if (!pipeline) {
+		compose_error_ = "render: no compute pipeline for this frame (vkCreateComputePipelines failed)";
+		return;
+	}
 	vkCmdBindPipeline(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline);
 	vkCmdBindDescriptorSets(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline_layout_[v].get(), 0, 1, &set, 0, nullptr);
 	vkCmdPushConstants(cmd_, pipeline_layout_[v].get(), VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof pc, &pc);

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "base/result.hpp"
@@ -131,6 +132,7 @@ private:
 	VkDescriptorSet sets_[2] = {VK_NULL_HANDLE, VK_NULL_HANDLE};
 	Sampler sampler_;
 	CommandStream stream_;
+	std::string compose_error_;            // set while recording: the batch lacks a compose it needed
 	VkCommandBuffer cmd_ = VK_NULL_HANDLE; // stream_.cmd()
 	VulkanContext::MappedBuffer dummy_;
 };

@@ -102,31 +102,40 @@ Result<Loop> Loop::create() {
 	return l;
 }
 
+void Loop::ctl(int op, int fd, epoll_event *ev) const {
+	// A failed ADD or MOD leaves a connection deaf: say so. DEL of what is already gone is fine.
+	if (::epoll_ctl(epoll_.get(), op, fd, ev) != 0 && !(op == EPOLL_CTL_DEL && (errno == ENOENT || errno == EBADF)))
+		VLOG_ERROR("dbus: epoll_ctl(%s, fd %d): %s",
+		           op == EPOLL_CTL_ADD   ? "add"
+		           : op == EPOLL_CTL_MOD ? "mod"
+		                                 : "del",
+		           fd, std::strerror(errno));
+}
+
 void Loop::add(sd_bus *bus) {
 	epoll_event ev{};
 	ev.events = EPOLLIN;
 	ev.data.ptr = bus;
-	::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, sd_bus_get_fd(bus), &ev);
+	ctl(EPOLL_CTL_ADD, sd_bus_get_fd(bus), &ev);
 	buses_.push_back(bus);
 }
 
 void Loop::add_fd(int fd) {
 	epoll_event ev{};
 	ev.events = EPOLLIN;
-	::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev);
+	ctl(EPOLL_CTL_ADD, fd, &ev);
 }
 
 void Loop::watch_fd(int fd, bool write) {
 	epoll_event ev{};
 	ev.events = write ? uint32_t{EPOLLOUT} : uint32_t{EPOLLIN};
-	if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT)
-		::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev);
+	if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev) != 0) ctl(EPOLL_CTL_ADD, fd, &ev);
 }
 
-void Loop::unwatch_fd(int fd) { ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr); }
+void Loop::unwatch_fd(int fd) { ctl(EPOLL_CTL_DEL, fd, nullptr); }
 
 void Loop::remove(sd_bus *bus) {
-	::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, sd_bus_get_fd(bus), nullptr);
+	ctl(EPOLL_CTL_DEL, sd_bus_get_fd(bus), nullptr);
 	std::erase(buses_, bus);
 }
 
@@ -154,7 +163,7 @@ void Loop::refresh() {
 		epoll_event ev{};
 		ev.events = ((want & POLLIN) ? uint32_t{EPOLLIN} : 0u) | ((want & POLLOUT) ? uint32_t{EPOLLOUT} : 0u);
 		ev.data.ptr = bus;
-		::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, sd_bus_get_fd(bus), &ev);
+		if (const int fd = sd_bus_get_fd(bus); fd >= 0) ctl(EPOLL_CTL_MOD, fd, &ev);
 		uint64_t t = UINT64_MAX;
 		if (sd_bus_get_timeout(bus, &t) >= 0) earliest = std::min(earliest, t);
 	}

@@ -18,6 +18,8 @@
 struct sd_bus;
 struct sd_bus_message;
 
+struct epoll_event;
+
 namespace vscanout::vgpu::dbus {
 
 std::string errno_text(int e); // sd-bus returns -errno
@@ -63,6 +65,8 @@ public:
 	void refresh();
 
 private:
+	// epoll_ctl, its failure logged (an ADD or MOD that fails leaves a connection deaf).
+	void ctl(int op, int fd, epoll_event *ev) const;
 	UniqueFd epoll_;
 	UniqueFd timer_;
 	std::vector<sd_bus *> buses_;
